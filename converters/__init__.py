@@ -1,0 +1,1 @@
+"""hh.converters: Keras -> TFLite in four quantizations, verified (needs TensorFlow)."""

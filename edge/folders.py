@@ -1,0 +1,126 @@
+"""Finding images in a folder of class folders, without TensorFlow.
+
+Labels come from the sub-folder names in sorted order, as `flow_from_directory` did. It lives in
+`edge` (stdlib only) so the trainer, the converter's calibration sampling and `hh-predict` on a
+device all list a folder the same way.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from hh.edge.cli_util import UserError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif"})
+
+
+@dataclass(frozen=True)
+class ImageFolder:
+    """Image paths with integer labels indexing `class_names`."""
+
+    root: Path
+    class_names: tuple[str, ...]
+    paths: tuple[str, ...]
+    labels: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def counts(self) -> dict[str, int]:
+        out = {name: 0 for name in self.class_names}
+        for label in self.labels:
+            out[self.class_names[label]] += 1
+        return out
+
+    def subset(self, indices: list[int]) -> ImageFolder:
+        return ImageFolder(
+            self.root, self.class_names, tuple(self.paths[i] for i in indices), tuple(self.labels[i] for i in indices)
+        )
+
+    def sample_per_class(self, count: int, seed: int = 0) -> ImageFolder:
+        """About `count` images drawn evenly across classes (all of a class when it has fewer)."""
+        rng = random.Random(seed)
+        per_class = max(1, -(-count // len(self.class_names)))
+        chosen: list[int] = []
+        for label in range(len(self.class_names)):
+            members = [i for i, lab in enumerate(self.labels) if lab == label]
+            rng.shuffle(members)
+            chosen.extend(sorted(members[:per_class]))
+        return self.subset(chosen)
+
+
+def is_image_file(path: Path) -> bool:
+    # Hidden files (.DS_Store, ._IMG_0001.jpg from macOS, our own .tmp files) are never images.
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if is_image_file(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def list_image_folder(root: str | Path, what: str = "data folder") -> ImageFolder:
+    """List ROOT/<class>/**/<image>; every problem a user can make is a one-line UserError."""
+    root = Path(root)
+    if not root.exists():
+        raise UserError(f"{what} {root} does not exist")
+    if not root.is_dir():
+        raise UserError(f"{what} {root} is not a folder")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    loose_images = [p for p in root.iterdir() if is_image_file(p)]
+    if not class_dirs:
+        if loose_images:
+            # The notes' "common mistake": pointing at one class folder instead of its parent.
+            raise UserError(
+                f"{what} {root} holds images but no class sub-folders: it looks like a single class; "
+                f"point at its parent {root.parent} (which should hold one sub-folder per class)"
+            )
+        raise UserError(f"{what} {root} has no class sub-folders (expected {root}/<class name>/<images>)")
+    if len(class_dirs) == 1:
+        raise UserError(
+            f"{what} {root} has only one class folder ({class_dirs[0].name}); a classifier needs at least 2"
+        )
+    paths: list[str] = []
+    labels: list[int] = []
+    for label, class_dir in enumerate(class_dirs):
+        images = _images_in(class_dir)
+        if not images:
+            raise UserError(f"class folder {class_dir} has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        paths.extend(str(p) for p in images)
+        labels.extend([label] * len(images))
+    return ImageFolder(root, tuple(p.name for p in class_dirs), tuple(paths), tuple(labels))
+
+
+def split_validation(folder: ImageFolder, fraction: float, seed: int) -> tuple[ImageFolder, ImageFolder]:
+    """A stratified, seeded split: the same folder, fraction and seed give the same split."""
+    if not 0.0 < fraction < 1.0:
+        raise UserError(f"--val-split must be between 0 and 1, got {fraction}")
+    rng = random.Random(seed)
+    train_idx: list[int] = []
+    val_idx: list[int] = []
+    for label, name in enumerate(folder.class_names):
+        members = [i for i, lab in enumerate(folder.labels) if lab == label]
+        rng.shuffle(members)
+        n_val = round(len(members) * fraction)
+        if n_val < 1 or n_val >= len(members):
+            raise UserError(
+                f"class {name} has {len(members)} images: too few to split {fraction:.0%} off for validation"
+            )
+        val_idx.extend(members[:n_val])
+        train_idx.extend(members[n_val:])
+    return folder.subset(sorted(train_idx)), folder.subset(sorted(val_idx))
+
+
+def check_same_classes(train: ImageFolder, val: ImageFolder) -> None:
+    if train.class_names != val.class_names:
+        only_train = sorted(set(train.class_names) - set(val.class_names))
+        only_val = sorted(set(val.class_names) - set(train.class_names))
+        parts = []
+        if only_train:
+            parts.append(f"only in training: {', '.join(only_train)}")
+        if only_val:
+            parts.append(f"only in validation: {', '.join(only_val)}")
+        raise UserError(
+            f"validation folder {val.root} has other classes than training folder {train.root} ({'; '.join(parts)})"
+        )

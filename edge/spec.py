@@ -1,0 +1,137 @@
+"""The preprocessing contract: the one description of what a model expects as input.
+
+Train/serve skew (BGR vs RGB, another resize interpolation or aspect handling, another
+scale) is the usual reason an edge classifier disagrees with the workstation model. So the
+facts live here once: the trainer writes this spec beside the model, the converter packs it
+into the .tflite, and the edge runtime reads it back. Nothing else types an image size or a
+label list.
+
+numpy-free even: plain dataclass + JSON, so it loads anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SPEC_FILENAME = "preprocessing.json"
+LABELS_FILENAME = "labels.txt"
+SPEC_VERSION = 1
+
+# The model sees RGB. OpenCV hands out BGR; the edge side converts, the trainer decodes RGB.
+COLOR_ORDER = "RGB"
+INTERPOLATIONS = ("bilinear", "nearest", "area")
+ASPECTS = ("squash", "crop")
+CLASS_MODES = ("binary", "categorical")
+
+
+class SpecError(ValueError):
+    """A spec file or value that cannot describe a model input."""
+
+
+@dataclass(frozen=True)
+class PreprocessingSpec:
+    """What a model expects: resize raw RGB pixels (0-255) to height x width, nothing more.
+
+    Scaling to [0, 1] is *not* part of preprocessing: it is the model's own first layer
+    (`Rescaling(1/255)`), so a full-int8 model can take raw uint8 pixels.
+    """
+
+    height: int
+    width: int
+    class_names: tuple[str, ...]
+    class_mode: str = "binary"
+    interpolation: str = "bilinear"
+    # "squash": resize the whole frame to the model size, ignoring aspect (the notes' way).
+    # "crop": centre-crop the largest box of the model's aspect, then resize.
+    aspect: str = "squash"
+    color_order: str = COLOR_ORDER
+    version: int = field(default=SPEC_VERSION)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        if self.height < 8 or self.width < 8:
+            raise SpecError(f"image size {self.height}x{self.width} is too small (minimum 8x8)")
+        if self.interpolation not in INTERPOLATIONS:
+            raise SpecError(f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+        if self.aspect not in ASPECTS:
+            raise SpecError(f"aspect {self.aspect!r} is not one of {', '.join(ASPECTS)}")
+        if self.class_mode not in CLASS_MODES:
+            raise SpecError(f"class mode {self.class_mode!r} is not one of {', '.join(CLASS_MODES)}")
+        if self.color_order != COLOR_ORDER:
+            raise SpecError(f"colour order {self.color_order!r} is not supported (models take {COLOR_ORDER})")
+        if len(self.class_names) < 2:
+            raise SpecError(f"a classifier needs at least 2 classes, got {len(self.class_names)}")
+        if len(set(self.class_names)) != len(self.class_names):
+            raise SpecError("class names are not unique")
+        if self.class_mode == "binary" and len(self.class_names) != 2:
+            raise SpecError(f"binary class mode needs exactly 2 classes, got {len(self.class_names)}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width), the order numpy and TensorFlow use."""
+        return (self.height, self.width)
+
+    @property
+    def output_units(self) -> int:
+        """Units of the Keras model's last layer: one sigmoid for binary, else one per class."""
+        return 1 if self.class_mode == "binary" else self.num_classes
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["class_names"] = list(self.class_names)
+        return json.dumps(data, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> PreprocessingSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(data, dict):
+            raise SpecError("not a JSON object")
+        known = set(cls.__dataclass_fields__)
+        missing = {"height", "width", "class_names"} - set(data)
+        if missing:
+            raise SpecError(f"missing field(s): {', '.join(sorted(missing))}")
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise SpecError(str(exc)) from None
+
+    def labels_text(self) -> str:
+        return "".join(name + "\n" for name in self.class_names)
+
+
+def center_crop_box(height, width, target_height, target_width, minimum=min):
+    """The largest centred box of the target aspect ratio: (top, left, crop_height, crop_width).
+
+    Written with plain arithmetic so the trainer can call it on tf tensors (passing
+    `minimum=tf.minimum`) and the edge side on ints: one formula, no skew.
+    """
+    crop_height = minimum(height, (width * target_height) // target_width)
+    crop_width = minimum(width, (height * target_width) // target_height)
+    top = (height - crop_height) // 2
+    left = (width - crop_width) // 2
+    return top, left, crop_height, crop_width
+
+
+def read_spec(path: str | Path) -> PreprocessingSpec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return PreprocessingSpec.from_json(text)
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+
+
+def parse_labels(text: str) -> tuple[str, ...]:
+    return tuple(line.strip() for line in text.splitlines() if line.strip())

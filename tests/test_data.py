@@ -1,0 +1,98 @@
+"""The tf.data loader on the formats and sizes users have."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hh.edge.folders import list_image_folder, split_validation
+from hh.edge.spec import PreprocessingSpec
+from hh.trainer.data import make_dataset
+
+
+def write_mixed_folder(root):
+    """Two classes, every format and mode the loader promises, all sizes different.
+
+    Class 'bright' images are near-white and class 'dark' near-black, so a label mix-up or a
+    channel/scale error shows up in the pixel means.
+    """
+    rng = np.random.default_rng(0)
+    for name, level in (("bright", 230), ("dark", 25)):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i, (ext, mode, size) in enumerate(
+            [
+                ("jpg", "RGB", (320, 200)),
+                ("png", "RGBA", (250, 410)),
+                ("png", "L", (97, 61)),
+                ("bmp", "RGB", (500, 300)),
+                ("gif", "P", (123, 77)),
+                ("jpeg", "L", (64, 64)),
+                ("PNG", "I;16", (90, 140)),
+            ]
+        ):
+            pixels = np.clip(level + rng.normal(0, 3, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+            image = Image.fromarray(pixels).convert("RGB")
+            if mode == "I;16":
+                image = Image.fromarray(pixels[..., 0].astype(np.uint16) * 257)
+            elif mode != "RGB":
+                image = image.convert(mode)
+            image.save(folder / f"img{i}.{ext}")
+        (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+        (folder / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_loader_decodes_every_format_to_rgb_batches(tmp_path):
+    folder = list_image_folder(write_mixed_folder(tmp_path / "mixed"))
+    assert folder.class_names == ("bright", "dark")
+    assert len(folder) == 14  # hidden and non-image files are not listed
+    spec = PreprocessingSpec(height=40, width=56, class_names=folder.class_names)
+    batches = list(make_dataset(folder, spec, batch_size=5, shuffle=False))
+    images = np.concatenate([b[0].numpy() for b in batches])
+    labels = np.concatenate([b[1].numpy() for b in batches])
+    assert [tuple(b[0].shape[1:]) for b in batches] == [(40, 56, 3)] * 3
+    assert batches[0][0].dtype.name == "float32"
+    assert labels.shape == (14, 1) and labels.dtype == np.float32
+    np.testing.assert_array_equal(labels[:, 0], [0] * 7 + [1] * 7)
+    # Raw 0-255 pixels (scaling is the model's job), bright class bright, dark class dark.
+    means = images.reshape(14, -1).mean(axis=1)
+    assert np.all(means[:7] > 200) and np.all(means[7:] < 50), means
+
+
+def test_categorical_labels_are_one_hot(tmp_path):
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            Image.new("RGB", (30 + i, 20), (i * 100, 0, 0)).save(tmp_path / name / f"{i}.png")
+    folder = list_image_folder(tmp_path)
+    spec = PreprocessingSpec(height=16, width=16, class_names=folder.class_names, class_mode="categorical")
+    (x, y), = list(make_dataset(folder, spec, batch_size=6, shuffle=False))
+    np.testing.assert_array_equal(y.numpy(), np.repeat(np.eye(3, dtype=np.float32), 2, axis=0))
+    assert x.shape == (6, 16, 16, 3)
+
+
+def test_val_split_is_stratified_and_seeded(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(10):
+            Image.new("RGB", (8, 8)).save(tmp_path / name / f"{i}.png")
+    folder = list_image_folder(tmp_path)
+    train1, val1 = split_validation(folder, 0.3, seed=5)
+    train2, val2 = split_validation(folder, 0.3, seed=5)
+    _, val3 = split_validation(folder, 0.3, seed=6)
+    assert val1.paths == val2.paths and train1.paths == train2.paths
+    assert val1.paths != val3.paths
+    assert val1.counts() == {"a": 3, "b": 3} and train1.counts() == {"a": 7, "b": 7}
+    assert not set(train1.paths) & set(val1.paths)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, 0.01])
+def test_val_split_refuses_fractions_that_leave_a_side_empty(tmp_path, fraction):
+    from hh.edge.cli_util import UserError
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(4):
+            Image.new("RGB", (8, 8)).save(tmp_path / name / f"{i}.png")
+    with pytest.raises(UserError):
+        split_validation(list_image_folder(tmp_path), fraction, seed=0)

@@ -1,0 +1,52 @@
+import pytest
+
+from hh.edge.spec import PreprocessingSpec, SpecError, center_crop_box, parse_labels
+
+
+def make_spec(**overrides):
+    fields = dict(height=64, width=48, class_names=("a", "b"), class_mode="binary")
+    fields.update(overrides)
+    return PreprocessingSpec(**fields)
+
+
+def test_json_round_trip_keeps_every_field():
+    spec = make_spec(class_names=("x", "y", "z"), class_mode="categorical", aspect="crop", interpolation="area")
+    assert PreprocessingSpec.from_json(spec.to_json()) == spec
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(interpolation="cubic"), "interpolation"),
+        (dict(aspect="pad"), "aspect"),
+        (dict(class_names=("a", "b", "c")), "binary class mode needs exactly 2"),
+        (dict(class_names=("a",), class_mode="categorical"), "at least 2 classes"),
+        (dict(class_names=("a", "a")), "not unique"),
+        (dict(color_order="BGR"), "colour order"),
+        (dict(height=4), "too small"),
+    ],
+)
+def test_invalid_specs_are_refused(overrides, message):
+    with pytest.raises(SpecError, match=message):
+        make_spec(**overrides)
+
+
+def test_from_json_names_missing_fields():
+    with pytest.raises(SpecError, match="missing field.*height"):
+        PreprocessingSpec.from_json('{"width": 3, "class_names": ["a", "b"]}')
+    with pytest.raises(SpecError, match="not valid JSON"):
+        PreprocessingSpec.from_json("{")
+
+
+def test_center_crop_box_keeps_target_aspect_and_centres():
+    # Landscape 480x640 to a square: crop a centred 480x480.
+    assert center_crop_box(480, 640, 300, 300) == (0, 80, 480, 480)
+    # Portrait 640x480 to a square.
+    assert center_crop_box(640, 480, 96, 96) == (80, 0, 480, 480)
+    # Square to 2:1 (h:w = 1:2).
+    assert center_crop_box(100, 100, 50, 100) == (25, 0, 50, 100)
+
+
+def test_labels_text_round_trip():
+    spec = make_spec(class_names=("healthy", "brown spot"))
+    assert parse_labels(spec.labels_text()) == spec.class_names

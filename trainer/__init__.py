@@ -1,0 +1,1 @@
+"""hh.trainer: load class folders, build models, train (needs TensorFlow)."""

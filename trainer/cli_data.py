@@ -1,0 +1,53 @@
+"""hh-data: make a demo data set on the spot (the machine may have no internet)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hh.edge.cli_util import make_app, user_errors
+
+app = make_app("Make data sets for hh.")
+
+
+@app.callback()
+def _root() -> None:
+    """Make data sets for hh."""
+
+
+@app.command()
+@user_errors(ValueError, OSError)
+def synth(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write OUT_DIR/train/<class>/ and OUT_DIR/validation/<class>/ into.")],
+    classes: Annotated[int, typer.Option(help="Number of classes (2-4): healthy, brown_spot, mosaic, streak.")] = 2,
+    per_class: Annotated[int, typer.Option(help="Images per class, split 80/20 into train and validation.")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same images.")] = 0,
+) -> None:
+    """Write a synthetic leaf-disease data set: leaves at random places, sizes and angles on
+    cluttered backgrounds, in JPEGs of 200-500 px a side. Classes differ by lesions, mottling or
+    streaks on the leaf, not by colour."""
+    from hh.trainer.synth import write_dataset
+
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 50 == 0:
+            print(f"\r  {done}/{total} images", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    counts = write_dataset(out_dir, classes=classes, per_class=per_class, seed=seed, progress=progress)
+    for split, per_class_counts in counts.items():
+        summary = ", ".join(f"{name} {n}" for name, n in per_class_counts.items())
+        print(f"{out_dir / split}: {summary}")
+    print(f"wrote {sum(sum(c.values()) for c in counts.values())} images in {time.monotonic() - started:.1f}s")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Model builders, by name. Every model takes raw 0-255 RGB and starts with Rescaling(1/255).
+
+Keeping the scale inside the model is what lets a full-int8 TFLite model take uint8 camera
+pixels directly: the converter folds the Rescaling into the input quantization.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+from keras import layers
+
+from hh.edge.spec import PreprocessingSpec
+
+Builder = Callable[[PreprocessingSpec], keras.Model]
+ARCHITECTURES: dict[str, Builder] = {}
+
+
+def register(name: str) -> Callable[[Builder], Builder]:
+    def add(builder: Builder) -> Builder:
+        ARCHITECTURES[name] = builder
+        return builder
+
+    return add
+
+
+def _inputs(spec: PreprocessingSpec):
+    inputs = keras.Input(shape=(spec.height, spec.width, 3), name="image")
+    return inputs, layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+
+
+def _head(x, spec: PreprocessingSpec):
+    if spec.class_mode == "binary":
+        return layers.Dense(1, activation="sigmoid", name="probability")(x)
+    return layers.Dense(spec.num_classes, activation="softmax", name="probabilities")(x)
+
+
+@register("seed")
+def build_seed(spec: PreprocessingSpec) -> keras.Model:
+    """Exactly the notes' network: three Conv/MaxPool blocks, Flatten, Dense 512, classifier."""
+    inputs, x = _inputs(spec)
+    for filters in (16, 32, 64):
+        x = layers.Conv2D(filters, 3, activation="relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(512, activation="relu")(x)
+    return keras.Model(inputs, _head(x, spec), name="seed")
+
+
+def build_model(arch: str, spec: PreprocessingSpec) -> keras.Model:
+    try:
+        builder = ARCHITECTURES[arch]
+    except KeyError:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}") from None
+    return builder(spec)
+
+
+def compile_model(model: keras.Model, spec: PreprocessingSpec, learning_rate: float) -> keras.Model:
+    loss = "binary_crossentropy" if spec.class_mode == "binary" else "categorical_crossentropy"
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate), loss=loss, metrics=["accuracy"])
+    return model

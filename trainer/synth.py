@@ -1,0 +1,180 @@
+"""A synthetic leaf-disease data set, made on the spot (the machine has no internet).
+
+It carries the notes' point about real photos: leaves at different places in the frame, of
+different sizes and angles, sometimes more than one, on cluttered soil-and-grass backgrounds,
+in images of different sizes and aspect ratios. The classes differ by what is *on* the leaf
+(lesions, mottling, streaks), not by a colour that gives them away: leaf and background hues
+are drawn from the same ranges for every class.
+
+numpy + OpenCV only; deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+# Named after cassava conditions, the field case that motivates the toolkit.
+CLASS_NAMES = ("healthy", "brown_spot", "mosaic", "streak")
+MIN_SIDE, MAX_SIDE = 200, 500
+
+
+@dataclass(frozen=True)
+class Leaf:
+    cx: float
+    cy: float
+    length: float  # half-length of the major axis, px
+    width: float  # half-length of the minor axis, px
+    angle: float  # degrees
+
+
+def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    # Soil, dry grass, shade: earthy BGR with red >= green-ish >= blue.
+    blue = rng.uniform(30, 90)
+    green_ = blue + rng.uniform(10, 50)
+    base = np.array([blue, green_, green_ + rng.uniform(-15, 35)])
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = base
+    # Low-frequency lighting and texture.
+    coarse = rng.normal(0, 12, (max(2, h // 40), max(2, w // 40), 3)).astype(np.float32)
+    img += cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    img += rng.normal(0, 6, (h, w, 3)).astype(np.float32)
+    # Clutter: stems, grass blades, stones.
+    for _ in range(rng.integers(6, 18)):
+        colour = rng.uniform(20, 170, 3).tolist()
+        if rng.random() < 0.6:
+            p1 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            p2 = (int(p1[0] + rng.normal(0, w / 4)), int(p1[1] + rng.normal(0, h / 4)))
+            cv2.line(img, p1, p2, colour, int(rng.integers(1, 4)), cv2.LINE_AA)
+        else:
+            centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            axes = (int(rng.integers(3, 18)), int(rng.integers(3, 18)))
+            cv2.ellipse(img, centre, axes, float(rng.uniform(0, 180)), 0, 360, colour, -1, cv2.LINE_AA)
+    return img
+
+
+def _leaf_mask(h: int, w: int, leaf: Leaf) -> np.ndarray:
+    mask = np.zeros((h, w), np.uint8)
+    cv2.ellipse(
+        mask, (int(leaf.cx), int(leaf.cy)), (int(leaf.length), int(leaf.width)), leaf.angle, 0, 360, 255, -1, cv2.LINE_AA
+    )
+    return mask
+
+
+def _along(leaf: Leaf, t: float, s: float) -> tuple[int, int]:
+    """Point at fraction t along the major axis and s across it (both in [-1, 1])."""
+    a = np.deg2rad(leaf.angle)
+    x = leaf.cx + t * leaf.length * np.cos(a) - s * leaf.width * np.sin(a)
+    y = leaf.cy + t * leaf.length * np.sin(a) + s * leaf.width * np.cos(a)
+    return int(x), int(y)
+
+
+def _draw_veins(layer: np.ndarray, leaf: Leaf, colour) -> None:
+    thickness = max(1, int(leaf.width / 14))
+    cv2.line(layer, _along(leaf, -0.95, 0), _along(leaf, 0.95, 0), colour, thickness, cv2.LINE_AA)
+    for t in np.linspace(-0.6, 0.7, 5):
+        for side in (-1, 1):
+            cv2.line(layer, _along(leaf, t, 0), _along(leaf, t + 0.25, side * 0.8), colour, max(1, thickness // 2), cv2.LINE_AA)
+
+
+def _spots(layer, leaf, rng):
+    for _ in range(rng.integers(5, 11)):
+        centre = _along(leaf, rng.uniform(-0.7, 0.7), rng.uniform(-0.6, 0.6))
+        r = max(2, int(leaf.width * rng.uniform(0.12, 0.22)))
+        cv2.circle(layer, centre, int(r * 1.5), (60, 190, 210), -1, cv2.LINE_AA)  # yellow halo
+        cv2.circle(layer, centre, r, (20, 45, 90), -1, cv2.LINE_AA)  # brown lesion
+
+
+def _mosaic(layer, leaf, rng):
+    for _ in range(rng.integers(10, 20)):
+        centre = _along(leaf, rng.uniform(-0.9, 0.9), rng.uniform(-0.9, 0.9))
+        axes = (max(2, int(leaf.width * rng.uniform(0.15, 0.35))), max(2, int(leaf.width * rng.uniform(0.1, 0.25))))
+        cv2.ellipse(layer, centre, axes, float(rng.uniform(0, 180)), 0, 360, (70, 215, 225), -1, cv2.LINE_AA)
+
+
+def _streaks(layer, leaf, rng):
+    for _ in range(rng.integers(3, 6)):
+        s = rng.uniform(-0.7, 0.7)
+        t0 = rng.uniform(-0.9, 0.0)
+        thickness = max(2, int(leaf.width * rng.uniform(0.08, 0.14)))
+        cv2.line(layer, _along(leaf, t0, s), _along(leaf, t0 + rng.uniform(0.6, 1.0), s), (30, 60, 110), thickness, cv2.LINE_AA)
+
+
+SYMPTOMS: dict[str, Callable | None] = {
+    "healthy": None,
+    "brown_spot": _spots,
+    "mosaic": _mosaic,
+    "streak": _streaks,
+}
+
+
+def render_image(class_name: str, rng: np.random.Generator) -> np.ndarray:
+    """One BGR uint8 image of `class_name` at a random size and aspect ratio."""
+    h, w = (int(v) for v in rng.integers(MIN_SIDE, MAX_SIDE + 1, 2))
+    img = _background(rng, h, w)
+    n_leaves = 1 if rng.random() < 0.75 else 2
+    for _ in range(n_leaves):
+        side = min(h, w)
+        length = side * rng.uniform(0.22, 0.42) / (1 if n_leaves == 1 else 1.3)
+        leaf = Leaf(
+            cx=rng.uniform(length * 0.6, w - length * 0.6),
+            cy=rng.uniform(length * 0.6, h - length * 0.6),
+            length=length,
+            width=length * rng.uniform(0.38, 0.55),
+            angle=float(rng.uniform(0, 180)),
+        )
+        # Same hue range for every class: green from yellowish to bluish, light to dark.
+        green = np.array([rng.uniform(20, 90), rng.uniform(110, 200), rng.uniform(30, 120)], np.float32)
+        layer = np.zeros_like(img)
+        layer[:] = green
+        layer += rng.normal(0, 5, layer.shape).astype(np.float32)
+        _draw_veins(layer, leaf, (green * 0.7).tolist())
+        symptom = SYMPTOMS[class_name]
+        if symptom is not None:
+            symptom(layer, leaf, rng)
+        mask = cv2.GaussianBlur(_leaf_mask(h, w, leaf), (3, 3), 0).astype(np.float32)[..., None] / 255.0
+        img = img * (1 - mask) + layer * mask
+    brightness = rng.uniform(0.75, 1.2)
+    return np.clip(img * brightness, 0, 255).astype(np.uint8)
+
+
+def write_dataset(
+    out_dir: str | Path,
+    classes: int = 2,
+    per_class: int = 100,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, dict[str, int]]:
+    """Write OUT/train/<class>/*.jpg and OUT/validation/<class>/*.jpg; return counts per split."""
+    if not 2 <= classes <= len(CLASS_NAMES):
+        raise ValueError(f"--classes must be between 2 and {len(CLASS_NAMES)}, got {classes}")
+    if per_class < 2:
+        raise ValueError(f"--per-class must be at least 2, got {per_class}")
+    out_dir = Path(out_dir)
+    names = CLASS_NAMES[:classes]
+    n_val = max(1, round(per_class * val_fraction))
+    counts: dict[str, dict[str, int]] = {"train": {}, "validation": {}}
+    total, done = per_class * classes, 0
+    for class_index, name in enumerate(names):
+        # One generator per class: adding images to one class never changes another's.
+        rng = np.random.default_rng([seed, class_index])
+        for i in range(per_class):
+            split = "validation" if i < n_val else "train"
+            folder = out_dir / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            image = render_image(name, rng)
+            path = folder / f"{name}_{i:05d}.jpg"
+            tmp = folder / f".{name}_{i:05d}.tmp.jpg"
+            if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, 90]):
+                raise OSError(f"could not write {path}")
+            tmp.replace(path)
+            counts[split][name] = counts[split].get(name, 0) + 1
+            done += 1
+            if progress:
+                progress(done, total)
+    return counts
