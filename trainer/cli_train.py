@@ -59,10 +59,12 @@ def train(
     else:
         if data_dir is None:
             raise UserError("give a training folder DATA_DIR (or --resume RUN_DIR)")
+        # Absolute data paths in run.json: hh-convert finds calibration and validation images
+        # from any working directory.
         config = TrainConfig(
-            data_dir=str(data_dir),
+            data_dir=str(data_dir.absolute()),
             out=str(out or default_run_dir(arch)),
-            val_dir=str(val_dir) if val_dir else None,
+            val_dir=str(val_dir.absolute()) if val_dir else None,
             val_split=val_split,
             image_size=image_size,
             batch_size=batch_size,

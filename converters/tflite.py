@@ -1,0 +1,103 @@
+"""Keras -> TFLite in four quantizations, each file carrying its labels and preprocessing spec.
+
+    mode      weights   activations   input     output    file
+    float32   float32   float32       float32   float32   model_float32.tflite
+    float16   float16   float32       float32   float32   model_float16.tflite
+    dynamic   int8      float32       float32   float32   model_dynamic.tflite
+    int8      int8      int8          uint8     uint8     model_int8.tflite
+
+Every exported graph outputs one probability per class: a binary model's single sigmoid p
+becomes [1-p, p], because stock classifiers (MediaPipe) refuse an output narrower than the
+label list. The Keras model itself keeps the notes' one-unit head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from hh.converters.metadata import attach_metadata, build_model_metadata
+from hh.edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    description: str
+
+    @property
+    def filename(self) -> str:
+        return f"model_{self.name}.tflite"
+
+
+MODES = {
+    "float32": Mode("float32", "float32 weights and activations"),
+    "float16": Mode("float16", "float16 weights, float32 compute"),
+    "dynamic": Mode("dynamic", "int8 weights, float activations (dynamic range)"),
+    "int8": Mode("int8", "full integer: int8 ops, uint8 pixels in, uint8 probabilities out"),
+}
+
+
+def per_class_probabilities(model: keras.Model, spec: PreprocessingSpec) -> keras.Model:
+    """The graph to export: for a one-unit sigmoid, append a fixed Dense giving [1-p, p]."""
+    if model.output_shape[-1] == spec.num_classes:
+        return model
+    if spec.class_mode != "binary" or model.output_shape[-1] != 1:
+        raise ValueError(f"model outputs {model.output_shape[-1]} values for {spec.num_classes} classes")
+    # [1-p, p] = p * [-1, 1] + [1, 0]: a constant Dense quantizes cleanly, unlike a Lambda.
+    two = keras.layers.Dense(2, name="probabilities", trainable=False)
+    outputs = two(model.output)
+    two.set_weights([np.array([[-1.0, 1.0]], np.float32), np.array([1.0, 0.0], np.float32)])
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_per_class")
+
+
+def representative_data(images: np.ndarray) -> Iterator[list[np.ndarray]]:
+    """Calibration samples for int8, raw 0-255 pixels as the model takes them.
+
+    A black and a white frame go first so the observed input range is exactly [0, 255]: the
+    uint8 input then gets scale 1, zero point 0, and camera pixels go in untouched.
+    """
+    height, width = images.shape[1:3]
+    for level in (0.0, 255.0):
+        yield [np.full((1, height, width, 3), level, np.float32)]
+    for image in images:
+        yield [image[None].astype(np.float32)]
+
+
+def convert(model: keras.Model, spec: PreprocessingSpec, mode: str, calibration: np.ndarray | None = None) -> bytes:
+    """The bare .tflite flatbuffer for `mode` (no metadata yet)."""
+    export = per_class_probabilities(model, spec)
+    converter = tf.lite.TFLiteConverter.from_keras_model(export)
+    if mode == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode == "int8":
+        if calibration is None or len(calibration) == 0:
+            raise ValueError("full-integer conversion needs calibration images")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: representative_data(calibration)
+        # Every op int8, or the conversion fails: no silent float fallback on the device.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    elif mode != "float32":
+        raise ValueError(f"unknown mode {mode!r}")
+    return converter.convert()
+
+
+def with_contract(tflite: bytes, spec: PreprocessingSpec, mode: str, version: str) -> bytes:
+    """Embed labels and spec (standard metadata + zip) so one file is enough on the device."""
+    metadata = build_model_metadata(
+        spec,
+        name=f"hh image classifier ({mode})",
+        description=f"Classifies {spec.height}x{spec.width} RGB images into: {', '.join(spec.class_names)}.",
+        version=version,
+    )
+    files = {LABELS_FILENAME: spec.labels_text().encode(), SPEC_FILENAME: spec.to_json().encode()}
+    return attach_metadata(tflite, metadata, files)

@@ -1,0 +1,67 @@
+"""Read the labels and preprocessing spec a .tflite carries inside itself. stdlib only.
+
+hh-convert packs them the standard TFLite-metadata way: the model's metadata flatbuffer names
+`labels.txt` as the output's TENSOR_AXIS_LABELS file, and the files themselves are appended as
+an uncompressed zip archive, so the .tflite is also a valid zip. zipfile reads that directly.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from hh.edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec, SpecError, parse_labels, read_spec
+
+
+def read_associated_files(model_path: str | Path) -> dict[str, bytes]:
+    """Files packed into a .tflite (empty when it carries none)."""
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            return {name: archive.read(name) for name in archive.namelist()}
+    except (zipfile.BadZipFile, OSError):
+        return {}
+
+
+def embedded_spec(model_path: str | Path) -> PreprocessingSpec | None:
+    files = read_associated_files(model_path)
+    if SPEC_FILENAME not in files:
+        return None
+    try:
+        spec = PreprocessingSpec.from_json(files[SPEC_FILENAME].decode("utf-8"))
+    except (SpecError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{model_path}: embedded {SPEC_FILENAME}: {exc}") from None
+    if LABELS_FILENAME in files:
+        labels = parse_labels(files[LABELS_FILENAME].decode("utf-8"))
+        if labels != spec.class_names:
+            raise SpecError(f"{model_path}: embedded {LABELS_FILENAME} and {SPEC_FILENAME} disagree on the labels")
+    return spec
+
+
+def sidecar_spec(model_path: str | Path) -> PreprocessingSpec | None:
+    """preprocessing.json beside the model; labels.txt beside it, when present, must agree."""
+    folder = Path(model_path).parent
+    if not (folder / SPEC_FILENAME).exists():
+        return None
+    spec = read_spec(folder / SPEC_FILENAME)
+    labels_path = folder / LABELS_FILENAME
+    if labels_path.exists():
+        labels = parse_labels(labels_path.read_text(encoding="utf-8"))
+        if labels != spec.class_names:
+            raise SpecError(
+                f"{labels_path}: {len(labels)} labels that differ from the {spec.num_classes} in {folder / SPEC_FILENAME}"
+            )
+    return spec
+
+
+def read_model_spec(model_path: str | Path) -> tuple[PreprocessingSpec, str]:
+    """The spec for a model, embedded first, sidecar files second; and where it came from."""
+    spec = embedded_spec(model_path)
+    if spec is not None:
+        return spec, "embedded"
+    spec = sidecar_spec(model_path)
+    if spec is not None:
+        return spec, "sidecar"
+    raise SpecError(
+        f"{model_path}: carries no labels/preprocessing metadata and has no {SPEC_FILENAME} beside it "
+        "(convert it with hh-convert)"
+    )

@@ -1,0 +1,47 @@
+"""Camera frame -> model input, following the PreprocessingSpec. OpenCV + numpy only.
+
+The twin of hh.trainer.data.resize_rgb (tf). Both crop with spec.center_crop_box and resize
+with the same interpolation; tests/test_parity.py holds their outputs together.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from hh.edge.spec import PreprocessingSpec, center_crop_box
+
+# Spec interpolation names -> OpenCV flags. INTER_NEAREST_EXACT, not INTER_NEAREST: it samples
+# pixel centres the way tf.image.resize does; INTER_NEAREST is shifted by half a pixel.
+CV2_INTERPOLATION = {
+    "bilinear": cv2.INTER_LINEAR,
+    "nearest": cv2.INTER_NEAREST_EXACT,
+    "area": cv2.INTER_AREA,
+}
+
+
+def to_model_rgb(frame: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
+    """An OpenCV frame (BGR, BGRA or greyscale, uint8) -> spec-sized RGB uint8 [H, W, 3]."""
+    if frame is None or frame.size == 0:
+        raise ValueError("empty frame")
+    if frame.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8, got {frame.dtype}")
+    if spec.aspect == "crop":
+        top, left, crop_h, crop_w = center_crop_box(frame.shape[0], frame.shape[1], spec.height, spec.width)
+        frame = frame[top : top + crop_h, left : left + crop_w]
+    # Resize first, convert colour second: the conversion then touches model-sized images only.
+    resized = cv2.resize(frame, (spec.width, spec.height), interpolation=CV2_INTERPOLATION[spec.interpolation])
+    if resized.ndim == 2:
+        return cv2.cvtColor(resized, cv2.COLOR_GRAY2RGB)
+    if resized.shape[2] == 4:
+        return cv2.cvtColor(resized, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+
+
+def read_image_bgr(path: str) -> np.ndarray:
+    """An image file as an OpenCV BGR frame (EXIF orientation applied), or ValueError."""
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ValueError(f"{path}: not a readable image")
+    return image

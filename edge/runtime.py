@@ -1,0 +1,174 @@
+"""The TFLite classifier: load a .tflite, feed it frames, get labels. numpy + OpenCV + LiteRT.
+
+Tensor types are read from the interpreter, never assumed: float32 and float16-weight models
+take float pixels 0-255, full-int8 models take uint8 (or int8) pixels quantized with the input
+tensor's scale and zero point, and integer outputs are dequantized the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hh.edge.cli_util import UserError
+from hh.edge.metadata import read_model_spec
+from hh.edge.preprocess import to_model_rgb
+from hh.edge.spec import PreprocessingSpec
+
+# In order of preference (DESIGN.md): LiteRT is the maintained successor of tflite-runtime and
+# works with numpy 2; tf.lite is the last resort on a workstation.
+RUNTIMES = ("ai-edge-litert", "tflite-runtime", "tensorflow")
+
+
+class ModelFileError(UserError):
+    """A model file that cannot be used: named, with the reason, in one line."""
+
+
+def _interpreter_class(runtime: str):
+    if runtime == "ai-edge-litert":
+        from ai_edge_litert.interpreter import Interpreter
+    elif runtime == "tflite-runtime":
+        from tflite_runtime.interpreter import Interpreter
+    else:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return Interpreter
+
+
+def load_interpreter(model_path: str | Path, num_threads: int | None = None, runtimes=RUNTIMES):
+    """(interpreter with tensors allocated, name of the runtime that loaded it)."""
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    if path.stat().st_size < 16:
+        raise ModelFileError(f"{path}: not a TFLite model (file is {path.stat().st_size} bytes)")
+    with open(path, "rb") as handle:
+        header = handle.read(8)
+    if header[4:8] != b"TFL3":
+        raise ModelFileError(f"{path}: not a TFLite model (no TFL3 identifier)")
+    for runtime in runtimes:
+        try:
+            Interpreter = _interpreter_class(runtime)
+        except ImportError:
+            continue
+        try:
+            interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelFileError(f"{path}: cannot be loaded by {runtime} ({reason})") from None
+        return interpreter, runtime
+    raise ModelFileError(f"no TFLite runtime is installed; pip install {RUNTIMES[0]}")
+
+
+@dataclass(frozen=True)
+class Classification:
+    label: str
+    probability: float
+    index: int
+    probabilities: np.ndarray  # one per class, in spec.class_names order
+
+    def as_dict(self, class_names) -> dict:
+        return {
+            "label": self.label,
+            "probability": round(float(self.probability), 5),
+            "probabilities": {name: round(float(p), 5) for name, p in zip(class_names, self.probabilities)},
+        }
+
+
+class TFLiteClassifier:
+    """One .tflite image classifier with its preprocessing contract.
+
+    >>> clf = TFLiteClassifier("model_int8.tflite", num_threads=2)
+    >>> clf.classify(cv2.imread("leaf.jpg")).label
+    """
+
+    def __init__(self, model_path: str | Path, num_threads: int | None = None, runtimes=RUNTIMES):
+        self.model_path = Path(model_path)
+        self.interpreter, self.runtime = load_interpreter(model_path, num_threads, runtimes)
+        self.spec, self.spec_source = read_model_spec(model_path)
+        inputs = self.interpreter.get_input_details()
+        outputs = self.interpreter.get_output_details()
+        if len(inputs) != 1:
+            raise ModelFileError(f"{model_path}: has {len(inputs)} inputs; an image classifier has one")
+        if len(outputs) != 1:
+            raise ModelFileError(f"{model_path}: has {len(outputs)} outputs; an image classifier has one")
+        self._input, self._output = inputs[0], outputs[0]
+        shape = tuple(int(d) for d in self._input["shape"])
+        if len(shape) != 4 or shape[3] != 3:
+            raise ModelFileError(f"{model_path}: input shape {list(shape)} is not [1, height, width, 3]")
+        if shape[1:3] != self.spec.size:
+            raise ModelFileError(
+                f"{model_path}: input is {shape[1]}x{shape[2]} but its preprocessing spec says "
+                f"{self.spec.height}x{self.spec.width}"
+            )
+        width = int(self._output["shape"][-1])
+        self._sigmoid_output = width == 1 and self.spec.class_mode == "binary"
+        if width != self.spec.num_classes and not self._sigmoid_output:
+            raise ModelFileError(
+                f"{model_path}: output has {width} values but there are {self.spec.num_classes} labels"
+            )
+        self.input_dtype = np.dtype(self._input["dtype"])
+        self.output_dtype = np.dtype(self._output["dtype"])
+        self._in_scale, self._in_zero = self._input["quantization"]
+        self._out_scale, self._out_zero = self._output["quantization"]
+        # Raw uint8 pixels go straight in when the quantization is the identity (our int8 export).
+        self._identity_input = self.input_dtype == np.uint8 and self._in_scale == 1.0 and self._in_zero == 0
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.spec.class_names
+
+    def describe(self) -> str:
+        return (
+            f"{self.model_path.name}: {self.spec.height}x{self.spec.width} {self.input_dtype.name} input, "
+            f"{self.spec.num_classes} classes, runtime {self.runtime}, spec {self.spec_source}"
+        )
+
+    def quantize_input(self, rgb: np.ndarray) -> np.ndarray:
+        """RGB pixels 0-255 [H, W, 3] (uint8 or float) -> the input tensor [1, H, W, 3]."""
+        if self._identity_input and rgb.dtype == np.uint8:
+            return rgb[None]
+        if np.issubdtype(self.input_dtype, np.integer):
+            info = np.iinfo(self.input_dtype)
+            q = np.round(rgb.astype(np.float32) / self._in_scale + self._in_zero)
+            return np.clip(q, info.min, info.max).astype(self.input_dtype)[None]
+        return rgb.astype(self.input_dtype)[None]
+
+    def dequantize_output(self, raw: np.ndarray) -> np.ndarray:
+        values = raw.astype(np.float32)
+        if np.issubdtype(self.output_dtype, np.integer) and self._out_scale:
+            values = (values - self._out_zero) * self._out_scale
+        if self._sigmoid_output:
+            values = np.concatenate([1.0 - values, values], axis=-1)
+        return values
+
+    def invoke(self, tensor: np.ndarray) -> np.ndarray:
+        """Run the model on one prepared input tensor; class probabilities [C]."""
+        self.interpreter.set_tensor(self._input["index"], tensor)
+        self.interpreter.invoke()
+        return self.dequantize_output(self.interpreter.get_tensor(self._output["index"])[0])
+
+    def predict_rgb(self, images: np.ndarray) -> np.ndarray:
+        """Model-sized RGB images [N, H, W, 3], pixels 0-255 -> probabilities [N, C]."""
+        return np.stack([self.invoke(self.quantize_input(image)) for image in images])
+
+    def prepare(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """An OpenCV frame -> the input tensor (resize, BGR->RGB, quantize)."""
+        return self.quantize_input(to_model_rgb(frame_bgr, self.spec))
+
+    def result(self, probabilities: np.ndarray) -> Classification:
+        index = int(np.argmax(probabilities))
+        return Classification(self.class_names[index], float(probabilities[index]), index, probabilities)
+
+    def classify(self, frame_bgr: np.ndarray) -> Classification:
+        """An OpenCV BGR frame -> top label, its probability and all class probabilities."""
+        return self.result(self.invoke(self.prepare(frame_bgr)))
+
+
+def default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
