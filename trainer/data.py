@@ -27,7 +27,13 @@ DEFAULT_CACHE_BYTES = 4 * 1024**3
 
 def decode_rgb(encoded: tf.Tensor) -> tf.Tensor:
     """Bytes of a JPEG/PNG/BMP/GIF -> HxWx3 uint8 RGB (greyscale expanded, alpha dropped)."""
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
+    image = tf.cond(
+        tf.io.is_jpeg(encoded),
+        # TensorFlow's default JPEG IDCT is the fast, inexact one: about 1 level of mean error
+        # against OpenCV and Pillow (measured). The accurate IDCT matches them exactly.
+        lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8),
+    )
     image.set_shape([None, None, 3])
     return image
 

@@ -1,0 +1,228 @@
+"""The edge side: parity with training, hh-camera on a real video file, hh-predict, no TensorFlow."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hh.edge.cli_camera import app as camera_app
+from hh.edge.cli_predict import app as predict_app
+from hh.edge.folders import list_image_folder
+from hh.edge.preprocess import read_image_bgr, to_model_rgb
+from hh.edge.runtime import TFLiteClassifier
+from hh.edge.spec import PreprocessingSpec
+
+runner = CliRunner()
+# The int8 model through the edge path (cv2 decode, resize, BGR->RGB, quantize) vs the Keras
+# model through the training path: top-1 agreement on the 40 held-out images.
+MIN_EDGE_AGREEMENT = 0.95
+# hh-camera on a video of the held-out images (re-encoded as MJPEG at 640x480): accuracy.
+MIN_VIDEO_ACCURACY = 0.75
+
+
+@pytest.fixture(scope="module")
+def int8_model(converted_run):
+    run, results = converted_run
+    assert results["int8"].exit_code == 0, results["int8"].output
+    return run / "model_int8.tflite"
+
+
+@pytest.mark.parametrize("aspect", ["squash", "crop"])
+@pytest.mark.parametrize("size", [(64, 64), (96, 72)])
+def test_bilinear_preprocessing_matches_training_loader_to_one_level(synth_data, aspect, size):
+    """The same JPEG files through tf (decode_jpeg + tf.image.resize) and cv2 (imdecode +
+    cv2.resize + BGR->RGB): every pixel within 1 level (rounding), mean under 0.2."""
+    from hh.trainer.data import load_images
+
+    folder = list_image_folder(synth_data / "validation")
+    spec = PreprocessingSpec(height=size[0], width=size[1], class_names=folder.class_names, aspect=aspect)
+    train_side, _ = load_images(folder, spec)
+    edge_side = np.stack([to_model_rgb(read_image_bgr(p), spec) for p in folder.paths])
+    diff = np.abs(train_side.astype(np.int16) - edge_side.astype(np.int16))
+    assert diff.max() <= 1, diff.max()
+    assert diff.mean() < 0.2, diff.mean()
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "area"])
+def test_downscaling_interpolations_match_training_loader(synth_data, interpolation):
+    from hh.trainer.data import load_images
+
+    folder = list_image_folder(synth_data / "validation")
+    spec = PreprocessingSpec(height=64, width=64, class_names=folder.class_names, interpolation=interpolation)
+    train_side, _ = load_images(folder, spec)
+    edge_side = np.stack([to_model_rgb(read_image_bgr(p), spec) for p in folder.paths])
+    assert np.abs(train_side.astype(np.int16) - edge_side.astype(np.int16)).max() <= 1
+
+
+def test_colour_order_is_rgb_from_bgr_frames():
+    spec = PreprocessingSpec(height=8, width=8, class_names=("a", "b"))
+    bgr = np.zeros((20, 30, 3), np.uint8)
+    bgr[..., 0] = 200  # blue in OpenCV's order
+    rgb = to_model_rgb(bgr, spec)
+    assert rgb.shape == (8, 8, 3) and rgb[..., 2].min() == 200 and rgb[..., 0].max() == 0
+    grey = to_model_rgb(np.full((10, 10), 77, np.uint8), spec)
+    assert grey.shape == (8, 8, 3) and (grey == 77).all()
+
+
+@pytest.mark.slow
+def test_keras_and_int8_through_the_edge_path_agree(trained_run, int8_model, synth_data):
+    import keras
+
+    from hh.trainer.data import load_images
+
+    folder = list_image_folder(synth_data / "validation")
+    classifier = TFLiteClassifier(int8_model)
+    model = keras.models.load_model(trained_run / "model.keras")
+    images, labels = load_images(folder, classifier.spec)
+    keras_top = (model.predict(images.astype(np.float32), verbose=0)[:, 0] > 0.5).astype(int)
+    edge_top = np.array([classifier.classify(read_image_bgr(p)).index for p in folder.paths])
+    assert np.mean(keras_top == edge_top) >= MIN_EDGE_AGREEMENT
+    assert np.mean(edge_top == labels) >= 0.75
+
+
+def write_video(paths, path, size=(640, 480), repeat=1):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+    assert writer.isOpened()
+    for p in paths:
+        frame = cv2.resize(cv2.imread(p), size)
+        for _ in range(repeat):
+            writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.mark.slow
+def test_camera_on_a_video_file_labels_frames_and_summarises(int8_model, synth_data, tmp_path):
+    folder = list_image_folder(synth_data / "validation")
+    video = write_video(folder.paths, tmp_path / "field.avi")
+    record = tmp_path / "out" / "frames.csv"
+    result = runner.invoke(camera_app, [str(int8_model), "--source", str(video), "--json", "--record", str(record)])
+    assert result.exit_code == 0, result.output
+    objects = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    frames = [o for o in objects if o["type"] == "frame"]
+    summary = [o for o in objects if o["type"] == "summary"]
+    assert [f["frame"] for f in frames] == list(range(len(folder)))  # files: no frame dropped
+    names = folder.class_names
+    accuracy = np.mean([f["label"] == names[label] for f, label in zip(frames, folder.labels)])
+    assert accuracy >= MIN_VIDEO_ACCURACY, accuracy
+    assert set(frames[0]) >= {"time", "frame", "label", "probability", "probabilities", "inference_ms"}
+    assert sum(frames[0]["probabilities"].values()) == pytest.approx(1.0, abs=0.02)
+    assert summary and summary[0]["frames_classified"] == len(folder) and summary[0]["fps"] > 0
+    assert "frames classified" in result.stderr and "latency p50" in result.stderr
+    rows = record.read_text().splitlines()
+    assert len(rows) == len(folder) + 1 and rows[0].startswith("frame,time,label,probability")
+    assert not list(record.parent.glob(".*tmp*"))
+
+
+@pytest.mark.slow
+def test_camera_options_every_max_frames_threshold_smooth(int8_model, synth_data, tmp_path):
+    folder = list_image_folder(synth_data / "validation")
+    video = write_video(folder.paths[:10], tmp_path / "short.avi", repeat=2)
+
+    def frames(*args):
+        result = runner.invoke(camera_app, [str(int8_model), "--source", str(video), "--json", *args])
+        assert result.exit_code == 0, result.output
+        return [json.loads(x) for x in result.stdout.splitlines() if '"type": "frame"' in x]
+
+    assert [f["frame"] for f in frames("--every", "3")] == [0, 3, 6, 9, 12, 15, 18]
+    assert len(frames("--max-frames", "4")) == 4
+    assert {f["label"] for f in frames("--threshold", "1.0")} == {"uncertain"}
+    plain, smoothed = frames(), frames("--smooth", "4")
+    # Smoothing over 4 frames: the 4th result is the mean of the first 4 raw ones.
+    raw = np.array([[f["probabilities"][n] for n in folder.class_names] for f in plain[:4]])
+    np.testing.assert_allclose(
+        [smoothed[3]["probabilities"][n] for n in folder.class_names], raw.mean(axis=0), atol=2e-5
+    )
+
+
+def test_camera_headless_fallback_without_display(int8_model, synth_data, tmp_path):
+    """opencv-python-headless has no GUI: asking for a window falls back to printed results."""
+    folder = list_image_folder(synth_data / "validation")
+    video = write_video(folder.paths[:3], tmp_path / "v.avi")
+    result = runner.invoke(camera_app, [str(int8_model), "--source", str(video)])
+    assert result.exit_code == 0, result.output
+    assert "no display available" in result.stderr
+    assert len([line for line in result.stdout.splitlines() if line.startswith("frame")]) == 3
+
+
+@pytest.mark.parametrize(
+    "source, fragment",
+    [("missing.avi", "no such file"), ("7", "could not be opened"), ("rtsp://user:hunter2@127.0.0.1:9/x", "could not be opened")],
+)
+def test_camera_source_errors(int8_model, source, fragment):
+    result = runner.invoke(camera_app, [str(int8_model), "--source", source, "--json"])
+    assert result.exit_code == 2, result.output
+    error_lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and fragment in error_lines[0]
+    assert "hunter2" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_predict_on_class_folders_prints_accuracy_and_confusion(int8_model, synth_data):
+    result = runner.invoke(predict_app, [str(int8_model), str(synth_data / "validation"), "--json"])
+    assert result.exit_code == 0, result.output
+    objects = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    summary = objects[-1]
+    assert summary["type"] == "summary" and summary["images"] == 40
+    assert summary["accuracy"] >= 0.75
+    confusion = np.array(summary["confusion"])
+    assert confusion.sum() == 40 and confusion.sum(axis=1).tolist() == [20, 20]
+    assert summary["accuracy"] == pytest.approx(np.trace(confusion) / 40)
+    text = runner.invoke(predict_app, [str(int8_model), str(synth_data / "validation")])
+    assert "accuracy" in text.stdout and "true \\ predicted" in text.stdout
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [(b"", "not a TFLite model"), (os.urandom(4096), "not a TFLite model"), (b"\0\0\0\0TFL3" + os.urandom(200), "cannot be loaded")],
+)
+def test_bad_model_files(tmp_path, synth_data, content, fragment):
+    model = tmp_path / "model_int8.tflite"
+    model.write_bytes(content)
+    result = runner.invoke(predict_app, [str(model), str(synth_data / "validation")])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0] and str(model) in lines[0]
+
+
+def test_truncated_model_file(int8_model, tmp_path):
+    model = tmp_path / "model_int8.tflite"
+    model.write_bytes(int8_model.read_bytes()[: int8_model.stat().st_size // 2])
+    result = runner.invoke(predict_app, [str(model), str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "error: " in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_edge_imports_and_classifies_without_tensorflow(int8_model, synth_data):
+    """A subprocess in which importing tensorflow or keras fails, as on a Pi."""
+    image = list_image_folder(synth_data / "validation").paths[0]
+    script = textwrap.dedent(
+        f"""
+        import sys, importlib.abc
+
+        class NoTensorFlow(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+                    raise ImportError("no TensorFlow on this device")
+
+        sys.meta_path.insert(0, NoTensorFlow())
+        import hh.edge, hh.edge.camera, hh.edge.cli_camera, hh.edge.cli_predict
+        from hh.edge.runtime import TFLiteClassifier
+        from hh.edge.preprocess import read_image_bgr
+        clf = TFLiteClassifier({str(int8_model)!r})
+        result = clf.classify(read_image_bgr({image!r}))
+        assert not [m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")]
+        print(clf.runtime, result.label, round(sum(result.probabilities), 3))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    runtime, label, total = done.stdout.split()
+    assert runtime == "ai-edge-litert" and label in ("brown_spot", "healthy") and abs(float(total) - 1) < 0.02
