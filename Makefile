@@ -28,7 +28,11 @@ demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/hh-data synth $(DEMO)/data --classes 2 --per-class 200
 	$(BIN)/hh-train $(DEMO)/data/train --val-dir $(DEMO)/data/validation --image-size 96 --batch-size 32 --epochs 12 --out $(DEMO)/run
-	@echo "demo finished: see $(DEMO)/run"
+	$(BIN)/hh-convert $(DEMO)/run --int8
+	$(BIN)/hh-predict $(DEMO)/run/model_int8.tflite $(DEMO)/data/validation | tail -4
+	$(BIN)/hh-data video $(DEMO)/data/validation $(DEMO)/field.avi --repeat 3
+	$(BIN)/hh-camera $(DEMO)/run/model_int8.tflite --source $(DEMO)/field.avi --headless --record $(DEMO)/field.csv | tail -3
+	@echo "demo finished: run folder $(DEMO)/run, per-frame labels $(DEMO)/field.csv"
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 
-import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -17,6 +16,7 @@ from hh.edge.folders import list_image_folder
 from hh.edge.preprocess import read_image_bgr, to_model_rgb
 from hh.edge.runtime import TFLiteClassifier
 from hh.edge.spec import PreprocessingSpec
+from hh.trainer.synth import write_video
 
 runner = CliRunner()
 # The int8 model through the edge path (cv2 decode, resize, BGR->RGB, quantize) vs the Keras
@@ -84,17 +84,6 @@ def test_keras_and_int8_through_the_edge_path_agree(trained_run, int8_model, syn
     edge_top = np.array([classifier.classify(read_image_bgr(p)).index for p in folder.paths])
     assert np.mean(keras_top == edge_top) >= MIN_EDGE_AGREEMENT
     assert np.mean(edge_top == labels) >= 0.75
-
-
-def write_video(paths, path, size=(640, 480), repeat=1):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
-    assert writer.isOpened()
-    for p in paths:
-        frame = cv2.resize(cv2.imread(p), size)
-        for _ in range(repeat):
-            writer.write(frame)
-    writer.release()
-    return path
 
 
 @pytest.mark.slow

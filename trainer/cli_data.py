@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from hh.edge.cli_util import make_app, user_errors
+from hh.edge.cli_util import UserError, make_app, user_errors
 
 app = make_app("Make data sets for hh.")
 
@@ -43,6 +43,29 @@ def synth(
         summary = ", ".join(f"{name} {n}" for name, n in per_class_counts.items())
         print(f"{out_dir / split}: {summary}")
     print(f"wrote {sum(sum(c.values()) for c in counts.values())} images in {time.monotonic() - started:.1f}s")
+
+
+@app.command()
+@user_errors(ValueError, OSError)
+def video(
+    images: Annotated[Path, typer.Argument(help="A folder of images, or of class folders (walked class by class).")],
+    out: Annotated[Path, typer.Argument(help="The .avi file to write (MJPEG).")],
+    width: Annotated[int, typer.Option(help="Frame width.")] = 640,
+    height: Annotated[int, typer.Option(help="Frame height.")] = 480,
+    fps: Annotated[float, typer.Option(help="Frames per second.")] = 10.0,
+    repeat: Annotated[int, typer.Option(help="Frames per image.")] = 1,
+) -> None:
+    """Write a video of IMAGES, for trying hh-camera without a camera: hh-camera MODEL --source OUT."""
+    from hh.edge.folders import is_image_file
+    from hh.trainer.synth import write_video
+
+    paths = sorted(str(p) for p in images.rglob("*") if is_image_file(p)) if images.is_dir() else []
+    if not paths:
+        raise UserError(f"{images}: no images found")
+    if repeat < 1:
+        raise UserError(f"--repeat must be at least 1, got {repeat}")
+    write_video(paths, out, (width, height), fps, repeat)
+    print(f"wrote {out}: {len(paths) * repeat} frames of {width}x{height} from {len(paths)} images")
 
 
 def main() -> None:

@@ -178,3 +178,32 @@ def write_dataset(
             if progress:
                 progress(done, total)
     return counts
+
+
+def write_video(
+    image_paths: list[str], out_path: str | Path, size: tuple[int, int] = (640, 480), fps: float = 10.0, repeat: int = 1
+) -> Path:
+    """An MJPEG .avi showing each image for `repeat` frames: a stand-in for a camera walk.
+
+    Written to a temporary name and renamed, like every output of the toolkit.
+    """
+    from hh.edge.files import atomic_path
+
+    out_path = Path(out_path)
+    if out_path.suffix.lower() != ".avi":
+        raise ValueError(f"{out_path}: the video is MJPEG in an .avi container; name it *.avi")
+    with atomic_path(out_path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+        if not writer.isOpened():
+            raise OSError(f"OpenCV cannot write {out_path}")
+        try:
+            for path in image_paths:
+                frame = cv2.imread(str(path))
+                if frame is None:
+                    raise ValueError(f"{path}: not a readable image")
+                frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+                for _ in range(repeat):
+                    writer.write(frame)
+        finally:
+            writer.release()
+    return out_path
