@@ -13,7 +13,7 @@ import numpy as np
 from hh.converters.tflite import MODES, convert, with_contract
 from hh.edge.cli_util import UserError
 from hh.edge.files import atomic_write_bytes, atomic_write_text
-from hh.edge.folders import ImageFolder, list_image_folder, split_validation
+from hh.edge.folders import ImageFolder, list_image_folder
 from hh.edge.metadata import sidecar_spec
 from hh.edge.runtime import TFLiteClassifier
 from hh.edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec
@@ -30,6 +30,7 @@ class Source:
     model_path: Path
     spec: PreprocessingSpec
     run_config: dict | None  # run.json's "config", when the model came from hh-train
+    data: object = None  # the run's RunData, resolved once when first needed
 
 
 @dataclass
@@ -116,11 +117,30 @@ def check_model_matches_spec(model, spec: PreprocessingSpec, model_path: Path) -
         raise UserError(f"{model_path}: outputs {model.output_shape[-1]} values for {spec.num_classes} labels")
 
 
+def run_data(source: Source):
+    """The run's own training and validation sets, listed, scanned and split as hh-train did."""
+    from hh.trainer.train import TrainConfig, resolve_data
+
+    if source.data is None:
+        source.data = resolve_data(TrainConfig(**source.run_config), source.model_path.parent)
+    return source.data
+
+
+def checked_folder(path: Path, what: str, cache: Path) -> ImageFolder:
+    """A user-given folder of class folders with unusable images dropped (and said so)."""
+    from hh.trainer.scan import scan_folder
+
+    folder, report = scan_folder(list_image_folder(path, what), cache)
+    if report.bad:
+        log(report.summary())
+    return folder
+
+
 def calibration_folder(source: Source, calib_dir: Path | None) -> ImageFolder:
     if calib_dir is not None:
-        folder = list_image_folder(calib_dir, "calibration folder")
+        folder = checked_folder(calib_dir, "calibration folder", source.model_path.parent / "normalized")
     elif source.run_config:
-        folder = list_image_folder(source.run_config["data_dir"], "training folder (from run.json)")
+        folder = run_data(source).train
     else:
         raise UserError("--int8 needs calibration images: give --calib-dir (a folder of class folders)")
     if folder.class_names != source.spec.class_names:
@@ -130,15 +150,10 @@ def calibration_folder(source: Source, calib_dir: Path | None) -> ImageFolder:
 
 def eval_folder(source: Source, eval_dir: Path | None) -> ImageFolder | None:
     if eval_dir is not None:
-        return list_image_folder(eval_dir, "evaluation folder")
-    config = source.run_config
-    if not config:
+        return checked_folder(eval_dir, "evaluation folder", source.model_path.parent / "normalized")
+    if not source.run_config:
         return None
-    if config.get("val_dir"):
-        return list_image_folder(config["val_dir"], "validation folder (from run.json)")
-    # The same split hh-train made: same folder, fraction and seed.
-    _, val = split_validation(list_image_folder(config["data_dir"]), config.get("val_split") or 0.2, config["seed"])
-    return val
+    return run_data(source).val
 
 
 def keras_probabilities(model, images: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:

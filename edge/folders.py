@@ -24,6 +24,8 @@ class ImageFolder:
     class_names: tuple[str, ...]
     paths: tuple[str, ...]
     labels: tuple[int, ...]
+    # Files in the class folders that are not listed: hidden (.DS_Store) or not an image type.
+    ignored: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -36,7 +38,11 @@ class ImageFolder:
 
     def subset(self, indices: list[int]) -> ImageFolder:
         return ImageFolder(
-            self.root, self.class_names, tuple(self.paths[i] for i in indices), tuple(self.labels[i] for i in indices)
+            self.root,
+            self.class_names,
+            tuple(self.paths[i] for i in indices),
+            tuple(self.labels[i] for i in indices),
+            self.ignored,
         )
 
     def sample_per_class(self, count: int, seed: int = 0) -> ImageFolder:
@@ -56,8 +62,15 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if is_image_file(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+def _files_in(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(images, other files) below a class folder, both sorted."""
+    images, others = [], []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
+        (images if is_image_file(path) and not hidden else others).append(path)
+    return images, others
 
 
 def list_image_folder(root: str | Path, what: str = "data folder") -> ImageFolder:
@@ -83,13 +96,15 @@ def list_image_folder(root: str | Path, what: str = "data folder") -> ImageFolde
         )
     paths: list[str] = []
     labels: list[int] = []
+    ignored: list[str] = []
     for label, class_dir in enumerate(class_dirs):
-        images = _images_in(class_dir)
+        images, others = _files_in(class_dir)
         if not images:
             raise UserError(f"class folder {class_dir} has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         paths.extend(str(p) for p in images)
         labels.extend([label] * len(images))
-    return ImageFolder(root, tuple(p.name for p in class_dirs), tuple(paths), tuple(labels))
+        ignored.extend(str(p) for p in others)
+    return ImageFolder(root, tuple(p.name for p in class_dirs), tuple(paths), tuple(labels), tuple(ignored))
 
 
 def split_validation(folder: ImageFolder, fraction: float, seed: int) -> tuple[ImageFolder, ImageFolder]:

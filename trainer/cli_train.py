@@ -40,6 +40,7 @@ def train(
     class_mode: Annotated[str, typer.Option(help="auto: binary (1 sigmoid) for 2 classes, else categorical (softmax).")] = "auto",
     aspect: Annotated[str, typer.Option(help=f"How to fit images to a square: {' or '.join(ASPECTS)} (centre-crop).")] = "squash",
     interpolation: Annotated[str, typer.Option(help=f"Resize interpolation: {', '.join(INTERPOLATIONS)}.")] = "bilinear",
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse to train when any image is unusable, instead of skipping it.")] = False,
     resume: Annotated[
         Optional[Path], typer.Option(help="Continue the interrupted run in this folder from its last completed epoch.")
     ] = None,
@@ -75,6 +76,7 @@ def train(
             class_mode=class_mode,
             aspect=aspect,
             interpolation=interpolation,
+            strict=strict,
         )
     try:
         result = run_training(config, resume=resume is not None, verbose="auto" if sys.stdout.isatty() else 2)

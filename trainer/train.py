@@ -32,12 +32,14 @@ from hh.edge.folders import ImageFolder, check_same_classes, list_image_folder, 
 from hh.edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec
 from hh.trainer.data import make_dataset
 from hh.trainer.models import ARCHITECTURES, build_model, compile_model
+from hh.trainer.scan import BAD_FILES_NAME, ScanReport, enforce, scan_folder
 
 MODEL_FILENAME = "model.keras"
 RUN_FILENAME = "run.json"
 HISTORY_FILENAME = "history.csv"
 CURVES_FILENAME = "curves.png"
 CHECKPOINT_DIR = "checkpoint"
+NORMALIZED_DIR = "normalized"
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
@@ -58,6 +60,7 @@ class TrainConfig:
     class_mode: str = "auto"
     aspect: str = "squash"
     interpolation: str = "bilinear"
+    strict: bool = False  # any unusable image is an error instead of being skipped
 
     def validate(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -78,6 +81,17 @@ class RunData:
     train: ImageFolder
     val: ImageFolder
     spec: PreprocessingSpec
+    scan_reports: list[ScanReport] = field(default_factory=list)
+
+    @property
+    def bad_files(self) -> list[str]:
+        """'path<TAB>problem' for every skipped file."""
+        return [f"{v.path}\t{v.problem}" for r in self.scan_reports for v in (*r.bad, *r.ignored)]
+
+    def describe_scan(self) -> str | None:
+        if any(r.bad or r.normalised or r.ignored for r in self.scan_reports):
+            return "\n".join(r.summary() for r in self.scan_reports)
+        return None
 
 
 @dataclass
@@ -91,16 +105,27 @@ class TrainResult:
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
-def resolve_data(config: TrainConfig) -> RunData:
-    """List and split the data, choose the class mode, and build the spec (no decoding yet)."""
+def resolve_data(config: TrainConfig, run_dir: Path | None = None) -> RunData:
+    """List, check and split the data, choose the class mode, and build the spec.
+
+    Every image is scanned first (hh.trainer.scan): bad files are skipped (or refused with
+    strict), odd-but-real ones are normalised into run_dir/normalized/.
+    """
     config.validate()
     folder = list_image_folder(config.data_dir, "training folder")
+    cache = (run_dir or Path(config.out)) / NORMALIZED_DIR
+    folder, report = scan_folder(folder, cache)
+    reports = [report]
     if config.val_dir:
         train = folder
         val = list_image_folder(config.val_dir, "validation folder")
         check_same_classes(train, val)
+        val, val_report = scan_folder(val, cache)
+        reports.append(val_report)
     else:
         train, val = split_validation(folder, config.val_split if config.val_split is not None else 0.2, config.seed)
+    for r in reports:
+        enforce(r, config.strict, config.data_dir if r is report else str(config.val_dir))
     class_mode = config.class_mode
     if class_mode == "auto":
         class_mode = "binary" if len(train.class_names) == 2 else "categorical"
@@ -114,9 +139,7 @@ def resolve_data(config: TrainConfig) -> RunData:
         interpolation=config.interpolation,
         aspect=config.aspect,
     )
-    if not config.val_dir and config.val_split is None:
-        print("no --val-dir: holding out 20% of each class for validation (--val-split 0.2)", file=sys.stderr)
-    return RunData(train, val, spec)
+    return RunData(train, val, spec, reports)
 
 
 def read_history(path: Path) -> dict[str, list[float]]:
@@ -181,6 +204,7 @@ def write_run_record(run_dir: Path, config: TrainConfig, data: RunData, **outcom
         "class_mode": data.spec.class_mode,
         "train_images": data.train.counts(),
         "val_images": data.val.counts(),
+        "skipped_files": len(data.bad_files),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
         **outcome,
     }
@@ -204,7 +228,11 @@ def train(config: TrainConfig, resume: bool = False, verbose: int | str = "auto"
     checkpoint = run_dir / CHECKPOINT_DIR
     if not resume and ((run_dir / MODEL_FILENAME).exists() or (checkpoint / "state.json").exists()):
         raise UserError(f"{run_dir} already holds a run; use --resume {run_dir} or choose another --out")
-    data = resolve_data(config)
+    data = resolve_data(config, run_dir)
+    if not config.val_dir and config.val_split is None:
+        print("no --val-dir: holding out 20% of each class for validation (--val-split 0.2)", file=sys.stderr)
+    if data.describe_scan():
+        print(data.describe_scan(), file=sys.stderr)
     initial_epoch = 0
     best_val_loss = float("inf")
     if resume:
@@ -226,6 +254,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int | str = "auto"
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / SPEC_FILENAME, data.spec.to_json())
     atomic_write_text(run_dir / LABELS_FILENAME, data.spec.labels_text())
+    if data.bad_files:
+        atomic_write_text(run_dir / BAD_FILES_NAME, "".join(line + "\n" for line in data.bad_files))
     write_run_record(run_dir, config, data, status="training")
 
     train_ds = make_dataset(data.train, data.spec, config.batch_size, shuffle=True, seed=config.seed + initial_epoch)
