@@ -8,7 +8,9 @@ video file nothing is dropped: every frame is classified, in order.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import threading
 import time
 from collections import deque
@@ -65,40 +67,65 @@ class SourceInfo:
     live: bool  # drop stale frames (cameras, streams) or classify every frame (files)
 
 
-def open_source(source: str):
-    """(an object with OpenCV's read()/release(), SourceInfo) for --source."""
+def source_opener(source: str) -> tuple[Callable[[], object], SourceInfo]:
+    """(a function that opens --source, SourceInfo). Opening again is how outages heal."""
     if source == "picamera2":
-        return PiCameraCapture(), SourceInfo("Raspberry Pi camera (picamera2)", live=True)
+        return PiCameraCapture, SourceInfo("Raspberry Pi camera (picamera2)", live=True)
     if source.isdigit():
-        capture = cv2.VideoCapture(int(source))
-        info = SourceInfo(f"camera {source}", live=True)
-    elif "://" in source:
-        capture = cv2.VideoCapture(source)
-        info = SourceInfo(redact_url(source), live=True)
-    else:
-        if not Path(source).is_file():
-            raise UserError(f"--source {source}: no such file (give a camera index like 0, a video file or a stream URL)")
-        capture = cv2.VideoCapture(source)
-        info = SourceInfo(source, live=False)
+        return (lambda: cv2.VideoCapture(int(source))), SourceInfo(f"camera {source}", live=True)
+    if "://" in source:
+        return (lambda: cv2.VideoCapture(source)), SourceInfo(redact_url(source), live=True)
+    if not Path(source).is_file():
+        raise UserError(f"--source {source}: no such file (give a camera index like 0, a video file or a stream URL)")
+    return (lambda: cv2.VideoCapture(source)), SourceInfo(source, live=False)
+
+
+def open_source(source: str):
+    """(an opened capture with OpenCV's read()/release(), SourceInfo, opener) for --source.
+
+    A source that does not open at the start is an error: there is nothing to recover.
+    """
+    opener, info = source_opener(source)
+    capture = opener()
     if not capture.isOpened():
         capture.release()
         raise UserError(f"--source {info.description}: could not be opened")
-    return capture, info
+    return capture, info, opener
 
 
 class FrameGrabber:
-    """Reads a capture on its own thread and hands out frames: the newest, or every one."""
+    """Reads a capture on its own thread and hands out frames: the newest, or every one.
 
-    def __init__(self, capture, drop_stale: bool):
+    Faults never end a live run: when a camera or stream stops giving frames (unplugged,
+    empty frames, dropped connection) the grabber reports an outage, reopens the source with
+    exponential backoff, and reports the reconnection. A file ends at its end, or starts over
+    with `loop`.
+    """
+
+    def __init__(
+        self,
+        capture,
+        drop_stale: bool,
+        reopen: Callable[[], object] | None = None,
+        loop: bool = False,
+        on_event: Callable[[dict], None] | None = None,
+        backoff: tuple[float, float] = (0.25, 8.0),
+    ):
         self.capture = capture
         self.drop_stale = drop_stale
+        self.reopen = reopen
+        self.loop = loop
+        self.on_event = on_event or (lambda event: None)
+        self.backoff = backoff
         self.frames_read = 0
         self.frames_taken = 0
+        self.outages = 0
+        self.loops = 0
         self._frame: np.ndarray | None = None
         self._index = -1
         self._taken = -1
         self._ended = False
-        self._stopping = False
+        self._stopping = threading.Event()
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="hh-capture", daemon=True)
 
@@ -106,32 +133,83 @@ class FrameGrabber:
         self._thread.start()
         return self
 
-    def _run(self) -> None:
-        while not self._stopping:
-            ok, frame = self.capture.read()
-            with self._cond:
-                if not ok or frame is None:
-                    self._ended = True
-                    self._cond.notify_all()
-                    return
-                if not self.drop_stale:
-                    # Files: wait until the consumer took the previous frame; nothing is lost.
-                    while self._taken < self._index and not self._stopping:
-                        self._cond.wait()
-                self._frame = frame
-                self._index += 1
-                self.frames_read += 1
-                self._cond.notify_all()
+    def _deliver(self, frame: np.ndarray) -> None:
+        with self._cond:
+            if not self.drop_stale:
+                # Files: wait until the consumer took the previous frame; nothing is lost.
+                while self._taken < self._index and not self._stopping.is_set():
+                    self._cond.wait(0.5)
+            self._frame = frame
+            self._index += 1
+            self.frames_read += 1
+            self._cond.notify_all()
 
-    def next(self, timeout: float = 5.0) -> tuple[int, np.ndarray] | None:
-        """The newest frame not handed out yet, as (frame index, frame); None at the end."""
-        deadline = time.monotonic() + timeout
+    def _end(self) -> None:
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def _reconnect(self, reason: str) -> bool:
+        """Release, then reopen with backoff until it works or we stop. False if stopping."""
+        self.outages += 1
+        started = time.monotonic()
+        self.on_event({"type": "outage", "outage": self.outages, "reason": reason, "time": round(time.time(), 3)})
+        self.capture.release()
+        delay, longest = self.backoff
+        attempts = 0
+        while not self._stopping.wait(delay):
+            attempts += 1
+            try:
+                capture = self.reopen()
+            except Exception:  # a source that cannot be opened yet is part of the outage
+                capture = None
+            if capture is not None and capture.isOpened():
+                self.capture = capture
+                self.on_event({
+                    "type": "reconnected", "outage": self.outages, "attempts": attempts,
+                    "seconds": round(time.monotonic() - started, 3), "time": round(time.time(), 3),
+                })
+                return True
+            if capture is not None:
+                capture.release()
+            delay = min(delay * 2, longest)
+        return False
+
+    def _run(self) -> None:
+        frames_since_open = 0
+        while not self._stopping.is_set():
+            try:
+                ok, frame = self.capture.read()
+            except cv2.error as exc:
+                ok, frame = False, None
+                reason = f"read error: {str(exc).strip().splitlines()[-1]}"
+            else:
+                reason = "no frame" if not ok else "empty frame"
+            if ok and frame is not None and frame.size:
+                frames_since_open += 1
+                self._deliver(frame)
+                continue
+            if not self.drop_stale:  # a file
+                if self.loop and frames_since_open and self.reopen is not None:
+                    self.capture.release()
+                    self.capture = self.reopen()
+                    self.loops += 1
+                    frames_since_open = 0
+                    continue
+                break
+            if self.reopen is None or not self._reconnect(reason):
+                break
+            frames_since_open = 0
+        self._end()
+
+    def next(self) -> tuple[int, np.ndarray] | None:
+        """The newest frame not handed out yet, as (frame index, frame); None at the end.
+
+        Blocks through outages: a live source that is reconnecting is not an end.
+        """
         with self._cond:
             while self._index <= self._taken and not self._ended:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._cond.wait(remaining)
+                self._cond.wait(0.5)  # in slices, so Ctrl-C gets through promptly
             if self._index <= self._taken:
                 return None
             self._taken = self._index
@@ -141,10 +219,10 @@ class FrameGrabber:
             return self._index, frame
 
     def stop(self) -> None:
+        self._stopping.set()
         with self._cond:
-            self._stopping = True
             self._cond.notify_all()
-        self._thread.join(timeout=2.0)
+        self._thread.join(timeout=5.0)
         self.capture.release()
 
 
@@ -168,6 +246,35 @@ class FrameResult:
     loop_ms: float  # frame handed over -> result ready
 
 
+def rss_mb() -> float:
+    """Resident memory of this process now, in MB (Linux /proc; peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process, in MB."""
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a device process started
+    # from a big parent (a test runner holding TensorFlow) would report the parent's peak.
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except (OSError, ValueError):
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6  # bytes on macOS, KiB on Linux
+
+
+WARMUP_FRAMES = 200  # memory is compared from here on: allocators and caches have settled
+
+
 @dataclass
 class LoopSummary:
     frames_read: int = 0
@@ -176,6 +283,9 @@ class LoopSummary:
     latencies_ms: list[float] = field(default_factory=list)
     inference_ms: list[float] = field(default_factory=list)
     interrupted: bool = False
+    outages: int = 0
+    rss_mb_warm: float | None = None
+    rss_mb_end: float | None = None
 
     def as_dict(self) -> dict:
         def pct(values, q):
@@ -190,6 +300,11 @@ class LoopSummary:
             "latency_ms_p95": pct(self.latencies_ms, 95),
             "inference_ms_p50": pct(self.inference_ms, 50),
             "inference_ms_p95": pct(self.inference_ms, 95),
+            "outages": self.outages,
+            "rss_mb_warm": None if self.rss_mb_warm is None else round(self.rss_mb_warm, 1),
+            "rss_mb_end": None if self.rss_mb_end is None else round(self.rss_mb_end, 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "interrupted": self.interrupted,
         }
 
     def line(self) -> str:
@@ -197,7 +312,7 @@ class LoopSummary:
         return (
             f"{d['frames_classified']} frames classified ({d['frames_read']} read) in {d['seconds']:.1f}s: "
             f"{d['fps']:.1f} FPS, latency p50 {d['latency_ms_p50']} ms p95 {d['latency_ms_p95']} ms, "
-            f"inference p50 {d['inference_ms_p50']} ms"
+            f"inference p50 {d['inference_ms_p50']} ms, {d['outages']} outages, peak RSS {d['peak_rss_mb']} MB"
         )
 
 
@@ -258,6 +373,8 @@ def run_loop(
             label = result.label if result.probability >= options.threshold else UNCERTAIN
             loop_ms = (time.perf_counter() - t0) * 1000
             summary.frames_classified += 1
+            if summary.frames_classified == WARMUP_FRAMES:
+                summary.rss_mb_warm = rss_mb()
             summary.latencies_ms.append(loop_ms)
             summary.inference_ms.append((t2 - t1) * 1000)
             elapsed = time.monotonic() - started
@@ -272,6 +389,8 @@ def run_loop(
     finally:
         summary.seconds = time.monotonic() - started
         summary.frames_read = grabber.frames_read
+        summary.outages = grabber.outages
+        summary.rss_mb_end = rss_mb()
         if options.show:
             cv2.destroyAllWindows()
     return summary

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -56,12 +57,15 @@ def camera(
     every: Annotated[int, typer.Option(help="Classify every Nth frame.")] = 1,
     record: Annotated[Optional[Path], typer.Option(help="Also write per-frame results to this CSV file.")] = None,
     max_frames: Annotated[Optional[int], typer.Option(help="Stop after classifying this many frames.")] = None,
+    loop: Annotated[bool, typer.Option("--loop", help="Start a video file over at its end (a stand-in for an endless camera).")] = False,
 ) -> None:
     """Classify frames from --source with MODEL and show or print the labels.
 
     With a display, the label, probability and FPS are drawn on the frame (q or Esc quits).
     Without one (opencv-python-headless, no $DISPLAY) or with --headless/--json, results go to
-    stdout. Ctrl-C stops cleanly; a summary (frames, FPS, latency p50/p95) goes to stderr.
+    stdout. A camera or stream that fails mid-run is reopened with backoff, each outage logged
+    (stderr, and a JSON event with --json); only a source that never opens is an error.
+    Ctrl-C stops cleanly; a summary (frames, FPS, latency p50/p95, outages) goes to stderr.
 
     Example: hh-camera models/run1/model_int8.tflite --source 0
     """
@@ -74,7 +78,7 @@ def camera(
         if value < 1:
             raise UserError(f"{name} must be at least 1, got {value}")
     classifier = TFLiteClassifier(model, num_threads=threads or default_threads())
-    capture, info = open_source(source)
+    capture, info, opener = open_source(source)
     show = not (headless or json_out)
     if show and not display_available():
         print("no display available (headless OpenCV or no $DISPLAY): printing results instead", file=sys.stderr)
@@ -83,9 +87,20 @@ def camera(
     recorder = CsvRecord(record, classifier.class_names) if record else None
     names = classifier.class_names
 
+    stdout_lock = threading.Lock()  # frames print from the loop, events from the capture thread
+
+    def event(ev: dict) -> None:
+        if ev["type"] == "outage":
+            print(f"source {info.description}: outage {ev['outage']} ({ev['reason']}); reconnecting", file=sys.stderr, flush=True)
+        else:
+            print(f"source {info.description}: reconnected after {ev['seconds']}s", file=sys.stderr, flush=True)
+        if json_out:
+            with stdout_lock:
+                print(json.dumps(ev), flush=True)
+
     def emit(result) -> None:
         if json_out:
-            print(json.dumps({
+            line = json.dumps({
                 "type": "frame",
                 "time": round(result.time, 3),
                 "frame": result.frame_index,
@@ -93,13 +108,15 @@ def camera(
                 "label": result.label,
                 "inference_ms": round(result.inference_ms, 3),
                 "latency_ms": round(result.loop_ms, 3),
-            }), flush=True)
+            })
+            with stdout_lock:
+                print(line, flush=True)
         elif not show:
             print(f"frame {result.frame_index:6d}  {result.label:<16} {result.classification.probability:.3f}  {result.inference_ms:.1f} ms", flush=True)
         if recorder:
             recorder.write(result)
 
-    grabber = FrameGrabber(capture, drop_stale=info.live).start()
+    grabber = FrameGrabber(capture, drop_stale=info.live, reopen=opener, loop=loop, on_event=event).start()
     options = LoopOptions(threshold=threshold, smooth=smooth, every=every, max_frames=max_frames, show=show)
     try:
         # Ctrl-C is how a field session ends: run_loop returns, we release and summarise.

@@ -56,7 +56,6 @@ def train(
     if resume is not None:
         config = read_run_config(resume)
         config.out = str(resume)
-        print(f"resuming {resume}", file=sys.stderr)
     else:
         if data_dir is None:
             raise UserError("give a training folder DATA_DIR (or --resume RUN_DIR)")

@@ -246,6 +246,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int | str = "auto"
         # history.csv is written before state.json, so it may hold one epoch more: trim it.
         history = {k: v[:initial_epoch] for k, v in history.items()}
         model = keras.models.load_model(checkpoint / "last.keras", safe_mode=True)
+        print(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}", file=sys.stderr)
     else:
         keras.utils.set_random_seed(config.seed)
         history = {key: [] for key in HISTORY_KEYS}

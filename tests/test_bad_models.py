@@ -1,0 +1,121 @@
+"""Bad model and config files: one line naming the file and the problem, exit 2."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from typer.testing import CliRunner
+
+from hh.converters.cli import app as convert_app
+from hh.converters.tflite import convert
+from hh.edge.cli_predict import app as predict_app
+from hh.edge.spec import PreprocessingSpec
+
+runner = CliRunner()
+SPEC = PreprocessingSpec(height=32, width=32, class_names=("a", "b"))
+
+
+def tiny_model(spec=SPEC):
+    inputs = keras.Input((spec.height, spec.width, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+
+
+@pytest.fixture(scope="module")
+def bare_tflite():
+    """A float32 .tflite of a 32x32 two-class model with no embedded metadata."""
+    return convert(tiny_model(), SPEC, "float32")
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def predict(model, image_dir):
+    return runner.invoke(predict_app, [str(model), str(image_dir)])
+
+
+def write_model(folder, content, spec=None, labels=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    model = folder / "model.tflite"
+    model.write_bytes(content)
+    if spec is not None:
+        (folder / "preprocessing.json").write_text(spec.to_json())
+    if labels is not None:
+        (folder / "labels.txt").write_text("".join(f"{name}\n" for name in labels))
+    return model
+
+
+def test_labels_count_differs_from_spec(bare_tflite, tmp_path):
+    model = write_model(tmp_path / "m", bare_tflite, SPEC, labels=["a", "b", "c"])
+    assert_one_line_error(predict(model, tmp_path), "labels.txt", "3 labels", "differ")
+
+
+def test_output_width_differs_from_label_count(bare_tflite, tmp_path):
+    three = PreprocessingSpec(height=32, width=32, class_names=("a", "b", "c"), class_mode="categorical")
+    model = write_model(tmp_path / "m", bare_tflite, three)
+    assert_one_line_error(predict(model, tmp_path), str(model), "output has 2 values but there are 3 labels")
+
+
+def test_spec_size_differs_from_model_input(bare_tflite, tmp_path):
+    model = write_model(tmp_path / "m", bare_tflite, PreprocessingSpec(height=64, width=64, class_names=("a", "b")))
+    assert_one_line_error(predict(model, tmp_path), str(model), "input is 32x32 but its preprocessing spec says 64x64")
+
+
+def test_no_spec_anywhere(bare_tflite, tmp_path):
+    model = write_model(tmp_path / "m", bare_tflite)
+    assert_one_line_error(predict(model, tmp_path), str(model), "carries no labels/preprocessing metadata")
+
+
+def test_broken_spec_json(bare_tflite, tmp_path):
+    model = write_model(tmp_path / "m", bare_tflite)
+    (tmp_path / "m" / "preprocessing.json").write_text('{"height": 32, "width": ')
+    assert_one_line_error(predict(model, tmp_path), "preprocessing.json", "not valid JSON")
+
+
+def test_model_with_two_inputs(tmp_path):
+    a, b = keras.Input((32, 32, 3)), keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Add()([a, b]))
+    two_inputs = keras.Model([a, b], keras.layers.Dense(2, activation="softmax")(x))
+    flatbuffer = tf.lite.TFLiteConverter.from_keras_model(two_inputs).convert()
+    model = write_model(tmp_path / "m", flatbuffer, SPEC)
+    assert_one_line_error(predict(model, tmp_path), str(model), "has 2 inputs")
+
+
+def test_keras_model_with_code_is_refused_in_safe_mode(tmp_path):
+    """A Lambda layer carries Python code: loading it would run code from a file."""
+    run = tmp_path / "run"
+    run.mkdir()
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Lambda(lambda t: t / 255.0)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x)).save(run / "model.keras")
+    (run / "preprocessing.json").write_text(SPEC.to_json())
+    result = runner.invoke(convert_app, [str(run), "--eval-dir", str(tmp_path)])
+    assert_one_line_error(result, "model.keras: not a loadable Keras model")
+    assert "safe_mode" in result.output or "Lambda" in result.output
+    assert not list(run.glob("*.tflite"))
+
+
+def test_keras_model_that_does_not_match_its_spec(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    tiny_model(PreprocessingSpec(height=48, width=48, class_names=("a", "b"))).save(run / "model.keras")
+    (run / "preprocessing.json").write_text(SPEC.to_json())
+    assert_one_line_error(runner.invoke(convert_app, [str(run)]), "model.keras", "input is (48, 48, 3)", "(32, 32, 3)")
+
+
+def test_model_loads_when_contract_is_consistent(bare_tflite, tmp_path):
+    """The control: the same bare file with consistent sidecars classifies."""
+    from hh.edge.runtime import TFLiteClassifier
+
+    model = write_model(tmp_path / "m", bare_tflite, SPEC, labels=["a", "b"])
+    classifier = TFLiteClassifier(model)
+    assert classifier.spec_source == "sidecar"
+    result = classifier.classify(np.zeros((40, 50, 3), np.uint8))
+    assert result.label in ("a", "b") and abs(result.probabilities.sum() - 1) < 1e-5
