@@ -1,7 +1,8 @@
 """Camera frame -> model input, following the PreprocessingSpec. OpenCV + numpy only.
 
-The twin of hh.trainer.data.resize_rgb (tf). Both crop with spec.center_crop_box and resize
-with the same interpolation; tests/test_parity.py holds their outputs together.
+`fit_to_spec` is the one crop-and-resize of the project: the trainer's tf.data pipeline calls
+it too (through tf.numpy_function), so training and the device resize with the same code,
+and tests/test_edge.py finds their model inputs identical.
 """
 
 from __future__ import annotations
@@ -12,12 +13,23 @@ import numpy as np
 from hh.edge.spec import PreprocessingSpec, center_crop_box
 
 # Spec interpolation names -> OpenCV flags. INTER_NEAREST_EXACT, not INTER_NEAREST: it samples
-# pixel centres the way tf.image.resize does; INTER_NEAREST is shifted by half a pixel.
+# pixel centres (as PIL and tf.image.resize do); INTER_NEAREST is shifted by half a pixel.
 CV2_INTERPOLATION = {
     "bilinear": cv2.INTER_LINEAR,
     "nearest": cv2.INTER_NEAREST_EXACT,
     "area": cv2.INTER_AREA,
 }
+
+
+def fit_to_spec(image: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
+    """Crop (per spec.aspect) and resize (per spec.interpolation) a uint8 image to the model size.
+
+    Channel order is left as it is: resizing works on each channel alone.
+    """
+    if spec.aspect == "crop":
+        top, left, crop_h, crop_w = center_crop_box(image.shape[0], image.shape[1], spec.height, spec.width)
+        image = image[top : top + crop_h, left : left + crop_w]
+    return cv2.resize(image, (spec.width, spec.height), interpolation=CV2_INTERPOLATION[spec.interpolation])
 
 
 def to_model_rgb(frame: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
@@ -26,11 +38,8 @@ def to_model_rgb(frame: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
         raise ValueError("empty frame")
     if frame.dtype != np.uint8:
         raise ValueError(f"frames must be uint8, got {frame.dtype}")
-    if spec.aspect == "crop":
-        top, left, crop_h, crop_w = center_crop_box(frame.shape[0], frame.shape[1], spec.height, spec.width)
-        frame = frame[top : top + crop_h, left : left + crop_w]
     # Resize first, convert colour second: the conversion then touches model-sized images only.
-    resized = cv2.resize(frame, (spec.width, spec.height), interpolation=CV2_INTERPOLATION[spec.interpolation])
+    resized = fit_to_spec(frame, spec)
     if resized.ndim == 2:
         return cv2.cvtColor(resized, cv2.COLOR_GRAY2RGB)
     if resized.shape[2] == 4:

@@ -108,14 +108,10 @@ class PreprocessingSpec:
         return "".join(name + "\n" for name in self.class_names)
 
 
-def center_crop_box(height, width, target_height, target_width, minimum=min):
-    """The largest centred box of the target aspect ratio: (top, left, crop_height, crop_width).
-
-    Written with plain arithmetic so the trainer can call it on tf tensors (passing
-    `minimum=tf.minimum`) and the edge side on ints: one formula, no skew.
-    """
-    crop_height = minimum(height, (width * target_height) // target_width)
-    crop_width = minimum(width, (height * target_width) // target_height)
+def center_crop_box(height: int, width: int, target_height: int, target_width: int) -> tuple[int, int, int, int]:
+    """The largest centred box of the target aspect ratio: (top, left, crop_height, crop_width)."""
+    crop_height = min(height, (width * target_height) // target_width)
+    crop_width = min(width, (height * target_width) // target_height)
     top = (height - crop_height) // 2
     left = (width - crop_width) // 2
     return top, left, crop_height, crop_width

@@ -42,16 +42,19 @@ def write_mixed_folder(root):
     return root
 
 
-def test_loader_decodes_every_format_to_rgb_batches(tmp_path):
+@pytest.mark.parametrize("cache", ["memory", "none", "file"])
+def test_loader_decodes_every_format_to_rgb_batches(tmp_path, cache):
     folder = list_image_folder(write_mixed_folder(tmp_path / "mixed"))
     assert folder.class_names == ("bright", "dark")
     assert len(folder) == 14  # hidden and non-image files are not listed
     spec = PreprocessingSpec(height=40, width=56, class_names=folder.class_names)
-    batches = list(make_dataset(folder, spec, batch_size=5, shuffle=False))
+    cache_arg = {"memory": True, "none": False, "file": str(tmp_path / "cache" / "train")}[cache]
+    (tmp_path / "cache").mkdir()
+    batches = list(make_dataset(folder, spec, batch_size=5, shuffle=False, cache=cache_arg))
     images = np.concatenate([b[0].numpy() for b in batches])
     labels = np.concatenate([b[1].numpy() for b in batches])
     assert [tuple(b[0].shape[1:]) for b in batches] == [(40, 56, 3)] * 3
-    assert batches[0][0].dtype.name == "float32"
+    assert batches[0][0].dtype.name == "uint8"  # raw pixels: the model scales
     assert labels.shape == (14, 1) and labels.dtype == np.float32
     np.testing.assert_array_equal(labels[:, 0], [0] * 7 + [1] * 7)
     # Raw 0-255 pixels (scaling is the model's job), bright class bright, dark class dark.
@@ -96,3 +99,19 @@ def test_val_split_refuses_fractions_that_leave_a_side_empty(tmp_path, fraction)
             Image.new("RGB", (8, 8)).save(tmp_path / name / f"{i}.png")
     with pytest.raises(UserError):
         split_validation(list_image_folder(tmp_path), fraction, seed=0)
+
+
+def test_shuffled_epochs_differ_and_cover_every_image(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(10):
+            Image.new("RGB", (20, 20), (i * 20 + (name == "b"), 0, 0)).save(tmp_path / name / f"{i}.png")
+    folder = list_image_folder(tmp_path)
+    spec = PreprocessingSpec(height=16, width=16, class_names=folder.class_names)
+    ds = make_dataset(folder, spec, batch_size=4, shuffle=True, seed=1, cache=True)
+    epochs = [np.concatenate([x.numpy()[:, 0, 0, 0] for x, _ in ds]) for _ in range(2)]
+    assert sorted(epochs[0]) == sorted(epochs[1]) and len(epochs[0]) == 20
+    assert not np.array_equal(epochs[0], epochs[1])  # a fresh order every epoch
+    # Labels travel with their images through the shuffle: class b images have odd red.
+    for x, y in ds:
+        np.testing.assert_array_equal(x.numpy()[:, 0, 0, 0] % 2, y.numpy()[:, 0])

@@ -1,0 +1,224 @@
+"""Edge latency, the camera loop, memory, and the seed vs edge architectures, in one run.
+
+    python bench/edge.py [--data DIR] [--size 128] [--epochs 15] [--out bench/results/edge.json]
+
+1. Trains `seed` (the notes' network) and `edge` on the same synthetic leaf set (made here if
+   missing) and converts each to float32, float16, dynamic and int8 with hh-convert's code;
+   the converter's own verification reports give accuracy and agreement.
+2. On the same 640x480 video: per-frame latency of Keras float32 `model(x)` and of every
+   .tflite, stage by stage, 2 threads.
+3. hh-camera on that video vs bare preprocess+invoke: how much the loop costs.
+4. hh-camera with the edge int8 model for 10,000 frames: peak RSS and growth.
+5. Invoke time of both architectures at the notes' 300x300 (untrained weights: latency does
+   not depend on their values).
+Ratios are computed within this run; machines here are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+MODES = ("float32", "float16", "dynamic", "int8")
+THREADS = 2
+
+
+def ensure_data(data: Path) -> None:
+    from hh.trainer.synth import write_dataset
+
+    if not (data / "train").exists():
+        print(f"writing synthetic data set to {data} ...", flush=True)
+        write_dataset(data, classes=2, per_class=500, seed=7)
+
+
+def ensure_run(arch: str, data: Path, runs: Path, size: int, epochs: int) -> Path:
+    from hh.converters.run import convert_run
+    from hh.trainer.train import TrainConfig, train
+
+    run = runs / f"{arch}-{size}"
+    if not (run / "run.json").exists() or json.loads((run / "run.json").read_text()).get("status") != "complete":
+        shutil.rmtree(run, ignore_errors=True)
+        print(f"training {arch} at {size}px ...", flush=True)
+        config = TrainConfig(
+            data_dir=str((data / "train").absolute()), val_dir=str((data / "validation").absolute()), out=str(run),
+            image_size=size, batch_size=32, epochs=epochs, arch=arch, seed=0,
+        )
+        train(config, verbose=0)
+    for mode in MODES:
+        if not (run / f"model_{mode}.tflite").exists():
+            print(f"converting {arch} to {mode} ...", flush=True)
+            convert_run(run, mode, min_agreement=0.0)
+    return run
+
+
+def video_frames(data: Path, video: Path) -> list[np.ndarray]:
+    import cv2
+
+    from hh.edge.folders import list_image_folder
+    from hh.trainer.synth import write_video
+
+    if not video.exists():
+        write_video(list(list_image_folder(data / "validation").paths), video, (640, 480))
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+def keras_latency(run: Path, frames: list[np.ndarray], n: int) -> float:
+    """Mean ms of Keras float32 model(x) on one prepared frame: the workstation way."""
+    import keras
+
+    from hh.edge.preprocess import to_model_rgb
+    from hh.edge.spec import read_spec
+
+    spec = read_spec(run / "preprocessing.json")
+    model = keras.models.load_model(run / "model.keras")
+    inputs = [to_model_rgb(f, spec)[None].astype(np.float32) for f in frames[:n]]
+    for x in inputs[:10]:
+        model(x, training=False)
+    started = time.perf_counter()
+    for x in inputs:
+        model(x, training=False)
+    return (time.perf_counter() - started) * 1000 / len(inputs)
+
+
+def tflite_stages(model: Path, frames: list[np.ndarray], n: int) -> dict:
+    from hh.edge.bench import time_stages
+    from hh.edge.runtime import TFLiteClassifier
+
+    classifier = TFLiteClassifier(model, num_threads=THREADS)
+    source = iter(frames * (n // len(frames) + 2))
+    return time_stages(classifier, source.__next__, n).as_dict()
+
+
+def camera_run(model: Path, video: Path, *extra: str) -> dict:
+    command = [sys.executable, "-m", "hh.edge.cli_camera", str(model), "--source", str(video), "--json", "--threads", str(THREADS), *extra]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def invoke_at_300(arch: str, calibration: np.ndarray, tmp: Path) -> dict:
+    """int8 invoke ms of an untrained `arch` at 300x300."""
+    from hh.converters.tflite import convert, with_contract
+    from hh.edge.bench import time_stages
+    from hh.edge.runtime import TFLiteClassifier
+    from hh.edge.spec import PreprocessingSpec
+    from hh.trainer.models import build_model
+
+    spec = PreprocessingSpec(height=300, width=300, class_names=("brown_spot", "healthy"))
+    model = build_model(arch, spec)
+    path = tmp / f"{arch}-300-int8.tflite"
+    path.write_bytes(with_contract(convert(model, spec, "int8", calibration), spec, "int8", "bench"))
+    classifier = TFLiteClassifier(path, num_threads=THREADS)
+    frames = iter([np.zeros((480, 640, 3), np.uint8)] * 200)
+    stages = time_stages(classifier, frames.__next__, 100).as_dict()
+    return {"params": model.count_params(), "int8_mb": path.stat().st_size / 1e6, "invoke_ms": stages["invoke"]["mean_ms"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("bench/results/edge-data"))
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--soak-frames", type=int, default=10_000)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/edge.json"))
+    args = parser.parse_args()
+    runs = args.out.parent / "runs"
+    ensure_data(args.data)
+    video = args.out.parent / "field-640x480.avi"
+    frames = video_frames(args.data, video)
+    result: dict = {"size": args.size, "threads": THREADS, "cpus": os.cpu_count(), "video_frames": len(frames), "archs": {}}
+
+    for arch in ("seed", "edge"):
+        run = ensure_run(arch, args.data, runs, args.size, args.epochs)
+        record = json.loads((run / "run.json").read_text())
+        entry = {
+            "val_accuracy": record["best_val_accuracy"],
+            "keras_float32_ms": keras_latency(run, frames, args.frames),
+            "modes": {},
+        }
+        for mode in MODES:
+            report = json.loads((run / f"model_{mode}.report.json").read_text())
+            stages = tflite_stages(run / f"model_{mode}.tflite", frames, args.frames)
+            entry["modes"][mode] = {
+                "size_mb": report["size_mb"],
+                "accuracy": report["tflite_accuracy"],
+                "agreement": report["agreement"],
+                "invoke_ms": stages["invoke"]["mean_ms"],
+                "stages": stages,
+            }
+        int8 = entry["modes"]["int8"]
+        entry["int8_speedup_vs_keras"] = entry["keras_float32_ms"] / int8["invoke_ms"]
+        bare_ms = sum(int8["stages"][s]["mean_ms"] for s in ("preprocess", "invoke", "postprocess"))
+        loop = camera_run(run / "model_int8.tflite", video)
+        entry["camera"] = {"bare_fps": 1000 / bare_ms, "loop_fps": loop["fps"], "loop_share": loop["fps"] / (1000 / bare_ms)}
+        result["archs"][arch] = entry
+        print(f"{arch}: done", flush=True)
+
+    soak = camera_run(runs / f"edge-{args.size}" / "model_int8.tflite", video, "--loop", "--max-frames", str(args.soak_frames))
+    result["soak"] = {k: soak[k] for k in ("frames_classified", "fps", "rss_mb_warm", "rss_mb_end", "peak_rss_mb")}
+
+    from hh.edge.folders import list_image_folder
+    from hh.edge.spec import PreprocessingSpec
+    from hh.trainer.data import load_images
+
+    folder = list_image_folder(args.data / "train").sample_per_class(100)
+    calibration, _ = load_images(folder, PreprocessingSpec(height=300, width=300, class_names=folder.class_names))
+    result["at_300"] = {arch: invoke_at_300(arch, calibration, args.out.parent) for arch in ("seed", "edge")}
+
+    seed, edge = result["archs"]["seed"], result["archs"]["edge"]
+    result["targets"] = {
+        "int8_invoke_8x_faster_than_keras_seed": seed["int8_speedup_vs_keras"] >= 8,
+        "int8_invoke_8x_faster_than_keras_edge": edge["int8_speedup_vs_keras"] >= 8,
+        "camera_loop_85pct_of_bare_edge": edge["camera"]["loop_share"] >= 0.85,
+        "edge_int8_rss_under_150mb": result["soak"]["peak_rss_mb"] < 150,
+        "edge_int8_rss_no_growth": result["soak"]["rss_mb_end"] - result["soak"]["rss_mb_warm"] < 5,
+        "edge_int8_at_most_1mb": edge["modes"]["int8"]["size_mb"] <= 1.0,
+        "edge_int8_invoke_quarter_of_seed": edge["modes"]["int8"]["invoke_ms"] <= seed["modes"]["int8"]["invoke_ms"] / 4,
+        "edge_int8_invoke_quarter_of_seed_at_300": result["at_300"]["edge"]["invoke_ms"] <= result["at_300"]["seed"]["invoke_ms"] / 4,
+        "edge_val_accuracy_within_1pt": edge["val_accuracy"] >= seed["val_accuracy"] - 0.01,
+    }
+    print_table(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def print_table(result: dict) -> None:
+    size = result["size"]
+    print(f"\n{size}x{size} models, 640x480 video, {result['threads']} threads, {result['cpus']} CPUs")
+    print(f"{'arch':<6}{'model':<16}{'size MB':>9}{'accuracy':>10}{'agree':>8}{'invoke ms':>11}{'vs keras':>10}")
+    for arch, entry in result["archs"].items():
+        keras_ms = entry["keras_float32_ms"]
+        print(f"{arch:<6}{'keras float32':<16}{'':>9}{entry['val_accuracy']:>10.3f}{'':>8}{keras_ms:>11.3f}{1.0:>9.1f}x")
+        for mode, m in entry["modes"].items():
+            print(f"{'':<6}{mode + ' tflite':<16}{m['size_mb']:>9.3f}{m['accuracy']:>10.3f}{m['agreement']:>8.3f}{m['invoke_ms']:>11.3f}{keras_ms / m['invoke_ms']:>9.1f}x")
+    for arch, entry in result["archs"].items():
+        cam = entry["camera"]
+        print(f"{arch} int8 hh-camera loop {cam['loop_fps']:.0f} FPS vs bare preprocess+invoke {cam['bare_fps']:.0f} FPS: {cam['loop_share']:.0%}")
+    soak = result["soak"]
+    print(f"soak: {soak['frames_classified']} frames, RSS {soak['rss_mb_warm']} -> {soak['rss_mb_end']} MB, peak {soak['peak_rss_mb']} MB")
+    for arch, entry in result["at_300"].items():
+        print(f"at 300x300: {arch} {entry['params']:,} params, int8 {entry['int8_mb']:.2f} MB, invoke {entry['invoke_ms']:.2f} ms")
+    for name, ok in result["targets"].items():
+        print(f"target {name}: {'met' if ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Per-stage timing of the edge pipeline: capture/decode, preprocess, invoke, postprocess.
+
+Stages run one after another in one thread, so each is measured alone; hh-camera overlaps
+capture with inference on its own thread, so its FPS can exceed 1 / (sum of the stages).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hh.edge.camera import peak_rss_mb
+from hh.edge.runtime import TFLiteClassifier
+
+STAGES = ("capture", "preprocess", "invoke", "postprocess")
+
+
+@dataclass
+class StageTimes:
+    runtime: str
+    frames: int = 0
+    ms: dict[str, list[float]] = field(default_factory=lambda: {stage: [] for stage in STAGES})
+
+    def total_ms(self) -> np.ndarray:
+        return np.sum([self.ms[stage] for stage in STAGES], axis=0)
+
+    def as_dict(self) -> dict:
+        out: dict = {"runtime": self.runtime, "frames": self.frames}
+        for stage in STAGES:
+            values = self.ms[stage]
+            out[stage] = {
+                "mean_ms": round(float(np.mean(values)), 3),
+                "p50_ms": round(float(np.percentile(values, 50)), 3),
+                "p95_ms": round(float(np.percentile(values, 95)), 3),
+            }
+        total = self.total_ms()
+        out["end_to_end"] = {
+            "fps": round(1000.0 / float(np.mean(total)), 1),
+            "p50_ms": round(float(np.percentile(total, 50)), 3),
+            "p95_ms": round(float(np.percentile(total, 95)), 3),
+        }
+        out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        return out
+
+
+def synthetic_frames(width: int = 640, height: int = 480, seed: int = 0) -> Iterator[np.ndarray]:
+    """Endless camera-sized frames when there is no camera (a few, reused: no decode cost)."""
+    rng = np.random.default_rng(seed)
+    frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(8)]
+    i = 0
+    while True:
+        yield frames[i % len(frames)]
+        i += 1
+
+
+def time_stages(classifier: TFLiteClassifier, read_frame, frames: int, warmup: int = 10) -> StageTimes:
+    """Run `frames` frames through the pipeline; read_frame() -> BGR frame or None at the end."""
+    times = StageTimes(classifier.runtime)
+    for i in range(warmup + frames):
+        t0 = time.perf_counter()
+        frame = read_frame()
+        if frame is None:
+            break
+        t1 = time.perf_counter()
+        tensor = classifier.prepare(frame)
+        t2 = time.perf_counter()
+        raw = classifier.invoke(tensor)
+        t3 = time.perf_counter()
+        classifier.result(raw)
+        t4 = time.perf_counter()
+        if i < warmup:
+            continue
+        for stage, (start, end) in zip(STAGES, ((t0, t1), (t1, t2), (t2, t3), (t3, t4))):
+            times.ms[stage].append((end - start) * 1000)
+        times.frames += 1
+    return times

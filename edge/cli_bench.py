@@ -1,0 +1,80 @@
+"""hh-bench: how fast a model runs on this device, stage by stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hh.edge.cli_util import UserError, make_app, user_errors
+from hh.edge.spec import SpecError
+
+app = make_app("Measure a .tflite model on this device.")
+
+
+@app.command()
+@user_errors(SpecError)
+def bench(
+    model: Annotated[Path, typer.Argument(help="A .tflite from hh-convert.")],
+    threads: Annotated[Optional[int], typer.Option(help="Interpreter threads (default: CPU cores, at most 4).")] = None,
+    frames: Annotated[int, typer.Option(help="Frames to time (after 10 warm-up frames).")] = 300,
+    source: Annotated[
+        Optional[str], typer.Option(help="Camera index, video file or stream URL; default: generated 640x480 frames.")
+    ] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the numbers to this JSON file.")] = None,
+) -> None:
+    """Time capture/decode, preprocess, invoke and postprocess per frame, and report end-to-end
+    FPS, p50/p95 latency, the runtime that loaded, and peak memory.
+
+    Example: hh-bench models/run1/model_int8.tflite --threads 4
+    """
+    from hh.edge.bench import STAGES, synthetic_frames, time_stages
+    from hh.edge.camera import open_source
+    from hh.edge.files import atomic_write_text
+    from hh.edge.runtime import TFLiteClassifier, default_threads
+
+    if frames < 1:
+        raise UserError(f"--frames must be at least 1, got {frames}")
+    classifier = TFLiteClassifier(model, num_threads=threads or default_threads())
+    if source is None:
+        generator = synthetic_frames()
+        read_frame = generator.__next__
+        source_text = "generated 640x480 frames"
+        capture = None
+    else:
+        capture, info, _ = open_source(source)
+
+        def read_frame():
+            ok, frame = capture.read()
+            return frame if ok else None
+
+        source_text = info.description
+    try:
+        times = time_stages(classifier, read_frame, frames)
+    finally:
+        if capture is not None:
+            capture.release()
+    if times.frames == 0:
+        raise UserError(f"{source_text}: gave no frames to time")
+    result = times.as_dict()
+    result.update(model=str(model), source=source_text, threads=threads or default_threads(), input_dtype=classifier.input_dtype.name)
+    print(f"{classifier.describe()}; {result['threads']} threads; {source_text}; {times.frames} frames")
+    print(f"{'stage':<12}{'mean ms':>10}{'p50 ms':>10}{'p95 ms':>10}")
+    for stage in STAGES:
+        s = result[stage]
+        print(f"{stage:<12}{s['mean_ms']:>10.3f}{s['p50_ms']:>10.3f}{s['p95_ms']:>10.3f}")
+    e = result["end_to_end"]
+    print(f"{'end to end':<12}{'':>10}{e['p50_ms']:>10.3f}{e['p95_ms']:>10.3f}   {e['fps']:.1f} FPS")
+    print(f"peak RSS {result['peak_rss_mb']} MB")
+    if json_out:
+        atomic_write_text(json_out, json.dumps(result, indent=2) + "\n")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
