@@ -80,6 +80,18 @@ def video_frames(data: Path, video: Path) -> list[np.ndarray]:
     return frames
 
 
+def capture_ms(video: Path) -> float:
+    """Mean ms to read and decode one frame of the video: the capture stage of a file source."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(video))
+    count, started = 0, time.perf_counter()
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return (time.perf_counter() - started) * 1000 / max(1, count)
+
+
 def keras_latency(run: Path, frames: list[np.ndarray], n: int) -> float:
     """Mean ms of Keras float32 model(x) on one prepared frame: the workstation way."""
     import keras
@@ -167,8 +179,16 @@ def main() -> None:
         int8 = entry["modes"]["int8"]
         entry["int8_speedup_vs_keras"] = entry["keras_float32_ms"] / int8["invoke_ms"]
         bare_ms = sum(int8["stages"][s]["mean_ms"] for s in ("preprocess", "invoke", "postprocess"))
-        loop = camera_run(run / "model_int8.tflite", video)
-        entry["camera"] = {"bare_fps": 1000 / bare_ms, "loop_fps": loop["fps"], "loop_share": loop["fps"] / (1000 / bare_ms)}
+        decode_ms = capture_ms(video)
+        # Long enough that start-up (threads, first decode, first invoke) does not count.
+        loop = camera_run(run / "model_int8.tflite", video, "--loop", "--max-frames", "3000")
+        # hh-camera decodes on its own thread while the model runs, so the most it can reach is
+        # set by the slower of the two; below that, the rest is the loop's own cost.
+        ideal_fps = 1000 / max(bare_ms, decode_ms)
+        entry["camera"] = {
+            "bare_fps": 1000 / bare_ms, "decode_ms": decode_ms, "ideal_fps": ideal_fps,
+            "loop_fps": loop["fps"], "loop_share": loop["fps"] / ideal_fps, "loop_vs_bare": loop["fps"] / (1000 / bare_ms),
+        }
         result["archs"][arch] = entry
         print(f"{arch}: done", flush=True)
 
@@ -211,7 +231,11 @@ def print_table(result: dict) -> None:
             print(f"{'':<6}{mode + ' tflite':<16}{m['size_mb']:>9.3f}{m['accuracy']:>10.3f}{m['agreement']:>8.3f}{m['invoke_ms']:>11.3f}{keras_ms / m['invoke_ms']:>9.1f}x")
     for arch, entry in result["archs"].items():
         cam = entry["camera"]
-        print(f"{arch} int8 hh-camera loop {cam['loop_fps']:.0f} FPS vs bare preprocess+invoke {cam['bare_fps']:.0f} FPS: {cam['loop_share']:.0%}")
+        print(
+            f"{arch} int8 hh-camera loop {cam['loop_fps']:.0f} FPS; bare preprocess+invoke {cam['bare_fps']:.0f} FPS, "
+            f"video decode {1000 / cam['decode_ms']:.0f} FPS; loop reaches {cam['loop_share']:.0%} of the slower of the two "
+            f"({cam['loop_vs_bare']:.0%} of bare)"
+        )
     soak = result["soak"]
     print(f"soak: {soak['frames_classified']} frames, RSS {soak['rss_mb_warm']} -> {soak['rss_mb_end']} MB, peak {soak['peak_rss_mb']} MB")
     for arch, entry in result["at_300"].items():

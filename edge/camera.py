@@ -25,6 +25,7 @@ from hh.edge.cli_util import UserError
 from hh.edge.runtime import Classification, TFLiteClassifier
 
 UNCERTAIN = "uncertain"
+FILE_QUEUE_FRAMES = 4
 
 
 def redact_url(source: str) -> str:
@@ -121,9 +122,10 @@ class FrameGrabber:
         self.frames_taken = 0
         self.outages = 0
         self.loops = 0
-        self._frame: np.ndarray | None = None
-        self._index = -1
-        self._taken = -1
+        # Live: one slot, a new frame replaces an unread one. Files: a short queue, nothing
+        # dropped; a few frames of slack let decoding run ahead instead of taking turns.
+        self._frames: deque[tuple[int, np.ndarray]] = deque(maxlen=1 if drop_stale else None)
+        self._capacity = 1 if drop_stale else FILE_QUEUE_FRAMES
         self._ended = False
         self._stopping = threading.Event()
         self._cond = threading.Condition()
@@ -136,11 +138,9 @@ class FrameGrabber:
     def _deliver(self, frame: np.ndarray) -> None:
         with self._cond:
             if not self.drop_stale:
-                # Files: wait until the consumer took the previous frame; nothing is lost.
-                while self._taken < self._index and not self._stopping.is_set():
+                while len(self._frames) >= self._capacity and not self._stopping.is_set():
                     self._cond.wait(0.5)
-            self._frame = frame
-            self._index += 1
+            self._frames.append((self.frames_read, frame))
             self.frames_read += 1
             self._cond.notify_all()
 
@@ -208,15 +208,14 @@ class FrameGrabber:
         Blocks through outages: a live source that is reconnecting is not an end.
         """
         with self._cond:
-            while self._index <= self._taken and not self._ended:
+            while not self._frames and not self._ended:
                 self._cond.wait(0.5)  # in slices, so Ctrl-C gets through promptly
-            if self._index <= self._taken:
+            if not self._frames:
                 return None
-            self._taken = self._index
             self.frames_taken += 1
-            frame = self._frame
+            item = self._frames.popleft()
             self._cond.notify_all()
-            return self._index, frame
+            return item
 
     def stop(self) -> None:
         self._stopping.set()
@@ -323,6 +322,8 @@ class Smoother:
         self.window: deque[np.ndarray] = deque(maxlen=max(1, k))
 
     def __call__(self, probabilities: np.ndarray) -> np.ndarray:
+        if self.window.maxlen == 1:
+            return probabilities
         self.window.append(probabilities)
         return np.mean(self.window, axis=0)
 

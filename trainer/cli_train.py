@@ -40,6 +40,8 @@ def train(
     class_mode: Annotated[str, typer.Option(help="auto: binary (1 sigmoid) for 2 classes, else categorical (softmax).")] = "auto",
     aspect: Annotated[str, typer.Option(help=f"How to fit images to a square: {' or '.join(ASPECTS)} (centre-crop).")] = "squash",
     interpolation: Annotated[str, typer.Option(help=f"Resize interpolation: {', '.join(INTERPOLATIONS)}.")] = "bilinear",
+    strategy: Annotated[str, typer.Option(help="auto, none, mirrored (GPUs of this machine) or multiworker (machines in TF_CONFIG).")] = "auto",
+    cache: Annotated[Optional[Path], typer.Option(help="Cache decoded images in this folder instead of RAM (data sets larger than memory).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Refuse to train when any image is unusable, instead of skipping it.")] = False,
     resume: Annotated[
         Optional[Path], typer.Option(help="Continue the interrupted run in this folder from its last completed epoch.")
@@ -76,6 +78,8 @@ def train(
             aspect=aspect,
             interpolation=interpolation,
             strict=strict,
+            strategy=strategy,
+            cache=str(cache.absolute()) if cache else None,
         )
     try:
         result = run_training(config, resume=resume is not None, verbose="auto" if sys.stdout.isatty() else 2)

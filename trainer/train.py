@@ -30,7 +30,6 @@ from hh.edge.cli_util import UserError
 from hh.edge.files import atomic_path, atomic_write_text
 from hh.edge.folders import ImageFolder, check_same_classes, list_image_folder, split_validation
 from hh.edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec
-from hh.trainer.data import make_dataset
 from hh.trainer.models import ARCHITECTURES, build_model, compile_model
 from hh.trainer.scan import BAD_FILES_NAME, ScanReport, enforce, scan_folder
 
@@ -61,6 +60,8 @@ class TrainConfig:
     aspect: str = "squash"
     interpolation: str = "bilinear"
     strict: bool = False  # any unusable image is an error instead of being skipped
+    strategy: str = "auto"  # hh.trainer.distribute.STRATEGIES
+    cache: str | None = None  # folder for an on-disk cache of decoded images (default: RAM if it fits)
 
     def validate(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -72,6 +73,10 @@ class TrainConfig:
                 raise UserError(f"{name} must be at least {low}, got {value}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise UserError(f"--lr must be a positive number, got {self.learning_rate}")
+        from hh.trainer.distribute import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise UserError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.class_mode not in ("auto", "binary", "categorical"):
             raise UserError(f"--class-mode must be auto, binary or categorical, got {self.class_mode!r}")
 
@@ -166,14 +171,17 @@ class RunFolderCallback(keras.callbacks.Callback):
     """After every epoch: keep the best model, a resumable checkpoint and the history on disk.
 
     Order matters for crash safety: the best model and history first, the checkpoint state
-    last, so a resume never claims an epoch whose outputs were not written.
+    last, so a resume never claims an epoch whose outputs were not written. Only the chief
+    writes the run's artifacts; every worker writes its own checkpoint.
     """
 
-    def __init__(self, run_dir: Path, history: dict[str, list[float]], best_val_loss: float):
+    def __init__(self, run_dir: Path, history: dict[str, list[float]], best_val_loss: float, checkpoint: Path, is_chief: bool = True):
         super().__init__()
         self.run_dir = run_dir
         self.history = history
         self.best_val_loss = best_val_loss
+        self.checkpoint = checkpoint
+        self.is_chief = is_chief
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         logs = logs or {}
@@ -182,10 +190,12 @@ class RunFolderCallback(keras.callbacks.Callback):
         val_loss = float(logs.get("val_loss", float("inf")))
         if val_loss < self.best_val_loss:
             self.best_val_loss = val_loss
-            with atomic_path(self.run_dir / MODEL_FILENAME) as tmp:
-                self.model.save(tmp)
-        atomic_write_text(self.run_dir / HISTORY_FILENAME, history_csv(self.history))
-        checkpoint = self.run_dir / CHECKPOINT_DIR
+            if self.is_chief:
+                with atomic_path(self.run_dir / MODEL_FILENAME) as tmp:
+                    self.model.save(tmp)
+        if self.is_chief:
+            atomic_write_text(self.run_dir / HISTORY_FILENAME, history_csv(self.history))
+        checkpoint = self.checkpoint
         with atomic_path(checkpoint / "last.keras") as tmp:
             self.model.save(tmp)
         state = {"epochs_done": epoch + 1, "best_val_loss": self.best_val_loss}
@@ -224,10 +234,20 @@ def read_run_config(run_dir: Path) -> TrainConfig:
 
 def train(config: TrainConfig, resume: bool = False, verbose: int | str = "auto") -> TrainResult:
     """Train per `config` into `config.out`; with resume, continue a run from its checkpoint."""
+    from hh.trainer.distribute import cluster_dataset, fit_multiworker, resolve_cluster
+
+    config.validate()
     run_dir = Path(config.out)
+    cluster = resolve_cluster(config.strategy)  # first: it configures TensorFlow's collectives
     checkpoint = run_dir / CHECKPOINT_DIR
-    if not resume and ((run_dir / MODEL_FILENAME).exists() or (checkpoint / "state.json").exists()):
+    if not cluster.is_chief:
+        checkpoint = checkpoint / f"worker-{cluster.worker_index}"
+    if not resume and ((cluster.is_chief and (run_dir / MODEL_FILENAME).exists()) or (checkpoint / "state.json").exists()):
         raise UserError(f"{run_dir} already holds a run; use --resume {run_dir} or choose another --out")
+    if config.batch_size % cluster.replicas:
+        raise UserError(f"--batch-size {config.batch_size} (global) does not split evenly over {cluster.replicas} replicas")
+    if cluster.strategy is not None:
+        print(f"distributed training: {cluster.description}, {cluster.replicas} replicas, global batch {config.batch_size}", file=sys.stderr)
     data = resolve_data(config, run_dir)
     if not config.val_dir and config.val_split is None:
         print("no --val-dir: holding out 20% of each class for validation (--val-split 0.2)", file=sys.stderr)
@@ -245,43 +265,55 @@ def train(config: TrainConfig, resume: bool = False, verbose: int | str = "auto"
         history = read_history(run_dir / HISTORY_FILENAME)
         # history.csv is written before state.json, so it may hold one epoch more: trim it.
         history = {k: v[:initial_epoch] for k, v in history.items()}
-        model = keras.models.load_model(checkpoint / "last.keras", safe_mode=True)
+        with cluster.scope():
+            model = keras.models.load_model(checkpoint / "last.keras", safe_mode=True)
         print(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}", file=sys.stderr)
     else:
         keras.utils.set_random_seed(config.seed)
         history = {key: [] for key in HISTORY_KEYS}
-        model = compile_model(build_model(config.arch, data.spec), data.spec, config.learning_rate)
+        with cluster.scope():
+            model = compile_model(build_model(config.arch, data.spec), data.spec, config.learning_rate)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / SPEC_FILENAME, data.spec.to_json())
-    atomic_write_text(run_dir / LABELS_FILENAME, data.spec.labels_text())
-    if data.bad_files:
-        atomic_write_text(run_dir / BAD_FILES_NAME, "".join(line + "\n" for line in data.bad_files))
-    write_run_record(run_dir, config, data, status="training")
+    if cluster.is_chief:
+        atomic_write_text(run_dir / SPEC_FILENAME, data.spec.to_json())
+        atomic_write_text(run_dir / LABELS_FILENAME, data.spec.labels_text())
+        if data.bad_files:
+            atomic_write_text(run_dir / BAD_FILES_NAME, "".join(line + "\n" for line in data.bad_files))
+        write_run_record(run_dir, config, data, status="training")
 
-    train_ds = make_dataset(data.train, data.spec, config.batch_size, shuffle=True, seed=config.seed + initial_epoch)
-    val_ds = make_dataset(data.val, data.spec, config.batch_size, shuffle=False)
-    callback = RunFolderCallback(run_dir, history, best_val_loss)
+    cache = {split: str(Path(config.cache) / split) if config.cache else None for split in ("train", "validation")}
+    if config.cache:
+        Path(config.cache).mkdir(parents=True, exist_ok=True)
+    train_ds = cluster_dataset(cluster, data.train, data.spec, config.batch_size, True, config.seed + initial_epoch, cache["train"])
+    val_ds = cluster_dataset(cluster, data.val, data.spec, config.batch_size, False, 0, cache["validation"])
+    callback = RunFolderCallback(run_dir, history, best_val_loss, checkpoint, cluster.is_chief)
     started = time.monotonic()
     interrupted = False
     if initial_epoch < config.epochs:
         try:
-            model.fit(
-                train_ds,
-                validation_data=val_ds,
-                epochs=config.epochs,
-                initial_epoch=initial_epoch,
-                callbacks=[callback],
-                shuffle=False,  # the dataset shuffles itself, each epoch
-                verbose=verbose,
-            )
+            if isinstance(cluster.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                fit_multiworker(
+                    model, cluster, data.spec, train_ds, val_ds, config.batch_size, config.epochs, initial_epoch, callback, verbose
+                )
+            else:
+                model.fit(
+                    train_ds,
+                    validation_data=val_ds,
+                    epochs=config.epochs,
+                    initial_epoch=initial_epoch,
+                    callbacks=[callback],
+                    shuffle=False,  # the dataset shuffles itself, each epoch
+                    verbose=verbose,
+                )
         except KeyboardInterrupt:
             interrupted = True
     seconds = time.monotonic() - started
     history = callback.history
     epochs_run = len(history["loss"])
     if epochs_run == 0:
-        write_run_record(run_dir, config, data, status="interrupted", epochs_done=0)
+        if cluster.is_chief:
+            write_run_record(run_dir, config, data, status="interrupted", epochs_done=0)
         raise KeyboardInterrupt
     best = best_epoch(history)
     result = TrainResult(
@@ -293,6 +325,10 @@ def train(config: TrainConfig, resume: bool = False, verbose: int | str = "auto"
         seconds=seconds,
         history=history,
     )
+    if not cluster.is_chief:
+        if interrupted:
+            raise KeyboardInterrupt
+        return result
     from hh.trainer.plots import plot_curves
 
     plot_curves(history, run_dir / CURVES_FILENAME, title=f"{config.arch} on {config.data_dir}")

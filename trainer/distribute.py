@@ -1,0 +1,176 @@
+"""Scale-out on TensorFlow's own engine: tf.distribute strategies for hh-train.
+
+- mirrored: MirroredStrategy, the GPUs of one machine.
+- multiworker: MultiWorkerMirroredStrategy across machines, configured the standard way by the
+  TF_CONFIG environment variable on every worker (same cluster, its own task index).
+- auto: mirrored when more than one GPU is visible, otherwise no strategy.
+
+--batch-size is the global batch: each step processes that many images in total, split
+evenly over all replicas (GPUs, or workers on CPUs). The learning rate is used as given, not
+scaled with the replica count: a bigger global batch usually wants a larger --lr.
+
+Each worker decodes only its own shard of the image files (file i goes to worker
+i mod workers): sharding by file before decoding, so no image is decoded twice. Only the chief
+writes the run's artifacts; every worker keeps its own resumable checkpoint, as Keras'
+BackupAndRestore does, so --resume works on all of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from hh.edge.cli_util import UserError
+from hh.edge.folders import ImageFolder
+from hh.edge.spec import PreprocessingSpec
+from hh.trainer.data import make_dataset
+
+STRATEGIES = ("auto", "none", "mirrored", "multiworker")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    strategy: tf.distribute.Strategy | None
+    is_chief: bool
+    worker_index: int
+    num_workers: int
+    description: str
+
+    def scope(self):
+        return self.strategy.scope() if self.strategy else contextlib.nullcontext()
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync if self.strategy else 1
+
+
+def read_tf_config() -> dict:
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise UserError("--strategy multiworker needs TF_CONFIG on every worker (see README: Scale-out training)")
+    try:
+        config = json.loads(raw)
+        workers = config["cluster"]["worker"]
+        task = config["task"]
+        assert task["type"] in ("worker", "chief") and isinstance(task["index"], int) and workers
+    except (json.JSONDecodeError, KeyError, TypeError, AssertionError):
+        raise UserError(
+            'TF_CONFIG must be JSON like {"cluster": {"worker": ["host1:port", "host2:port"]}, '
+            '"task": {"type": "worker", "index": 0}}'
+        ) from None
+    return config
+
+
+def resolve_cluster(name: str) -> Cluster:
+    """The strategy for --strategy. Must run before any other TensorFlow op in the process:
+    collective communication is configured when the strategy is created."""
+    if name not in STRATEGIES:
+        raise UserError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
+    if name == "multiworker":
+        config = read_tf_config()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        task_type, index = config["task"]["type"], config["task"]["index"]
+        cluster = config["cluster"]
+        # The chief is the "chief" task if the cluster has one, else worker 0.
+        is_chief = task_type == "chief" or ("chief" not in cluster and index == 0)
+        n_workers = len(cluster["worker"]) + len(cluster.get("chief", []))
+        worker_index = index + (len(cluster.get("chief", [])) if task_type == "worker" else 0)
+        return Cluster(strategy, is_chief, worker_index, n_workers, f"multi-worker: task {task_type} {index} of {n_workers}")
+    gpus = tf.config.list_physical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        strategy = tf.distribute.MirroredStrategy()
+        return Cluster(strategy, True, 0, 1, f"mirrored over {strategy.num_replicas_in_sync} device(s)")
+    return Cluster(None, True, 0, 1, "single device")
+
+
+def fit_multiworker(model, cluster: Cluster, spec: PreprocessingSpec, train_ds, val_ds, global_batch: int,
+                    epochs: int, initial_epoch: int, callback, verbose) -> None:
+    """A training loop on tf.distribute's public API, for MultiWorkerMirroredStrategy.
+
+    Keras 3's model.fit does not run under MultiWorkerMirroredStrategy (keras-team/keras#20585:
+    its first-batch build and its metric reduction both fail across workers), so multi-worker
+    runs use this loop: same model, optimizer, loss and per-epoch callback as model.fit, with
+    the loss averaged over the global batch and gradients all-reduced by the strategy.
+    """
+    strategy = cluster.strategy
+    binary = spec.class_mode == "binary"
+    with strategy.scope():
+        loss_fn = (keras.losses.BinaryCrossentropy if binary else keras.losses.CategoricalCrossentropy)(reduction="none")
+        optimizer = model.optimizer
+        optimizer.build(model.trainable_variables)
+
+    def correct(y, pred):
+        if binary:
+            return tf.reduce_sum(tf.cast(tf.equal(tf.cast(pred > 0.5, tf.float32), y), tf.float32))
+        return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(pred, -1), tf.argmax(y, -1)), tf.float32))
+
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            pred = model(x, training=True)
+            loss = tf.nn.compute_average_loss(loss_fn(y, pred), global_batch_size=global_batch)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        n = tf.cast(tf.shape(x)[0], tf.float32)
+        return tf.reduce_sum(loss_fn(y, pred)), correct(y, pred), n
+
+    def eval_step(x, y):
+        pred = model(x, training=False)
+        return tf.reduce_sum(loss_fn(y, pred)), correct(y, pred), tf.cast(tf.shape(x)[0], tf.float32)
+
+    @tf.function
+    def distributed(step, x, y):
+        results = strategy.run(step, args=(x, y))
+        return [strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None) for r in results]
+
+    def run_epoch(step, dataset) -> tuple[float, float]:
+        totals = np.zeros(3)
+        for x, y in dataset:
+            totals += [float(v) for v in distributed(step, x, y)]
+        return totals[0] / max(totals[2], 1), totals[1] / max(totals[2], 1)
+
+    callback.set_model(model)
+    for epoch in range(initial_epoch, epochs):
+        started = time.monotonic()
+        loss, accuracy = run_epoch(train_step, train_ds)
+        val_loss, val_accuracy = run_epoch(eval_step, val_ds)
+        logs = {"loss": loss, "accuracy": accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy}
+        if verbose:
+            print(
+                f"Epoch {epoch + 1}/{epochs} - {time.monotonic() - started:.0f}s - loss: {loss:.4f} - accuracy: {accuracy:.4f} "
+                f"- val_loss: {val_loss:.4f} - val_accuracy: {val_accuracy:.4f}",
+                flush=True,
+            )
+        callback.on_epoch_end(epoch, logs)
+
+
+def cluster_dataset(
+    cluster: Cluster,
+    folder: ImageFolder,
+    spec: PreprocessingSpec,
+    global_batch: int,
+    shuffle: bool,
+    seed: int,
+    cache: str | None,
+):
+    """The input for model.fit: plain on one device, one shard per worker under a strategy."""
+    if cluster.strategy is None:
+        return make_dataset(folder, spec, global_batch, shuffle, seed, cache)
+
+    def per_worker(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        pipeline, pipelines = context.input_pipeline_id, context.num_input_pipelines
+        shard = folder.subset(list(range(pipeline, len(folder), pipelines)))
+        worker_cache = f"{cache}-worker{pipeline}" if cache else None
+        ds = make_dataset(shard, spec, context.get_per_replica_batch_size(global_batch), shuffle, seed, worker_cache)
+        options = tf.data.Options()
+        # Already sharded by file above: tf.distribute must not shard it again.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return ds.with_options(options)
+
+    return cluster.strategy.distribute_datasets_from_function(per_worker)
