@@ -26,8 +26,8 @@ test: $(STAMP)
 # The demo: synthetic leaves -> trained model -> int8 TFLite -> labels on a video, as a user would.
 demo: $(STAMP)
 	rm -rf $(DEMO)
-	$(BIN)/hh-data synth $(DEMO)/data --classes 2 --per-class 200
-	$(BIN)/hh-train $(DEMO)/data/train --val-dir $(DEMO)/data/validation --image-size 96 --batch-size 32 --epochs 12 --out $(DEMO)/run
+	$(BIN)/hh-data synth $(DEMO)/data --classes 2 --per-class 500
+	$(BIN)/hh-train $(DEMO)/data/train --val-dir $(DEMO)/data/validation --arch edge --image-size 128 --batch-size 32 --epochs 15 --out $(DEMO)/run
 	$(BIN)/hh-convert $(DEMO)/run --int8
 	$(BIN)/hh-predict $(DEMO)/run/model_int8.tflite $(DEMO)/data/validation | tail -4
 	$(BIN)/hh-data video $(DEMO)/data/validation $(DEMO)/field.avi --repeat 3
