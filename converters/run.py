@@ -156,6 +156,15 @@ def eval_folder(source: Source, eval_dir: Path | None) -> ImageFolder | None:
     return run_data(source).val
 
 
+def float32_reference_size(model, spec: PreprocessingSpec, folder: Path) -> int:
+    """Bytes of the float32 .tflite, for the size ratio: the one already converted beside the
+    output if there is one (same model, same metadata), else converted now in memory."""
+    existing = folder / MODES["float32"].filename
+    if existing.exists():
+        return existing.stat().st_size
+    return len(with_contract(convert(model, spec, "float32"), spec, "float32", "reference"))
+
+
 def keras_probabilities(model, images: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
     probs = model.predict(images.astype(np.float32), batch_size=32, verbose=0)
     if probs.shape[-1] == 1 and spec.num_classes == 2:
@@ -203,7 +212,7 @@ def convert_run(
     flatbuffer = convert(model, spec, mode, calibration)
     seconds = time.monotonic() - started
     tflite = with_contract(flatbuffer, spec, mode, version)
-    float32_size = len(tflite) if mode == "float32" else len(convert(model, spec, "float32"))
+    float32_size = len(tflite) if mode == "float32" else float32_reference_size(model, spec, out.parent)
 
     # Write under a provisional name first: it only takes the real name once verified.
     pending = out.with_name(out.stem + ".unverified.tflite")

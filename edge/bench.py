@@ -64,16 +64,11 @@ def time_stages(classifier: TFLiteClassifier, read_frame, frames: int, warmup: i
         frame = read_frame()
         if frame is None:
             break
-        t1 = time.perf_counter()
-        tensor = classifier.prepare(frame)
-        t2 = time.perf_counter()
-        raw = classifier.invoke(tensor)
-        t3 = time.perf_counter()
-        classifier.result(raw)
-        t4 = time.perf_counter()
+        capture_ms = (time.perf_counter() - t0) * 1000
+        _, stage_ms = classifier.classify_timed(frame)
         if i < warmup:
             continue
-        for stage, (start, end) in zip(STAGES, ((t0, t1), (t1, t2), (t2, t3), (t3, t4))):
-            times.ms[stage].append((end - start) * 1000)
+        for stage, ms in zip(STAGES, (capture_ms, *stage_ms)):
+            times.ms[stage].append(ms)
         times.frames += 1
     return times

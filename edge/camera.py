@@ -365,22 +365,17 @@ def run_loop(
             handed += 1
             if (handed - 1) % options.every:
                 continue
-            t0 = time.perf_counter()
-            tensor = classifier.prepare(frame)
-            t1 = time.perf_counter()
-            raw = classifier.invoke(tensor)
-            t2 = time.perf_counter()
-            result = classifier.result(smoother(raw))
+            result, (preprocess_ms, invoke_ms, post_ms) = classifier.classify_timed(frame, smoother)
             label = result.label if result.probability >= options.threshold else UNCERTAIN
-            loop_ms = (time.perf_counter() - t0) * 1000
+            loop_ms = preprocess_ms + invoke_ms + post_ms
             summary.frames_classified += 1
             if summary.frames_classified == WARMUP_FRAMES:
                 summary.rss_mb_warm = rss_mb()
             summary.latencies_ms.append(loop_ms)
-            summary.inference_ms.append((t2 - t1) * 1000)
+            summary.inference_ms.append(invoke_ms)
             elapsed = time.monotonic() - started
             fps = summary.frames_classified / elapsed if elapsed > 0 else 0.0
-            on_result(FrameResult(index, time.time(), result, label, (t2 - t1) * 1000, (t1 - t0) * 1000, loop_ms))
+            on_result(FrameResult(index, time.time(), result, label, invoke_ms, preprocess_ms, loop_ms))
             if options.show:
                 cv2.imshow("hh-camera", draw_overlay(frame, label, result.probability, fps))
                 if cv2.waitKey(1) & 0xFF in (ord("q"), 27):

@@ -8,6 +8,7 @@ tensor's scale and zero point, and integer outputs are dequantized the same way.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,6 +169,20 @@ class TFLiteClassifier:
     def classify(self, frame_bgr: np.ndarray) -> Classification:
         """An OpenCV BGR frame -> top label, its probability and all class probabilities."""
         return self.result(self.invoke(self.prepare(frame_bgr)))
+
+    def classify_timed(self, frame_bgr: np.ndarray, smooth=None) -> tuple[Classification, tuple[float, float, float]]:
+        """classify(), with milliseconds spent in (preprocess, invoke, postprocess).
+
+        smooth: optional function applied to the raw probabilities (hh-camera's --smooth).
+        """
+        t0 = time.perf_counter()
+        tensor = self.prepare(frame_bgr)
+        t1 = time.perf_counter()
+        raw = self.invoke(tensor)
+        t2 = time.perf_counter()
+        result = self.result(smooth(raw) if smooth else raw)
+        t3 = time.perf_counter()
+        return result, ((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
 
 
 def default_threads() -> int:
