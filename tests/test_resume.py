@@ -71,8 +71,8 @@ def test_ctrl_c_saves_and_says_how_to_resume(synth_data, tmp_path):
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert f"hh-train --resume {out}" in stderr and "Traceback" not in stderr
-    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert f"hh-train --resume {out}" in stderr and "Traceback" not in stderr, stderr
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted", stderr
     result = CliRunner().invoke(app, ["--resume", str(out)])
     assert result.exit_code == 0, result.output
     assert_finished(out)
@@ -82,3 +82,17 @@ def test_resume_without_a_checkpoint_is_a_user_error(tmp_path):
     (tmp_path / "run").mkdir()
     result = CliRunner().invoke(app, ["--resume", str(tmp_path / "run")])
     assert result.exit_code == 2 and "not a run folder" in result.output
+
+
+def test_ctrl_c_during_epoch_writes_waits_for_them():
+    """SIGINT inside the block is held until the block's writes are done, then raised."""
+    from hh.trainer.train import deferred_interrupt
+
+    written = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            written.append("history")  # still runs: the interrupt waited
+    assert written == ["history"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -13,12 +13,15 @@ A run folder holds everything the converter and the edge need, each file written
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import platform
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -167,6 +170,22 @@ def history_csv(history: dict[str, list[float]]) -> str:
     return out.getvalue()
 
 
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Hold SIGINT back for the duration of the block, then raise KeyboardInterrupt if it came."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 class RunFolderCallback(keras.callbacks.Callback):
     """After every epoch: keep the best model, a resumable checkpoint and the history on disk.
 
@@ -184,6 +203,12 @@ class RunFolderCallback(keras.callbacks.Callback):
         self.is_chief = is_chief
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        # Ctrl-C while the epoch's files are being written waits until they are all written:
+        # the interrupt then lands on a consistent, resumable run folder.
+        with deferred_interrupt():
+            self._save_epoch(epoch, logs)
+
+    def _save_epoch(self, epoch: int, logs=None) -> None:
         logs = logs or {}
         for key in HISTORY_KEYS:
             self.history[key].append(float(logs.get(key, float("nan"))))
