@@ -17,7 +17,6 @@ import numpy as np
 from hh.edge.cli_util import UserError
 from hh.edge.metadata import read_model_spec
 from hh.edge.preprocess import to_model_rgb
-from hh.edge.spec import PreprocessingSpec
 
 # In order of preference (DESIGN.md): LiteRT is the maintained successor of tflite-runtime and
 # works with numpy 2; tf.lite is the last resort on a workstation.

@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from mjpeg_server import FlakyMjpegServer
 from typer.testing import CliRunner
