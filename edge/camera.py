@@ -119,9 +119,7 @@ class FrameGrabber:
         self.on_event = on_event or (lambda event: None)
         self.backoff = backoff
         self.frames_read = 0
-        self.frames_taken = 0
         self.outages = 0
-        self.loops = 0
         # Live: one slot, a new frame replaces an unread one. Files: a short queue, nothing
         # dropped; a few frames of slack let decoding run ahead instead of taking turns.
         self._frames: deque[tuple[int, np.ndarray]] = deque(maxlen=1 if drop_stale else None)
@@ -193,7 +191,6 @@ class FrameGrabber:
                 if self.loop and frames_since_open and self.reopen is not None:
                     self.capture.release()
                     self.capture = self.reopen()
-                    self.loops += 1
                     frames_since_open = 0
                     continue
                 break
@@ -212,7 +209,6 @@ class FrameGrabber:
                 self._cond.wait(0.5)  # in slices, so Ctrl-C gets through promptly
             if not self._frames:
                 return None
-            self.frames_taken += 1
             item = self._frames.popleft()
             self._cond.notify_all()
             return item
