@@ -1,4 +1,4 @@
-"""Input pipeline: hh's tf.data loader vs the notes' ImageDataGenerator.flow_from_directory.
+"""Input pipeline: hh's tf.data loader vs Keras 2's ImageDataGenerator.flow_from_directory.
 
 Same folder (synthetic JPEGs of 200-500 px, made by hh-data synth), 300x300 target, batch 128,
 one process, one run: images per second on the first epoch (decode from files; the files are

@@ -2,49 +2,52 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from hh.edge.cli_util import UserError, make_app, user_errors
-from hh.edge.spec import SpecError
+from hh.edge.cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, require_train_extra, setup_output
+from hh.edge.errors import UserError
 
 app = make_app("Convert a trained model to TFLite.")
 
 
 @app.command()
-@user_errors(SpecError)
+@reports_errors({"mode": "--int8/--float16/--dynamic"})
 def convert(
     source: Annotated[Path, typer.Argument(help="A run folder from hh-train, or a .keras file with preprocessing.json beside it.")],
     int8: Annotated[bool, typer.Option("--int8", help="Full integer: int8 ops, raw uint8 pixels in. Smallest, fastest on a Pi.")] = False,
     float16: Annotated[bool, typer.Option("--float16", help="float16 weights (half the size), float compute.")] = False,
     dynamic: Annotated[bool, typer.Option("--dynamic", help="Dynamic range: int8 weights, float activations.")] = False,
-    calib_dir: Annotated[Optional[Path], typer.Option(help="Calibration images for --int8 (class folders); default: the run's training folder.")] = None,
+    calib_dir: Annotated[Optional[Path], typer.Option(help="Calibration images for --int8 (class folders); default: the run's recorded training images.")] = None,
     calib_count: Annotated[int, typer.Option(help="Calibration images to use, drawn evenly across classes.")] = 300,
-    eval_dir: Annotated[Optional[Path], typer.Option(help="Images (class folders) to verify on; default: the run's validation data.")] = None,
+    eval_dir: Annotated[Optional[Path], typer.Option(help="Images (class folders) to verify on; default: the run's recorded validation images.")] = None,
     min_agreement: Annotated[float, typer.Option(help="Fail when the TFLite and Keras top-1 answers agree on less than this share.")] = 0.98,
     out: Annotated[Optional[Path], typer.Option(help="Output .tflite (default: RUN/model_<mode>.tflite).")] = None,
+    overwrite: OverwriteOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Convert SOURCE to TFLite (float32 unless a flag says otherwise), embed labels and
-    preprocessing spec, then run it against the Keras model on held-out images and report size,
-    accuracy and agreement. Exits 1, keeping the file as *.rejected.tflite, when agreement is
-    below --min-agreement.
+    preprocessing spec, then run it against the Keras model on the run's held-out images (the
+    validation split recorded at training time) and report size, accuracy and agreement.
+
+    Exits 1, keeping the file as *.rejected.tflite, when agreement is below --min-agreement.
+    An existing output file is never replaced without --overwrite.
 
     Example: hh-convert models/run1 --int8
     """
-    from hh.converters.run import VerificationFailed, convert_run
-
+    setup_output(verbose)
     chosen = [name for name, flag in (("int8", int8), ("float16", float16), ("dynamic", dynamic)) if flag]
     if len(chosen) > 1:
         raise UserError(f"choose one quantization, not {' and '.join('--' + c for c in chosen)}")
-    mode = chosen[0] if chosen else "float32"
-    try:
-        report = convert_run(source, mode, calib_dir, calib_count, eval_dir, min_agreement, out)
-    except VerificationFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise typer.Exit(1) from None
+    require_train_extra("hh-convert")
+    from hh.converters.pipeline import convert_run
+
+    report = convert_run(
+        source, chosen[0] if chosen else "float32", calib_dir=calib_dir, calib_count=calib_count, eval_dir=eval_dir,
+        min_agreement=min_agreement, out=out, overwrite=overwrite,
+    )
     for line in report.lines():
         print(line)
     print(f"next: hh-camera {report.model} --source 0")

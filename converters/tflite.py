@@ -8,7 +8,7 @@
 
 Every exported graph outputs one probability per class: a binary model's single sigmoid p
 becomes [1-p, p], because stock classifiers (MediaPipe) refuse an output narrower than the
-label list. The Keras model itself keeps the notes' one-unit head.
+label list. The Keras model itself keeps its one-unit head.
 """
 
 from __future__ import annotations

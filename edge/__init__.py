@@ -1,4 +1,32 @@
-"""hh.edge: the preprocessing contract, the TFLite runtime wrapper and the camera loop.
+"""hh.edge: the TensorFlow-free core that everything else builds on, and the device code.
 
-numpy + OpenCV + LiteRT only: this package must import on a device without TensorFlow.
+The core: the preprocessing contract (spec, preprocess), listing class folders (folders),
+safe file output (files), the error types (errors). The device: the TFLite runtime wrapper
+(runtime, metadata), the camera loop (camera, record), scoring image folders (evaluate) and
+stage timing. numpy + OpenCV + LiteRT only: this package imports on a device without
+TensorFlow. Public names load lazily.
 """
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "PreprocessingSpec": "hh.edge.spec",
+    "TFLiteClassifier": "hh.edge.runtime",
+    "Classification": "hh.edge.runtime",
+    "evaluate": "hh.edge.evaluate",
+    "Evaluation": "hh.edge.evaluate",
+    "read_image_bgr": "hh.edge.preprocess",
+    "to_model_rgb": "hh.edge.preprocess",
+    "fit_to_spec": "hh.edge.preprocess",
+    "HHError": "hh.edge.errors",
+    "UserError": "hh.edge.errors",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'hh.edge' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

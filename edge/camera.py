@@ -9,7 +9,6 @@ video file nothing is dropped: every frame is classified, in order.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import threading
 import time
@@ -17,20 +16,62 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import cv2
 import numpy as np
 
-from hh.edge.cli_util import UserError
+from hh.edge.errors import ParameterError, UserError
 from hh.edge.runtime import Classification, TFLiteClassifier
 
 UNCERTAIN = "uncertain"
 FILE_QUEUE_FRAMES = 4
+REDACTED = "***"
+# Query parameters whose values are credentials, by name (lower case), and name fragments.
+SECRET_PARAMETERS = frozenset({
+    "password", "passwd", "pass", "pwd", "pw", "token", "access_token", "auth", "authorization", "key", "apikey",
+    "api_key", "secret", "signature", "sig", "credential", "credentials", "session", "sessionid", "user_pass",
+})
+SECRET_FRAGMENTS = ("pass", "token", "secret", "key", "auth", "sig", "cred")
+
+
+def _is_secret_parameter(name: str) -> bool:
+    name = name.lower()
+    return name in SECRET_PARAMETERS or any(fragment in name for fragment in SECRET_FRAGMENTS)
 
 
 def redact_url(source: str) -> str:
-    """rtsp://user:secret@host/... -> rtsp://user:***@host/...: passwords never reach a log."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", source)
+    """A stream URL with every credential replaced by ***: all of the userinfo (user and
+    password, whatever characters they hold) and the values of query parameters whose names
+    mean a secret (password, token, key, auth, signature, ...). Passwords never reach a log.
+
+    The userinfo is everything between "://" and the last "@" before the query: that is where
+    FFmpeg looks for it, and a password may itself hold "/", ":" or "@".
+    """
+    scheme, sep, rest = source.partition("://")
+    if not sep:
+        return source
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    head, tail = rest[:cut], rest[cut:]
+    at = head.rfind("@")
+    if at >= 0:
+        head = REDACTED + head[at:]
+    query, hash_sign, fragment = tail.partition("#")
+    if query.startswith("?"):
+        query = "?" + _redact_parameters(query[1:])
+    # A fragment can carry parameters too (OAuth's #access_token=...).
+    return f"{scheme}://{head}{query}{hash_sign}{_redact_parameters(fragment)}"
+
+
+def _redact_parameters(text: str) -> str:
+    """name=value&... with the values of secret-named parameters replaced (others untouched)."""
+    parts = []
+    for piece in text.split("&"):
+        name, eq, _ = piece.partition("=")
+        decoded = parse_qsl(piece, keep_blank_values=True)
+        decoded_name = decoded[0][0] if decoded else name
+        parts.append(f"{name}={REDACTED}" if eq and _is_secret_parameter(decoded_name) else piece)
+    return "&".join(parts)
 
 
 class PiCameraCapture:
@@ -66,6 +107,7 @@ class PiCameraCapture:
 class SourceInfo:
     description: str  # safe to print: passwords redacted
     live: bool  # drop stale frames (cameras, streams) or classify every frame (files)
+    path: Path | None = None  # a video file, so no output of the command overwrites it
 
 
 def source_opener(source: str) -> tuple[Callable[[], object], SourceInfo]:
@@ -76,9 +118,11 @@ def source_opener(source: str) -> tuple[Callable[[], object], SourceInfo]:
         return (lambda: cv2.VideoCapture(int(source))), SourceInfo(f"camera {source}", live=True)
     if "://" in source:
         return (lambda: cv2.VideoCapture(source)), SourceInfo(redact_url(source), live=True)
+    if Path(source).is_dir():
+        raise ParameterError("source", f"{source} is a folder; give a video file, a camera index like 0 or a stream URL")
     if not Path(source).is_file():
-        raise UserError(f"--source {source}: no such file (give a camera index like 0, a video file or a stream URL)")
-    return (lambda: cv2.VideoCapture(source)), SourceInfo(source, live=False)
+        raise ParameterError("source", f"{source}: no such file (give a camera index like 0, a video file or a stream URL)")
+    return (lambda: cv2.VideoCapture(source)), SourceInfo(source, live=False, path=Path(source))
 
 
 def open_source(source: str):
@@ -90,7 +134,7 @@ def open_source(source: str):
     capture = opener()
     if not capture.isOpened():
         capture.release()
-        raise UserError(f"--source {info.description}: could not be opened")
+        raise ParameterError("source", f"{info.description}: could not be opened")
     return capture, info, opener
 
 
@@ -223,11 +267,20 @@ class FrameGrabber:
 
 @dataclass
 class LoopOptions:
-    threshold: float = 0.0
-    smooth: int = 1
-    every: int = 1
-    max_frames: int | None = None
-    show: bool = False
+    threshold: float = 0.0  # below this probability the label is "uncertain"
+    smooth: int = 1  # average probabilities over the last K classified frames
+    every: int = 1  # classify every Nth frame handed over
+    max_frames: int | None = None  # stop after this many classified frames
+    show: bool = False  # draw on a window
+
+    def validate(self) -> LoopOptions:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ParameterError("threshold", f"must be between 0 and 1, got {self.threshold}")
+        for name in ("smooth", "every", "max_frames"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ParameterError(name, f"must be at least 1, got {value}")
+        return self
 
 
 @dataclass
@@ -239,6 +292,23 @@ class FrameResult:
     inference_ms: float
     preprocess_ms: float
     loop_ms: float  # frame handed over -> result ready
+
+    def as_event(self, class_names) -> dict:
+        """The frame as hh-camera's --json prints it (one schema for every consumer)."""
+        return {
+            "type": "frame",
+            "time": round(self.time, 3),
+            "frame": self.frame_index,
+            **self.classification.as_dict(class_names),
+            "label": self.label,
+            "inference_ms": round(self.inference_ms, 3),
+            "latency_ms": round(self.loop_ms, 3),
+        }
+
+    def journal_row(self) -> list:
+        """The frame as a row of the --record journal (hh.edge.record.journal_header)."""
+        probs = [f"{p:.5f}" for p in self.classification.probabilities]
+        return [self.frame_index, f"{self.time:.3f}", self.label, f"{self.classification.probability:.5f}", *probs, f"{self.inference_ms:.3f}"]
 
 
 def rss_mb() -> float:

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from hh.edge.cli_util import UserError, make_app, user_errors
-from hh.edge.spec import SpecError
+from hh.edge.cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, setup_output, sigterm_as_interrupt
+from hh.edge.errors import ParameterError, UserError
 
 app = make_app("Measure a .tflite model on this device.")
 
 
 @app.command()
-@user_errors(SpecError)
+@reports_errors({"json_out": "--json"})
 def bench(
     model: Annotated[Path, typer.Argument(help="A .tflite from hh-convert.")],
     threads: Annotated[Optional[int], typer.Option(help="Interpreter threads (default: CPU cores, at most 4).")] = None,
@@ -24,20 +25,29 @@ def bench(
         Optional[str], typer.Option(help="Camera index, video file or stream URL; default: generated 640x480 frames.")
     ] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the numbers to this JSON file.")] = None,
+    overwrite: OverwriteOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Time capture/decode, preprocess, invoke and postprocess per frame, and report end-to-end
     FPS, p50/p95 latency, the runtime that loaded, and peak memory.
 
     Example: hh-bench models/run1/model_int8.tflite --threads 4
     """
-    from hh.edge.bench import STAGES, synthetic_frames, time_stages
-    from hh.edge.camera import open_source
-    from hh.edge.files import atomic_write_text
+    setup_output(verbose)
+    from hh.edge.camera import open_source, source_opener
+    from hh.edge.files import atomic_write_text, check_output_file
     from hh.edge.runtime import TFLiteClassifier, default_threads
+    from hh.edge.stage_timing import STAGES, synthetic_frames, time_stages
 
     if frames < 1:
-        raise UserError(f"--frames must be at least 1, got {frames}")
-    classifier = TFLiteClassifier(model, num_threads=threads or default_threads())
+        raise ParameterError("frames", f"must be at least 1, got {frames}")
+    if threads is not None and threads < 1:
+        raise ParameterError("threads", f"must be at least 1, got {threads}")
+    info = source_opener(source)[1] if source is not None else None
+    if json_out is not None:
+        check_output_file(json_out, "json_out", overwrite, inputs=[model, *([info.path] if info and info.path else [])])
+    threads = threads or default_threads()
+    classifier = TFLiteClassifier(model, num_threads=threads)
     if source is None:
         generator = synthetic_frames()
         read_frame = generator.__next__
@@ -52,15 +62,19 @@ def bench(
 
         source_text = info.description
     try:
-        times = time_stages(classifier, read_frame, frames)
+        with sigterm_as_interrupt():
+            times = time_stages(classifier, read_frame, frames)
+    except KeyboardInterrupt:
+        print("interrupted before the timing finished; nothing was written", file=sys.stderr)
+        raise typer.Exit(130) from None
     finally:
         if capture is not None:
             capture.release()
     if times.frames == 0:
         raise UserError(f"{source_text}: gave no frames to time")
     result = times.as_dict()
-    result.update(model=str(model), source=source_text, threads=threads or default_threads(), input_dtype=classifier.input_dtype.name)
-    print(f"{classifier.describe()}; {result['threads']} threads; {source_text}; {times.frames} frames")
+    result.update(model=str(model), source=source_text, threads=threads, input_dtype=classifier.input_dtype.name)
+    print(f"{classifier.describe()}; {threads} threads; {source_text}; {times.frames} frames")
     print(f"{'stage':<12}{'mean ms':>10}{'p50 ms':>10}{'p95 ms':>10}")
     for stage in STAGES:
         s = result[stage]

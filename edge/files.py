@@ -1,15 +1,27 @@
-"""Atomic file output: a power cut or a crash never leaves a half-written file that looks valid.
+"""Safe file output: nothing half-written, nothing the user did not ask to overwrite. stdlib only.
 
-Everything the toolkit writes goes to a temporary name in the same folder and is renamed over
-the final name only once complete (rename is atomic on POSIX file systems).
+- Every output goes to a temporary name in the same folder and is renamed over the final name
+  once complete (rename is atomic on POSIX file systems): a crash or a power cut never leaves
+  a half-written file that looks valid.
+- Output paths are checked before the work starts (`check_output_file`, `check_output_dir`):
+  an existing file is refused unless the caller allows overwriting, an output is never one
+  of the command's inputs, a folder is never where a file is expected, and the place must be
+  writable. Minutes of work are never spent on a result that cannot be saved.
+- Temporary files carry the writer's PID (`.name.tmp-<pid>.ext`), so files left by a killed
+  process can be told from those of a running one and removed (`remove_stale_temp_files`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from hh.edge.errors import OutOfSpace, ParameterError, UserError, is_out_of_space
+
+TEMP_NAME = re.compile(r"^\..+\.tmp-(\d+)(\.[^.]*)?$")
 
 
 def temp_name_for(path: Path) -> Path:
@@ -19,15 +31,23 @@ def temp_name_for(path: Path) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces `path`, on error it is removed."""
+    """Yield a temporary path to write; on success it replaces `path`, on error it is removed.
+
+    A full disk (or a file-size limit) becomes OutOfSpace, naming the file: the old `path`, if
+    any, is still there untouched.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name_for(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if is_out_of_space(exc):
+            raise OutOfSpace(f"no space left to write {path} ({exc.strerror})") from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -41,3 +61,125 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_link_or_copy(source: Path, target: Path) -> None:
+    """Make `target` a copy of `source` atomically: a hard link when possible (free, and a
+    later write to either name makes a new file, never changes the other), else a byte copy."""
+    with atomic_path(target) as tmp:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            tmp.write_bytes(source.read_bytes())
+
+
+def is_within(path: Path, folder: Path) -> bool:
+    """True when `path` is `folder` or lies below it (after resolving symlinks)."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _writable_parent(path: Path, param: str) -> None:
+    """The nearest existing ancestor of `path` must be a writable folder."""
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ParameterError(param, f"{path}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ParameterError(param, f"{path}: cannot write in {ancestor} (permission denied)")
+
+
+def check_output_file(
+    path: str | Path,
+    param: str,
+    overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
+    append: bool = False,
+) -> Path:
+    """Refuse an output file path before any work is done; return it as a Path.
+
+    overwrite: an existing file may be replaced. append: an existing file is added to (the
+    caller checks its content). Otherwise an existing file is refused: the user's file is safe.
+    """
+    path = Path(path)
+    for source in inputs:
+        source = Path(source)
+        if _same_file(path, source) or path.absolute() == source.absolute():
+            raise ParameterError(param, f"{path} is also an input of this command ({source}); choose another file")
+    if path.is_dir():
+        raise ParameterError(param, f"{path} is a folder; give a file name")
+    if path.exists() and not (overwrite or append):
+        raise ParameterError(param, f"{path} already exists; choose another name or add --overwrite to replace it")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ParameterError(param, f"{path}: cannot write (permission denied)")
+    _writable_parent(path, param)
+    return path
+
+
+def check_output_dir(path: str | Path, param: str) -> Path:
+    """A folder to write into: must be a folder (or creatable) and writable."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ParameterError(param, f"{path} is a file, not a folder")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ParameterError(param, f"{path}: cannot write (permission denied)")
+    else:
+        _writable_parent(path, param)
+    return path
+
+
+def check_not_inside(path: str | Path, folders: Iterable[tuple[str, str | Path | None]], param: str) -> None:
+    """Refuse an output folder inside an input folder (`folders`: (what, folder) pairs).
+
+    Writing a run or cache folder into a training folder would make it a new class.
+    """
+    for what, folder in folders:
+        if folder is not None and is_within(Path(path), Path(folder)):
+            raise ParameterError(param, f"{path} is inside the {what} {folder}; write it somewhere else")
+
+
+def pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: str | Path) -> list[Path]:
+    """Remove temporary files below `folder` left by processes that no longer run."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for path in folder.rglob(".*.tmp-*"):
+        match = TEMP_NAME.match(path.name)
+        if match and path.is_file() and not pid_alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def require_folder(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{what} {path} does not exist")
+    if not path.is_dir():
+        raise UserError(f"{what} {path} is not a folder")
+    return path

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from hh.edge.cli_util import UserError
+from hh.edge.errors import ParameterError, UserError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif"})
 
@@ -24,8 +24,9 @@ class ImageFolder:
     class_names: tuple[str, ...]
     paths: tuple[str, ...]
     labels: tuple[int, ...]
-    # Files in the class folders that are not listed: hidden (.DS_Store) or not an image type.
-    ignored: tuple[str, ...] = ()
+    # Files that are not listed, each with the reason: hidden (.DS_Store), not an image type,
+    # a broken link, or an image lying beside the class folders instead of inside one.
+    ignored: tuple[tuple[str, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -62,15 +63,32 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _files_in(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(images, other files) below a class folder, both sorted."""
+def _files_in(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """(images, [(other file, why it is not used)]) below a class folder, sorted."""
     images, others = [], []
     for path in sorted(folder.rglob("*")):
+        if path.is_symlink() and not path.exists():
+            others.append((str(path), "broken link (points to nothing)"))
+            continue
         if not path.is_file():
             continue
         hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
-        (images if is_image_file(path) and not hidden else others).append(path)
+        if hidden:
+            others.append((str(path), "hidden file"))
+        elif is_image_file(path):
+            images.append(path)
+        else:
+            others.append((str(path), "not an image file type"))
     return images, others
+
+
+def check_class_name(name: str, folder: Path) -> None:
+    """Class names become lines of labels.txt and text on a screen: no control characters,
+    no leading or trailing spaces."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise UserError(f"class folder {folder!r} has a control character (such as a newline) in its name; rename it")
+    if name != name.strip():
+        raise UserError(f"class folder {folder!r} starts or ends with a space; rename it")
 
 
 def list_image_folder(root: str | Path, what: str = "data folder") -> ImageFolder:
@@ -81,10 +99,10 @@ def list_image_folder(root: str | Path, what: str = "data folder") -> ImageFolde
     if not root.is_dir():
         raise UserError(f"{what} {root} is not a folder")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    loose_images = [p for p in root.iterdir() if is_image_file(p)]
+    loose_images = sorted(p for p in root.iterdir() if is_image_file(p))
     if not class_dirs:
         if loose_images:
-            # The notes' "common mistake": pointing at one class folder instead of its parent.
+            # The most common mistake: pointing at one class folder instead of its parent.
             raise UserError(
                 f"{what} {root} holds images but no class sub-folders: it looks like a single class; "
                 f"point at its parent {root.parent} (which should hold one sub-folder per class)"
@@ -94,23 +112,26 @@ def list_image_folder(root: str | Path, what: str = "data folder") -> ImageFolde
         raise UserError(
             f"{what} {root} has only one class folder ({class_dirs[0].name}); a classifier needs at least 2"
         )
+    for class_dir in class_dirs:
+        check_class_name(class_dir.name, class_dir)
     paths: list[str] = []
     labels: list[int] = []
-    ignored: list[str] = []
+    ignored: list[tuple[str, str]] = [(str(p), "image beside the class folders, not in one") for p in loose_images]
+    ignored.extend((str(p), "broken link (points to nothing)") for p in sorted(root.iterdir()) if p.is_symlink() and not p.exists())
     for label, class_dir in enumerate(class_dirs):
         images, others = _files_in(class_dir)
         if not images:
             raise UserError(f"class folder {class_dir} has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         paths.extend(str(p) for p in images)
         labels.extend([label] * len(images))
-        ignored.extend(str(p) for p in others)
+        ignored.extend(others)
     return ImageFolder(root, tuple(p.name for p in class_dirs), tuple(paths), tuple(labels), tuple(ignored))
 
 
 def split_validation(folder: ImageFolder, fraction: float, seed: int) -> tuple[ImageFolder, ImageFolder]:
     """A stratified, seeded split: the same folder, fraction and seed give the same split."""
     if not 0.0 < fraction < 1.0:
-        raise UserError(f"--val-split must be between 0 and 1, got {fraction}")
+        raise ParameterError("val_split", f"must be between 0 and 1, got {fraction}")
     rng = random.Random(seed)
     train_idx: list[int] = []
     val_idx: list[int] = []

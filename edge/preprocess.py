@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from hh.edge.errors import UserError
 from hh.edge.spec import PreprocessingSpec, center_crop_box
 
 # Spec interpolation names -> OpenCV flags. INTER_NEAREST_EXACT, not INTER_NEAREST: it samples
@@ -47,10 +48,17 @@ def to_model_rgb(frame: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
     return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
 
 
+class UnreadableImage(UserError):
+    """An image file OpenCV cannot decode."""
+
+
 def read_image_bgr(path: str) -> np.ndarray:
-    """An image file as an OpenCV BGR frame (EXIF orientation applied), or ValueError."""
-    data = np.fromfile(path, dtype=np.uint8)
+    """An image file as an OpenCV BGR frame (EXIF orientation applied), or UnreadableImage."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise UnreadableImage(f"{path}: cannot read ({exc.strerror})") from None
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
-        raise ValueError(f"{path}: not a readable image")
+        raise UnreadableImage(f"{path}: not a readable image")
     return image

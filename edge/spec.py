@@ -7,6 +7,9 @@ into the .tflite, and the edge runtime reads it back. Nothing else types an imag
 label list.
 
 numpy-free even: plain dataclass + JSON, so it loads anywhere.
+
+A spec file says which version of this format it is. A reader refuses a newer version and
+any field it does not know, rather than silently dropping a fact the writer thought mattered.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from hh.edge.errors import SpecError
 
 SPEC_FILENAME = "preprocessing.json"
 LABELS_FILENAME = "labels.txt"
@@ -24,10 +29,6 @@ COLOR_ORDER = "RGB"
 INTERPOLATIONS = ("bilinear", "nearest", "area")
 ASPECTS = ("squash", "crop")
 CLASS_MODES = ("binary", "categorical")
-
-
-class SpecError(ValueError):
-    """A spec file or value that cannot describe a model input."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class PreprocessingSpec:
     class_names: tuple[str, ...]
     class_mode: str = "binary"
     interpolation: str = "bilinear"
-    # "squash": resize the whole frame to the model size, ignoring aspect (the notes' way).
+    # "squash": resize the whole frame to the model size, ignoring aspect (what Keras' flow_from_directory does).
     # "crop": centre-crop the largest box of the model's aspect, then resize.
     aspect: str = "squash"
     color_order: str = COLOR_ORDER
@@ -95,12 +96,26 @@ class PreprocessingSpec:
             raise SpecError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
         if not isinstance(data, dict):
             raise SpecError("not a JSON object")
-        known = set(cls.__dataclass_fields__)
+        version = data.get("version", SPEC_VERSION)
+        if not isinstance(version, int) or version < 1:
+            raise SpecError(f"version {version!r} is not a spec version")
+        if version > SPEC_VERSION:
+            raise SpecError(
+                f"spec version {version} is newer than this hh understands ({SPEC_VERSION}); upgrade hh on this machine"
+            )
         missing = {"height", "width", "class_names"} - set(data)
         if missing:
             raise SpecError(f"missing field(s): {', '.join(sorted(missing))}")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise SpecError(f"unknown field(s) {', '.join(sorted(unknown))} for spec version {version}")
+        for name in ("height", "width"):
+            if not isinstance(data[name], int) or isinstance(data[name], bool):
+                raise SpecError(f"{name} must be a whole number, got {data[name]!r}")
+        if not isinstance(data["class_names"], list) or not all(isinstance(n, str) for n in data["class_names"]):
+            raise SpecError("class_names must be a list of strings")
         try:
-            return cls(**{k: v for k, v in data.items() if k in known})
+            return cls(**data)
         except TypeError as exc:
             raise SpecError(str(exc)) from None
 

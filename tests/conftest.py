@@ -1,10 +1,13 @@
-"""Shared fixtures: every test makes its own data (no downloads), small images, few epochs."""
+"""Shared fixtures: every test makes its own data (no downloads), small images, few epochs.
+
+Helpers are fixtures too (`cli`, `one_line_error`), so tests never import from conftest.
+"""
 
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pathlib import Path  # noqa: E402
 
@@ -12,6 +15,45 @@ import pytest  # noqa: E402
 
 # Small enough to keep the suite fast on 2 cores, big enough for the seed net to learn spots.
 IMAGE_SIZE = 64
+# int8 vs Keras top-1 agreement on the 40 held-out images. Measured 1.000 on seeds 0-3 with 300
+# calibration images; 0.95 allows two disagreements on near-0.5 images.
+MIN_INT8_AGREEMENT = 0.95
+
+
+@pytest.fixture
+def cli():
+    """cli(app, *args) -> typer's CliRunner result, arguments turned into strings."""
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+
+    def invoke(app, *args, **kwargs):
+        return runner.invoke(app, [str(a) for a in args], **kwargs)
+
+    return invoke
+
+
+def _one_line_error(result, *fragments, code: int = 2) -> str:
+    """The command failed with `code` and said so in exactly one line, with no traceback."""
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, result.output
+    assert "Traceback" not in result.output, result.output
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture
+def one_line_error():
+    """one_line_error(result, *fragments, code=2): the error line, after checking it."""
+    return _one_line_error
+
+
+@pytest.fixture(scope="session")
+def min_int8_agreement() -> float:
+    return MIN_INT8_AGREEMENT
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +61,7 @@ def synth_data(tmp_path_factory) -> Path:
     """2 classes x 100 images: 80 train + 20 validation each."""
     from hh.trainer.synth import write_dataset
 
-    root = tmp_path_factory.mktemp("synth2")
+    root = tmp_path_factory.mktemp("synth2") / "data"
     write_dataset(root, classes=2, per_class=100, seed=1)
     return root
 
@@ -27,7 +69,8 @@ def synth_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(synth_data, tmp_path_factory) -> Path:
     """A seed model trained on synth_data at 64 px: the run folder the converter and edge use."""
-    from hh.trainer.train import TrainConfig, train
+    from hh.trainer.config import TrainConfig
+    from hh.trainer.train import silent, train
 
     out = tmp_path_factory.mktemp("runs") / "seed64"
     config = TrainConfig(
@@ -39,13 +82,8 @@ def trained_run(synth_data, tmp_path_factory) -> Path:
         epochs=12,
         seed=0,
     )
-    train(config, verbose=0)
+    train(config, progress=silent)
     return out
-
-
-# int8 vs Keras top-1 agreement on the 40 held-out images. Measured 1.000 on seeds 0-3 with 300
-# calibration images; 0.95 allows two disagreements on near-0.5 images.
-MIN_INT8_AGREEMENT = 0.95
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +105,10 @@ def converted_run(trained_run, tmp_path_factory):
         flags = [] if mode == "float32" else [f"--{mode}"]
         results[mode] = CliRunner().invoke(app, [str(run), *flags, "--min-agreement", str(MIN_INT8_AGREEMENT)])
     return run, results
+
+
+@pytest.fixture(scope="session")
+def int8_model(converted_run) -> Path:
+    run, results = converted_run
+    assert results["int8"].exit_code == 0, results["int8"].output
+    return run / "model_int8.tflite"

@@ -91,7 +91,7 @@ def test_val_split_is_stratified_and_seeded(tmp_path):
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, 0.01])
 def test_val_split_refuses_fractions_that_leave_a_side_empty(tmp_path, fraction):
-    from hh.edge.cli_util import UserError
+    from hh.edge.errors import UserError
 
     for name in ("a", "b"):
         (tmp_path / name).mkdir()

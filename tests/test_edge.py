@@ -26,13 +26,6 @@ MIN_EDGE_AGREEMENT = 0.95
 MIN_VIDEO_ACCURACY = 0.75
 
 
-@pytest.fixture(scope="module")
-def int8_model(converted_run):
-    run, results = converted_run
-    assert results["int8"].exit_code == 0, results["int8"].output
-    return run / "model_int8.tflite"
-
-
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest", "area"])
 @pytest.mark.parametrize("aspect", ["squash", "crop"])
 @pytest.mark.parametrize("size", [(64, 64), (96, 72), (300, 300)])

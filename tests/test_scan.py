@@ -51,7 +51,7 @@ def test_training_skips_exactly_the_bad_files_and_reports_them(synth_data, tmp_p
     out = tmp_path / "run"
     result = runner.invoke(app, [str(data), "--val-split", "0.2", "--image-size", "32", "--epochs", "2", "--batch-size", "32", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "5 unusable" in result.stderr and "ignored 2 hidden or non-image files" in result.stderr
+    assert "5 unusable" in result.stderr and "ignored 2 other files" in result.stderr
     listed = dict(line.split("\t") for line in (out / "bad_files.txt").read_text().splitlines())
     assert {name.split("/")[-1] for name in listed} == set(expected)
     for path, problem in listed.items():

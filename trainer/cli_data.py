@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from hh.edge.cli_util import UserError, make_app, user_errors
+from hh.edge.cli_util import OverwriteOption, make_app, reports_errors
+from hh.edge.errors import ParameterError, UserError
 
 app = make_app("Make data sets for hh.")
 
@@ -20,12 +21,15 @@ def _root() -> None:
 
 
 @app.command()
-@user_errors(ValueError, OSError)
+@reports_errors({"out_dir": "OUT_DIR"})
 def synth(
-    out_dir: Annotated[Path, typer.Argument(help="Folder to write OUT_DIR/train/<class>/ and OUT_DIR/validation/<class>/ into.")],
+    out_dir: Annotated[Path, typer.Argument(help="A new or empty folder to write OUT_DIR/train/<class>/ and OUT_DIR/validation/<class>/ into.")],
     classes: Annotated[int, typer.Option(help="Number of classes (2-4): healthy, brown_spot, mosaic, streak.")] = 2,
     per_class: Annotated[int, typer.Option(help="Images per class, split 80/20 into train and validation.")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same images.")] = 0,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace what an earlier hh-data synth wrote into OUT_DIR (only that).")
+    ] = False,
 ) -> None:
     """Write a synthetic leaf-disease data set: leaves at random places, sizes and angles on
     cluttered backgrounds, in JPEGs of 200-500 px a side. Classes differ by lesions, mottling or
@@ -38,7 +42,7 @@ def synth(
         if done == total or done % 50 == 0:
             print(f"\r  {done}/{total} images", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
-    counts = write_dataset(out_dir, classes=classes, per_class=per_class, seed=seed, progress=progress)
+    counts = write_dataset(out_dir, classes=classes, per_class=per_class, seed=seed, progress=progress, overwrite=overwrite)
     for split, per_class_counts in counts.items():
         summary = ", ".join(f"{name} {n}" for name, n in per_class_counts.items())
         print(f"{out_dir / split}: {summary}")
@@ -46,7 +50,7 @@ def synth(
 
 
 @app.command()
-@user_errors(ValueError, OSError)
+@reports_errors({"out": "OUT"})
 def video(
     images: Annotated[Path, typer.Argument(help="A folder of images, or of class folders (walked class by class).")],
     out: Annotated[Path, typer.Argument(help="The .avi file to write (MJPEG).")],
@@ -54,16 +58,23 @@ def video(
     height: Annotated[int, typer.Option(help="Frame height.")] = 480,
     fps: Annotated[float, typer.Option(help="Frames per second.")] = 10.0,
     repeat: Annotated[int, typer.Option(help="Frames per image.")] = 1,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Write a video of IMAGES, for trying hh-camera without a camera: hh-camera MODEL --source OUT."""
+    from hh.edge.files import check_not_inside, check_output_file
     from hh.edge.folders import is_image_file
     from hh.trainer.synth import write_video
 
+    if repeat < 1:
+        raise ParameterError("repeat", f"must be at least 1, got {repeat}")
+    if width < 8 or height < 8 or fps <= 0:
+        raise UserError(f"--width and --height must be at least 8 and --fps positive, got {width}x{height} at {fps}")
     paths = sorted(str(p) for p in images.rglob("*") if is_image_file(p)) if images.is_dir() else []
     if not paths:
         raise UserError(f"{images}: no images found")
-    if repeat < 1:
-        raise UserError(f"--repeat must be at least 1, got {repeat}")
+    check_output_file(out, "out", overwrite, inputs=paths)
+    # A video written into the image folder would not be an image, but keep data folders clean.
+    check_not_inside(out, (("image folder", images),), "out")
     write_video(paths, out, (width, height), fps, repeat)
     print(f"wrote {out}: {len(paths) * repeat} frames of {width}x{height} from {len(paths)} images")
 

@@ -9,10 +9,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from hh.edge.cli_util import UserError, make_app, user_errors
-from hh.edge.spec import ASPECTS, INTERPOLATIONS, SpecError
+from hh.edge.cli_util import VerboseOption, make_app, reports_errors, require_train_extra, setup_output, sigterm_as_interrupt
+from hh.edge.errors import ParameterError, UserError
+from hh.edge.spec import ASPECTS, INTERPOLATIONS
+from hh.trainer.config import ARCH_NAMES, STRATEGIES, TrainConfig
 
 app = make_app("Train an image classifier from a folder of class folders.")
+DEFAULT = TrainConfig(data_dir="", out="")  # the one place the defaults live
+FLAGS = {"learning_rate": "--lr", "data_dir": "DATA_DIR"}
 
 
 def default_run_dir(arch: str) -> Path:
@@ -20,7 +24,7 @@ def default_run_dir(arch: str) -> Path:
 
 
 @app.command()
-@user_errors(SpecError)
+@reports_errors(FLAGS)
 def train(
     data_dir: Annotated[
         Optional[Path],
@@ -30,68 +34,73 @@ def train(
     val_split: Annotated[
         Optional[float], typer.Option(help="Hold out this fraction of DATA_DIR per class instead (default 0.2 without --val-dir).")
     ] = None,
-    image_size: Annotated[int, typer.Option(help="Images are resized to SIZE x SIZE pixels.")] = 300,
-    batch_size: Annotated[int, typer.Option(help="Images per training step.")] = 128,
-    epochs: Annotated[int, typer.Option(help="Passes over the training data.")] = 15,
-    lr: Annotated[float, typer.Option(help="RMSprop learning rate.")] = 0.001,
-    arch: Annotated[str, typer.Option(help="Architecture: 'seed' is the notes' 3-block convnet.")] = "seed",
-    out: Annotated[Optional[Path], typer.Option(help="Run folder to write (default models/<time>-<arch>).")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed for weights, shuffling and --val-split.")] = 0,
-    class_mode: Annotated[str, typer.Option(help="auto: binary (1 sigmoid) for 2 classes, else categorical (softmax).")] = "auto",
-    aspect: Annotated[str, typer.Option(help=f"How to fit images to a square: {' or '.join(ASPECTS)} (centre-crop).")] = "squash",
-    interpolation: Annotated[str, typer.Option(help=f"Resize interpolation: {', '.join(INTERPOLATIONS)}.")] = "bilinear",
-    strategy: Annotated[str, typer.Option(help="auto, none, mirrored (GPUs of this machine) or multiworker (machines in TF_CONFIG).")] = "auto",
+    image_size: Annotated[Optional[int], typer.Option(help=f"Images are resized to SIZE x SIZE pixels. [default: {DEFAULT.image_size}]")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help=f"Images per training step (over all replicas). [default: {DEFAULT.batch_size}]")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help=f"Passes over the training data; with --resume, the new total. [default: {DEFAULT.epochs}]")] = None,
+    lr: Annotated[Optional[float], typer.Option(help=f"RMSprop learning rate. [default: {DEFAULT.learning_rate}]")] = None,
+    arch: Annotated[
+        Optional[str],
+        typer.Option(help=f"{' or '.join(ARCH_NAMES)}: 'seed' is the classic Keras course's 3-block convnet, 'edge' a 17k-weight net for devices. [default: {DEFAULT.arch}]"),
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run folder to write: new or empty (default models/<time>-<arch>).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help=f"Random seed for weights, shuffling and --val-split. [default: {DEFAULT.seed}]")] = None,
+    class_mode: Annotated[Optional[str], typer.Option(help="auto: binary (1 sigmoid) for 2 classes, else categorical (softmax). [default: auto]")] = None,
+    aspect: Annotated[Optional[str], typer.Option(help=f"How to fit images to a square: {' or '.join(ASPECTS)} (centre-crop). [default: {DEFAULT.aspect}]")] = None,
+    interpolation: Annotated[Optional[str], typer.Option(help=f"Resize interpolation: {', '.join(INTERPOLATIONS)}. [default: {DEFAULT.interpolation}]")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help=f"{', '.join(STRATEGIES)}: mirrored uses this machine's GPUs, multiworker the machines in TF_CONFIG. [default: auto]")] = None,
     cache: Annotated[Optional[Path], typer.Option(help="Cache decoded images in this folder instead of RAM (data sets larger than memory).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Refuse to train when any image is unusable, instead of skipping it.")] = False,
     resume: Annotated[
-        Optional[Path], typer.Option(help="Continue the interrupted run in this folder from its last completed epoch.")
+        Optional[Path], typer.Option(help="Continue the interrupted run in this folder from its last completed epoch (only --epochs may change).")
     ] = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Train a convnet on DATA_DIR and write model.keras, labels.txt, preprocessing.json,
-    history.csv and curves.png into the run folder.
+    split.json, history.csv and curves.png into the run folder. The run folder must be new or
+    empty and outside the data folders; an existing run is only continued with --resume.
+
+    Ctrl-C or SIGTERM stops after saving; at most the running epoch is lost.
 
     Example: hh-train data/train --val-dir data/validation --out models/run1
     """
-    from hh.trainer.train import TrainConfig, read_run_config
-    from hh.trainer.train import train as run_training
+    setup_output(verbose)
+    options = dict(
+        val_dir=val_dir, val_split=val_split, image_size=image_size, batch_size=batch_size, epochs=epochs,
+        learning_rate=lr, arch=arch, out=out, seed=seed, class_mode=class_mode, aspect=aspect,
+        interpolation=interpolation, strategy=strategy, cache=cache, strict=strict or None,
+    )
+    if resume is not None and data_dir is not None:
+        raise ParameterError("data_dir", "cannot be given with --resume: a resumed run uses the images it recorded")
+    if resume is None and data_dir is None:
+        raise UserError("give a training folder DATA_DIR (or --resume RUN_DIR)")
+    require_train_extra("hh-train")
+    import hh.trainer.train as training
+    from hh.trainer.run_folder import RunFolder
 
     if resume is not None:
-        config = read_run_config(resume)
-        config.out = str(resume)
+        recorded = RunFolder(resume)
+        recorded.check_resumable()
+        config = recorded.read_config()
+        config.out = str(recorded.path)  # the folder may have moved since
+        changes = {k: (str(v.absolute()) if isinstance(v, Path) else v) for k, v in options.items()}
+        if changes["out"] == config.out:
+            changes["out"] = None
+        config = config.with_resume_changes(changes)
     else:
-        if data_dir is None:
-            raise UserError("give a training folder DATA_DIR (or --resume RUN_DIR)")
-        # Absolute data paths in run.json: hh-convert finds calibration and validation images
-        # from any working directory.
-        config = TrainConfig(
-            data_dir=str(data_dir.absolute()),
-            out=str(out or default_run_dir(arch)),
-            val_dir=str(val_dir.absolute()) if val_dir else None,
-            val_split=val_split,
-            image_size=image_size,
-            batch_size=batch_size,
-            epochs=epochs,
-            learning_rate=lr,
-            arch=arch,
-            seed=seed,
-            class_mode=class_mode,
-            aspect=aspect,
-            interpolation=interpolation,
-            strict=strict,
-            strategy=strategy,
-            cache=str(cache.absolute()) if cache else None,
-        )
-    try:
-        result = run_training(config, resume=resume is not None, verbose="auto" if sys.stdout.isatty() else 2)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; the last completed epoch is saved. Resume with: hh-train --resume {config.out}", file=sys.stderr)
-        raise typer.Exit(130) from None
+        given = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None and k != "out"}
+        config = TrainConfig(data_dir=str(data_dir), out=str(out or default_run_dir(arch or DEFAULT.arch)), **given)
+    with sigterm_as_interrupt():
+        try:
+            result = training.train(config, resume=resume is not None)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted; what was committed is saved. Resume with: hh-train --resume {config.out}", file=sys.stderr)
+            raise typer.Exit(130) from None
     run = result.run_dir
     print(
         f"best epoch {result.best_epoch}/{result.epochs_run}: val accuracy {result.best_val_accuracy:.3f}, "
         f"val loss {result.best_val_loss:.4f} ({result.seconds:.0f}s)"
     )
-    print(f"wrote {run}/model.keras, labels.txt, preprocessing.json, history.csv, curves.png")
+    print(f"wrote {run}/model.keras, labels.txt, preprocessing.json, split.json, history.csv, curves.png")
     print(f"next: hh-convert {run} --int8")
 
 
@@ -101,4 +110,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -20,19 +20,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from hh.edge.cli_util import UserError
+from hh.edge.errors import ParameterError, UserError
 from hh.edge.folders import ImageFolder
 from hh.edge.spec import PreprocessingSpec
+from hh.trainer.config import STRATEGIES
 from hh.trainer.data import make_dataset
 
-STRATEGIES = ("auto", "none", "mirrored", "multiworker")
+TF_CONFIG_EXAMPLE = (
+    'TF_CONFIG must be JSON like {"cluster": {"worker": ["host1:port", "host2:port"]}, '
+    '"task": {"type": "worker", "index": 0}}'
+)
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,14 @@ def read_tf_config() -> dict:
         config = json.loads(raw)
         workers = config["cluster"]["worker"]
         task = config["task"]
-        assert task["type"] in ("worker", "chief") and isinstance(task["index"], int) and workers
-    except (json.JSONDecodeError, KeyError, TypeError, AssertionError):
-        raise UserError(
-            'TF_CONFIG must be JSON like {"cluster": {"worker": ["host1:port", "host2:port"]}, '
-            '"task": {"type": "worker", "index": 0}}'
-        ) from None
+        valid = (
+            isinstance(workers, list) and workers and task["type"] in ("worker", "chief")
+            and isinstance(task["index"], int) and not isinstance(task["index"], bool) and task["index"] >= 0
+        )
+    except (json.JSONDecodeError, KeyError, TypeError):
+        valid = False
+    if not valid:
+        raise UserError(TF_CONFIG_EXAMPLE)
     return config
 
 
@@ -72,7 +77,7 @@ def resolve_cluster(name: str) -> Cluster:
     """The strategy for --strategy. Must run before any other TensorFlow op in the process:
     collective communication is configured when the strategy is created."""
     if name not in STRATEGIES:
-        raise UserError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
+        raise ParameterError("strategy", f"must be one of {', '.join(STRATEGIES)}, got {name!r}")
     if name == "multiworker":
         config = read_tf_config()
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -91,7 +96,7 @@ def resolve_cluster(name: str) -> Cluster:
 
 
 def fit_multiworker(model, cluster: Cluster, spec: PreprocessingSpec, train_ds, val_ds, global_batch: int,
-                    epochs: int, initial_epoch: int, callback, verbose) -> None:
+                    epochs: int, initial_epoch: int, callback) -> None:
     """A training loop on tf.distribute's public API, for MultiWorkerMirroredStrategy.
 
     Keras 3's model.fit does not run under MultiWorkerMirroredStrategy (keras-team/keras#20585:
@@ -137,17 +142,10 @@ def fit_multiworker(model, cluster: Cluster, spec: PreprocessingSpec, train_ds, 
 
     callback.set_model(model)
     for epoch in range(initial_epoch, epochs):
-        started = time.monotonic()
+        callback.on_epoch_begin(epoch)
         loss, accuracy = run_epoch(train_step, train_ds)
         val_loss, val_accuracy = run_epoch(eval_step, val_ds)
-        logs = {"loss": loss, "accuracy": accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy}
-        if verbose:
-            print(
-                f"Epoch {epoch + 1}/{epochs} - {time.monotonic() - started:.0f}s - loss: {loss:.4f} - accuracy: {accuracy:.4f} "
-                f"- val_loss: {val_loss:.4f} - val_accuracy: {val_accuracy:.4f}",
-                flush=True,
-            )
-        callback.on_epoch_end(epoch, logs)
+        callback.on_epoch_end(epoch, {"loss": loss, "accuracy": accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy})
 
 
 def cluster_dataset(

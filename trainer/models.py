@@ -11,7 +11,9 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from hh.edge.errors import ParameterError
 from hh.edge.spec import PreprocessingSpec
+from hh.trainer.config import ARCH_NAMES
 
 Builder = Callable[[PreprocessingSpec], keras.Model]
 ARCHITECTURES: dict[str, Builder] = {}
@@ -38,7 +40,8 @@ def _head(x, spec: PreprocessingSpec):
 
 @register("seed")
 def build_seed(spec: PreprocessingSpec) -> keras.Model:
-    """Exactly the notes' network: three Conv/MaxPool blocks, Flatten, Dense 512, classifier."""
+    """The classic Keras course's convnet: three Conv/MaxPool blocks (16/32/64 filters, 3x3,
+    relu), Flatten, Dense 512 relu, classifier."""
     inputs, x = _inputs(spec)
     for filters in (16, 32, 64):
         x = layers.Conv2D(filters, 3, activation="relu")(x)
@@ -83,8 +86,13 @@ def build_model(arch: str, spec: PreprocessingSpec) -> keras.Model:
     try:
         builder = ARCHITECTURES[arch]
     except KeyError:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}") from None
+        raise ParameterError("arch", f"{arch!r} is unknown; choose one of {', '.join(sorted(ARCHITECTURES))}") from None
     return builder(spec)
+
+
+# hh.trainer.config validates --arch without importing Keras; the two lists must agree.
+if set(ARCHITECTURES) != set(ARCH_NAMES):
+    raise RuntimeError(f"builders {sorted(ARCHITECTURES)} do not match hh.trainer.config.ARCH_NAMES {ARCH_NAMES}")
 
 
 def compile_model(model: keras.Model, spec: PreprocessingSpec, learning_rate: float) -> keras.Model:

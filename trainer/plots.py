@@ -1,4 +1,4 @@
-"""Training curves: accuracy and loss, training vs validation, per epoch (the notes' plots)."""
+"""Training curves: accuracy and loss, training vs validation, per epoch: the two plots to look at first."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hh.edge.cli_util import UserError
+from hh.edge.errors import OutOfSpace, UserError
 from hh.edge.files import atomic_path
 from hh.edge.folders import ImageFolder
 
@@ -44,6 +44,9 @@ class FileVerdict:
     path: str
     problem: str | None = None  # why it is bad, or None
     normalise: str | None = None  # why it needs an RGB copy, or None
+    size: int = -1  # bytes and modification time when scanned: the recorded split compares them
+    mtime_ns: int = -1
+    load_path: str | None = None  # what training reads: the file itself or its normalised copy
 
 
 @dataclass
@@ -51,27 +54,43 @@ class ScanReport:
     checked: int = 0
     bad: list[FileVerdict] = field(default_factory=list)
     normalised: list[FileVerdict] = field(default_factory=list)
-    ignored: list[FileVerdict] = field(default_factory=list)  # hidden files, non-image types
+    # Not images of a class: hidden files, other file types, broken links, stray images.
+    ignored: list[FileVerdict] = field(default_factory=list)
+    kept: list[FileVerdict] = field(default_factory=list)  # what training uses, in folder order
 
     def summary(self, first: int = 5) -> str:
         lines = [
             f"checked {self.checked} images: {len(self.bad)} unusable, {len(self.normalised)} converted to RGB; "
-            f"ignored {len(self.ignored)} hidden or non-image files"
+            f"ignored {len(self.ignored)} other files"
         ]
         for verdict in self.bad[:first]:
             lines.append(f"  skipped {verdict.path}: {verdict.problem}")
         if len(self.bad) > first:
             lines.append(f"  ... and {len(self.bad) - first} more")
+        # Hidden files (.DS_Store) are expected; name only what the user may have meant to train on.
+        visible = [v for v in self.ignored if v.problem != "hidden file"]
+        for verdict in visible[:first]:
+            lines.append(f"  ignored {verdict.path}: {verdict.problem}")
+        if len(visible) > first:
+            lines.append(f"  ... and {len(visible) - first} more")
         return "\n".join(lines)
 
 
 def inspect_file(path: str) -> FileVerdict:
     """Open and fully decode one file; say whether it is bad or needs normalising."""
     try:
-        size = os.path.getsize(path)
+        stat = os.stat(path)
     except OSError as exc:
         return FileVerdict(path, problem=f"cannot read ({exc.strerror})")
-    if size == 0:
+    try:
+        verdict = _inspect_image(path)
+    except Exception as exc:  # noqa: BLE001 - one bad file must never end a scan of thousands
+        verdict = FileVerdict(path, problem=f"cannot be checked ({type(exc).__name__}: {exc})")
+    return FileVerdict(verdict.path, verdict.problem, verdict.normalise, stat.st_size, stat.st_mtime_ns)
+
+
+def _inspect_image(path: str) -> FileVerdict:
+    if os.path.getsize(path) == 0:
         return FileVerdict(path, problem="empty file (0 bytes)")
     try:
         with Image.open(path) as image:
@@ -85,6 +104,8 @@ def inspect_file(path: str) -> FileVerdict:
             image.load()
     except UnidentifiedImageError:
         return FileVerdict(path, problem="not an image (unknown or unsupported format)")
+    except Image.DecompressionBombError as exc:
+        return FileVerdict(path, problem=f"too large to decode safely ({exc})")
     except (OSError, SyntaxError, ValueError) as exc:
         return FileVerdict(path, problem=f"damaged image ({str(exc).strip() or type(exc).__name__})")
     if min(width, height) < MIN_IMAGE_SIDE:
@@ -104,6 +125,7 @@ def normalised_copy(path: str, cache_dir: Path) -> str:
     key = hashlib.sha1(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
     target = cache_dir / f"{key}.png"
     if not target.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
         with Image.open(path) as image:
             upright = ImageOps.exif_transpose(image)
             if upright.mode in ("I", "I;16", "I;16B"):
@@ -120,9 +142,7 @@ def scan_folder(folder: ImageFolder, cache_dir: Path, workers: int | None = None
     with ThreadPoolExecutor(workers) as pool:
         verdicts = list(pool.map(inspect_file, folder.paths, chunksize=16))
     report = ScanReport(checked=len(verdicts))
-    for path in folder.ignored:
-        hidden = any(part.startswith(".") for part in Path(path).relative_to(folder.root).parts)
-        report.ignored.append(FileVerdict(path, problem="hidden file" if hidden else "not an image file type"))
+    report.ignored.extend(FileVerdict(path, problem=reason) for path, reason in folder.ignored)
     keep_paths: list[str] = []
     keep_labels: list[int] = []
     for verdict, label in zip(verdicts, folder.labels):
@@ -131,9 +151,15 @@ def scan_folder(folder: ImageFolder, cache_dir: Path, workers: int | None = None
             continue
         path = verdict.path
         if verdict.normalise:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            path = normalised_copy(path, cache_dir)
+            try:
+                path = normalised_copy(path, cache_dir)
+            except (OutOfSpace, PermissionError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - skip this file, never abort the scan
+                report.bad.append(FileVerdict(verdict.path, problem=f"cannot be converted to RGB ({exc})"))
+                continue
             report.normalised.append(verdict)
+        report.kept.append(FileVerdict(verdict.path, None, verdict.normalise, verdict.size, verdict.mtime_ns, path))
         keep_paths.append(path)
         keep_labels.append(label)
     cleaned = ImageFolder(folder.root, folder.class_names, tuple(keep_paths), tuple(keep_labels), folder.ignored)

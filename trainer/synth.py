@@ -1,7 +1,7 @@
 """A synthetic leaf-disease data set, made on the spot (the machine has no internet).
 
-It carries the notes' point about real photos: leaves at different places in the frame, of
-different sizes and angles, sometimes more than one, on cluttered soil-and-grass backgrounds,
+It has what makes real field photos harder than a studio set: leaves at different places in
+the frame, of different sizes and angles, sometimes more than one, on cluttered backgrounds,
 in images of different sizes and aspect ratios. The classes differ by what is *on* the leaf
 (lesions, mottling, streaks), not by a colour that gives them away: leaf and background hues
 are drawn from the same ranges for every class.
@@ -11,12 +11,17 @@ numpy + OpenCV only; deterministic for a seed.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from hh.edge.errors import ParameterError, UserError
+from hh.edge.files import atomic_path, atomic_write_text, check_output_dir
 
 # Named after cassava conditions, the field case that motivates the toolkit.
 CLASS_NAMES = ("healthy", "brown_spot", "mosaic", "streak")
@@ -142,6 +147,9 @@ def render_image(class_name: str, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img * brightness, 0, 255).astype(np.uint8)
 
 
+MANIFEST = ".hh-synth.json"  # the files a synth run wrote, so --overwrite removes only those
+
+
 def write_dataset(
     out_dir: str | Path,
     classes: int = 2,
@@ -149,35 +157,75 @@ def write_dataset(
     val_fraction: float = 0.2,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, dict[str, int]]:
-    """Write OUT/train/<class>/*.jpg and OUT/validation/<class>/*.jpg; return counts per split."""
+    """Write OUT/train/<class>/*.jpg and OUT/validation/<class>/*.jpg; return counts per split.
+
+    OUT must be new or empty. With overwrite, the files an earlier run wrote (listed in
+    OUT/.hh-synth.json) are removed first, and nothing else is touched: a smaller second set
+    never leaves the first one's images behind in the other split.
+    """
     if not 2 <= classes <= len(CLASS_NAMES):
-        raise ValueError(f"--classes must be between 2 and {len(CLASS_NAMES)}, got {classes}")
+        raise ParameterError("classes", f"must be between 2 and {len(CLASS_NAMES)}, got {classes}")
     if per_class < 2:
-        raise ValueError(f"--per-class must be at least 2, got {per_class}")
+        raise ParameterError("per_class", f"must be at least 2, got {per_class}")
     out_dir = Path(out_dir)
+    check_output_dir(out_dir, "out_dir")
     names = CLASS_NAMES[:classes]
     n_val = max(1, round(per_class * val_fraction))
+    targets = [
+        (name, i, out_dir / ("validation" if i < n_val else "train") / name / f"{name}_{i:05d}.jpg")
+        for name in names
+        for i in range(per_class)
+    ]
+    previous = _previous_files(out_dir, overwrite)
+    for _, _, path in targets:
+        if path.exists() and path not in previous:
+            raise ParameterError("out_dir", f"{path} exists and was not written by hh-data synth; choose another folder")
+    for path in previous:
+        path.unlink(missing_ok=True)
     counts: dict[str, dict[str, int]] = {"train": {}, "validation": {}}
-    total, done = per_class * classes, 0
-    for class_index, name in enumerate(names):
-        # One generator per class: adding images to one class never changes another's.
-        rng = np.random.default_rng([seed, class_index])
-        for i in range(per_class):
-            split = "validation" if i < n_val else "train"
-            folder = out_dir / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            image = render_image(name, rng)
-            path = folder / f"{name}_{i:05d}.jpg"
-            tmp = folder / f".{name}_{i:05d}.tmp.jpg"
-            if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, 90]):
-                raise OSError(f"could not write {path}")
-            tmp.replace(path)
-            counts[split][name] = counts[split].get(name, 0) + 1
-            done += 1
-            if progress:
-                progress(done, total)
+    written: list[str] = []
+    # Written as it goes: a run cut short still lets --overwrite clean up after it.
+    manifest = out_dir / MANIFEST
+    for done, (name, i, path) in enumerate(targets, start=1):
+        if i == 0:
+            # One generator per class: adding images to one class never changes another's.
+            rng = np.random.default_rng([seed, names.index(name)])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image = render_image(name, rng)
+        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.jpg")
+        if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, 90]):
+            tmp.unlink(missing_ok=True)
+            raise UserError(f"could not write {path}")
+        tmp.replace(path)
+        written.append(str(path.relative_to(out_dir)))
+        split = path.parent.parent.name
+        counts[split][name] = counts[split].get(name, 0) + 1
+        if done % 100 == 0 or done == len(targets):
+            atomic_write_text(manifest, json.dumps({"files": written}, indent=0) + "\n")
+        if progress:
+            progress(done, len(targets))
     return counts
+
+
+def _previous_files(out_dir: Path, overwrite: bool) -> set[Path]:
+    """The files an earlier synth run wrote into out_dir (to be replaced), or refuse."""
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return set()
+    if not overwrite:
+        raise ParameterError(
+            "out_dir",
+            f"{out_dir} exists and is not empty; choose a new folder, or add --overwrite to replace "
+            "what an earlier hh-data synth wrote there",
+        )
+    manifest = out_dir / MANIFEST
+    if not manifest.exists():
+        return set()
+    try:
+        return {out_dir / name for name in json.loads(manifest.read_text())["files"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{manifest}: unreadable ({exc}); remove the folder's old images yourself") from None
 
 
 def write_video(
@@ -187,20 +235,18 @@ def write_video(
 
     Written to a temporary name and renamed, like every output of the toolkit.
     """
-    from hh.edge.files import atomic_path
-
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".avi":
-        raise ValueError(f"{out_path}: the video is MJPEG in an .avi container; name it *.avi")
+        raise ParameterError("out", f"{out_path}: the video is MJPEG in an .avi container; name it *.avi")
     with atomic_path(out_path) as tmp:
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
         if not writer.isOpened():
-            raise OSError(f"OpenCV cannot write {out_path}")
+            raise UserError(f"OpenCV cannot write {out_path}")
         try:
             for path in image_paths:
                 frame = cv2.imread(str(path))
                 if frame is None:
-                    raise ValueError(f"{path}: not a readable image")
+                    raise UserError(f"{path}: not a readable image")
                 frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
                 for _ in range(repeat):
                     writer.write(frame)

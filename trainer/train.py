@@ -1,87 +1,47 @@
-"""The training loop: class folders in, a run folder out.
+"""The training loop: class folders in, a run folder out (layout: hh.trainer.run_folder).
 
-A run folder holds everything the converter and the edge need, each file written atomically:
-
-    model.keras          best epoch by validation loss
-    labels.txt           one class name per line, index order
-    preprocessing.json   the PreprocessingSpec (hh.edge.spec)
-    run.json             the configuration and data split that made it, and the outcome
-    history.csv          per-epoch loss and accuracy, training and validation
-    curves.png           the same, plotted
-    checkpoint/          the last completed epoch with optimizer state, for --resume
+`train()` reads as its steps: check the outputs, record the run, scan and split the data (or
+read the recorded split when resuming), build or restore the model, fit with a commit after
+every epoch, and finish the record. Every epoch is committed to disk before the next starts,
+so a kill, Ctrl-C, SIGTERM or a full disk loses at most the running epoch.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
-import math
+import hashlib
 import platform
+import shutil
 import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from hh.edge.cli_util import UserError
-from hh.edge.files import atomic_path, atomic_write_text
+from hh.edge.errors import OutOfSpace, ParameterError, UserError
+from hh.edge.files import check_not_inside, check_output_dir
 from hh.edge.folders import ImageFolder, check_same_classes, list_image_folder, split_validation
-from hh.edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec
-from hh.trainer.models import ARCHITECTURES, build_model, compile_model
-from hh.trainer.scan import BAD_FILES_NAME, ScanReport, enforce, scan_folder
+from hh.edge.spec import PreprocessingSpec
+from hh.trainer.config import TrainConfig
+from hh.trainer.models import build_model, compile_model
+from hh.trainer.run_folder import CheckpointState, RunFolder
+from hh.trainer.scan import ScanReport, enforce, normalised_copy, scan_folder
+from hh.trainer.split import RecordedSplit, SplitEntry, describe_drift
 
-MODEL_FILENAME = "model.keras"
-RUN_FILENAME = "run.json"
-HISTORY_FILENAME = "history.csv"
-CURVES_FILENAME = "curves.png"
-CHECKPOINT_DIR = "checkpoint"
-NORMALIZED_DIR = "normalized"
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+Progress = Callable[[str], None]
 
 
-@dataclass
-class TrainConfig:
-    """Everything that determines a run. Defaults are the notes' (300 px, batch 128, 15 epochs)."""
+def print_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
-    data_dir: str
-    out: str
-    val_dir: str | None = None
-    val_split: float | None = None
-    image_size: int = 300
-    batch_size: int = 128
-    epochs: int = 15
-    learning_rate: float = 0.001
-    arch: str = "seed"
-    seed: int = 0
-    class_mode: str = "auto"
-    aspect: str = "squash"
-    interpolation: str = "bilinear"
-    strict: bool = False  # any unusable image is an error instead of being skipped
-    strategy: str = "auto"  # hh.trainer.distribute.STRATEGIES
-    cache: str | None = None  # folder for an on-disk cache of decoded images (default: RAM if it fits)
 
-    def validate(self) -> None:
-        if self.arch not in ARCHITECTURES:
-            raise UserError(f"unknown --arch {self.arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}")
-        if self.val_dir and self.val_split is not None:
-            raise UserError("give either --val-dir or --val-split, not both")
-        for name, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 1), ("--image-size", self.image_size, 8)):
-            if value < low:
-                raise UserError(f"{name} must be at least {low}, got {value}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise UserError(f"--lr must be a positive number, got {self.learning_rate}")
-        from hh.trainer.distribute import STRATEGIES
-
-        if self.strategy not in STRATEGIES:
-            raise UserError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        if self.class_mode not in ("auto", "binary", "categorical"):
-            raise UserError(f"--class-mode must be auto, binary or categorical, got {self.class_mode!r}")
+def silent(line: str) -> None:
+    pass
 
 
 @dataclass
@@ -89,6 +49,7 @@ class RunData:
     train: ImageFolder
     val: ImageFolder
     spec: PreprocessingSpec
+    split: RecordedSplit
     scan_reports: list[ScanReport] = field(default_factory=list)
 
     @property
@@ -113,261 +74,357 @@ class TrainResult:
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
-def resolve_data(config: TrainConfig, run_dir: Path | None = None) -> RunData:
-    """List, check and split the data, choose the class mode, and build the spec.
-
-    Every image is scanned first (hh.trainer.scan): bad files are skipped (or refused with
-    strict), odd-but-real ones are normalised into run_dir/normalized/.
-    """
-    config.validate()
-    folder = list_image_folder(config.data_dir, "training folder")
-    cache = (run_dir or Path(config.out)) / NORMALIZED_DIR
-    folder, report = scan_folder(folder, cache)
-    reports = [report]
-    if config.val_dir:
-        train = folder
-        val = list_image_folder(config.val_dir, "validation folder")
-        check_same_classes(train, val)
-        val, val_report = scan_folder(val, cache)
-        reports.append(val_report)
-    else:
-        train, val = split_validation(folder, config.val_split if config.val_split is not None else 0.2, config.seed)
-    for r in reports:
-        enforce(r, config.strict, config.data_dir if r is report else str(config.val_dir))
+# -- data ------------------------------------------------------------------------------------
+def build_spec(config: TrainConfig, class_names: tuple[str, ...]) -> PreprocessingSpec:
     class_mode = config.class_mode
     if class_mode == "auto":
-        class_mode = "binary" if len(train.class_names) == 2 else "categorical"
-    if class_mode == "binary" and len(train.class_names) != 2:
-        raise UserError(f"--class-mode binary needs exactly 2 classes; {config.data_dir} has {len(train.class_names)}")
-    spec = PreprocessingSpec(
+        class_mode = "binary" if len(class_names) == 2 else "categorical"
+    if class_mode == "binary" and len(class_names) != 2:
+        raise ParameterError("class_mode", f"binary needs exactly 2 classes; {config.data_dir} has {len(class_names)}")
+    return PreprocessingSpec(
         height=config.image_size,
         width=config.image_size,
-        class_names=train.class_names,
+        class_names=class_names,
         class_mode=class_mode,
         interpolation=config.interpolation,
         aspect=config.aspect,
     )
-    return RunData(train, val, spec, reports)
 
 
-def read_history(path: Path) -> dict[str, list[float]]:
-    history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
-    if not path.exists():
-        return history
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            for key in HISTORY_KEYS:
-                history[key].append(float(row[key]))
-    return history
+def record_split(config: TrainConfig, train: ImageFolder, val: ImageFolder, reports: list[ScanReport]) -> RecordedSplit:
+    """The split as files on disk (originals, with size and mtime), from the scan's verdicts."""
+    kept = {v.load_path: v for r in reports for v in r.kept}
+
+    def entries(folder: ImageFolder) -> list[SplitEntry]:
+        out = []
+        for path, label in zip(folder.paths, folder.labels):
+            verdict = kept[path]
+            normalized = Path(path).name if verdict.normalise else None
+            out.append(SplitEntry(str(Path(verdict.path).absolute()), label, verdict.size, verdict.mtime_ns, normalized))
+        return out
+
+    skipped = sorted(str(Path(v.path).absolute()) for r in reports for v in (*r.bad, *r.ignored))
+    return RecordedSplit(train.class_names, config.data_dir, config.val_dir, entries(train), entries(val), skipped)
 
 
-def history_csv(history: dict[str, list[float]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(("epoch", *HISTORY_KEYS))
-    for i in range(len(history["loss"])):
-        writer.writerow((i + 1, *(f"{history[key][i]:.6f}" for key in HISTORY_KEYS)))
-    return out.getvalue()
+@dataclass
+class Listing:
+    """The data folders as listed (cheap: no image opened), checked before anything is written."""
+
+    train: ImageFolder
+    val: ImageFolder | None
 
 
+def list_data(config: TrainConfig) -> Listing:
+    train = list_image_folder(config.data_dir, "training folder")
+    val = None
+    if config.val_dir:
+        val = list_image_folder(config.val_dir, "validation folder")
+        check_same_classes(train, val)
+    build_spec(config, train.class_names)  # a class mode that does not fit the classes fails here
+    return Listing(train, val)
+
+
+def scan_and_split(config: TrainConfig, run: RunFolder, listing: Listing) -> RunData:
+    """Check and split the data, choose the class mode, build the spec and the record.
+
+    Every image is scanned first (hh.trainer.scan): bad files are skipped (or refused with
+    strict), odd-but-real ones are normalised into the run folder.
+    """
+    folder, report = scan_folder(listing.train, run.normalized_dir)
+    reports = [report]
+    if listing.val is not None:
+        train = folder
+        val, val_report = scan_folder(listing.val, run.normalized_dir)
+        reports.append(val_report)
+    else:
+        fraction = config.val_split if config.val_split is not None else 0.2
+        train, val = split_validation(folder, fraction, config.seed)
+    enforce(report, config.strict, config.data_dir)
+    if config.val_dir:
+        enforce(reports[1], config.strict, config.val_dir)
+    spec = build_spec(config, train.class_names)
+    return RunData(train, val, spec, record_split(config, train, val, reports), reports)
+
+
+def recorded_data(config: TrainConfig, run: RunFolder, split: RecordedSplit, say: Progress) -> RunData:
+    """The data of a resumed run: exactly the recorded split, checked against the disk."""
+    drift = split.drift()
+    if drift:
+        raise UserError(
+            f"{len(drift)} file(s) of this run's recorded split changed since it started ({describe_drift(drift)}); "
+            "restore them, or start a new run"
+        )
+    added = split.added()
+    if added:
+        say(f"note: {len(added)} image(s) added to the data folders since this run started are not part of it (ignored)")
+    for entry in (*split.train, *split.validation):
+        if entry.normalized and not (run.normalized_dir / entry.normalized).exists():
+            normalised_copy(entry.file, run.normalized_dir)
+    return RunData(split.folder("train", run.path), split.folder("validation", run.path), build_spec(config, split.class_names), split)
+
+
+def cache_key(data: RunData, split: str) -> str:
+    """What determines a decoded-image cache: the files (and their versions) and the spec."""
+    digest = hashlib.sha256(data.spec.to_json().encode())
+    for entry in data.split.entries(split):
+        digest.update(f"{entry.file}|{entry.size}|{entry.mtime_ns}|{entry.label}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+# -- interrupts ------------------------------------------------------------------------------
 @contextlib.contextmanager
 def deferred_interrupt():
-    """Hold SIGINT back for the duration of the block, then raise KeyboardInterrupt if it came."""
+    """Hold SIGINT and SIGTERM back for the block, then raise KeyboardInterrupt if one came.
+
+    Wraps the writes that commit an epoch: an interrupt then lands on a consistent folder.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if received:
         raise KeyboardInterrupt
 
 
-class RunFolderCallback(keras.callbacks.Callback):
-    """After every epoch: keep the best model, a resumable checkpoint and the history on disk.
+def epoch_line(state: CheckpointState, epochs: int, seconds: float) -> str:
+    h = {key: values[-1] for key, values in state.history.items()}
+    best = " (best so far)" if state.best_epoch == state.epochs_done else ""
+    return (
+        f"epoch {state.epochs_done}/{epochs}: loss {h['loss']:.4f} accuracy {h['accuracy']:.3f}, "
+        f"val loss {h['val_loss']:.4f} val accuracy {h['val_accuracy']:.3f} ({seconds:.1f}s){best}"
+    )
 
-    Order matters for crash safety: the best model and history first, the checkpoint state
-    last, so a resume never claims an epoch whose outputs were not written. Only the chief
-    writes the run's artifacts; every worker writes its own checkpoint.
-    """
 
-    def __init__(self, run_dir: Path, history: dict[str, list[float]], best_val_loss: float, checkpoint: Path, is_chief: bool = True):
+class EpochCommitter(keras.callbacks.Callback):
+    """After every epoch: commit the checkpoint, then (the chief) publish model.keras,
+    history.csv and run.json from it. Only the chief publishes; every worker commits its own
+    checkpoint."""
+
+    def __init__(self, run: RunFolder, state: CheckpointState, record: dict | None, worker: int, epochs: int, say: Progress):
         super().__init__()
-        self.run_dir = run_dir
-        self.history = history
-        self.best_val_loss = best_val_loss
-        self.checkpoint = checkpoint
-        self.is_chief = is_chief
+        self.run, self.state, self.record, self.worker = run, state, record, worker
+        self.epochs, self.say = epochs, say
+        self._started = time.monotonic()
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self._started = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        # Ctrl-C while the epoch's files are being written waits until they are all written:
-        # the interrupt then lands on a consistent, resumable run folder.
         with deferred_interrupt():
-            self._save_epoch(epoch, logs)
-
-    def _save_epoch(self, epoch: int, logs=None) -> None:
-        logs = logs or {}
-        for key in HISTORY_KEYS:
-            self.history[key].append(float(logs.get(key, float("nan"))))
-        val_loss = float(logs.get("val_loss", float("inf")))
-        if val_loss < self.best_val_loss:
-            self.best_val_loss = val_loss
-            if self.is_chief:
-                with atomic_path(self.run_dir / MODEL_FILENAME) as tmp:
-                    self.model.save(tmp)
-        if self.is_chief:
-            atomic_write_text(self.run_dir / HISTORY_FILENAME, history_csv(self.history))
-        checkpoint = self.checkpoint
-        with atomic_path(checkpoint / "last.keras") as tmp:
-            self.model.save(tmp)
-        state = {"epochs_done": epoch + 1, "best_val_loss": self.best_val_loss}
-        atomic_write_text(checkpoint / "state.json", json.dumps(state, indent=2) + "\n")
+            self.state = self.run.commit_epoch(self.state, logs or {}, self.model.save, self.worker)
+            if self.record is not None:
+                self.record = self.run.publish(self.state, self.record)
+        self.say(epoch_line(self.state, self.epochs, time.monotonic() - self._started))
 
 
-def best_epoch(history: dict[str, list[float]]) -> int:
-    losses = history["val_loss"]
-    return min(range(len(losses)), key=lambda i: (math.isnan(losses[i]), losses[i])) + 1
+# -- the steps -------------------------------------------------------------------------------
+def check_outputs(config: TrainConfig, run: RunFolder, resume: bool, worker: int) -> None:
+    """Everything that would make the run's results unsaveable, before any work."""
+    if resume:
+        run.check_resumable(worker)
+    else:
+        run.check_new(config, worker)
+    if config.cache:
+        check_not_inside(config.cache, (("training folder", config.data_dir), ("validation folder", config.val_dir)), "cache")
+        check_output_dir(config.cache, "cache")
 
 
-def write_run_record(run_dir: Path, config: TrainConfig, data: RunData, **outcome) -> None:
+def start_record(run: RunFolder, config: TrainConfig, resume: bool) -> dict:
+    """run.json goes first, before the scan: from here on the folder is a run that --resume accepts."""
+    if resume:
+        record = run.read_record()
+        record["config"] = config.as_dict()
+    else:
+        run.path.mkdir(parents=True, exist_ok=True)
+        record = {
+            "config": config.as_dict(),
+            "status": "scanning",
+            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
+        }
+    run.write_record(record)
+    return record
+
+
+def prepare_data(config: TrainConfig, run: RunFolder, worker: int, is_chief: bool, say: Progress) -> RunData:
+    recorded = run.read_split(worker)
+    if recorded is not None:
+        return recorded_data(config, run, recorded, say)
+    data = scan_and_split(config, run, list_data(config))
+    if not config.val_dir and config.val_split is None:
+        say("no --val-dir: holding out 20% of each class for validation (--val-split 0.2)")
+    if data.describe_scan():
+        say(data.describe_scan())
+    run.write_split(data.split, worker)
+    if is_chief:
+        run.write_contract(data.spec)
+        if data.bad_files:
+            run.write_bad_files(data.bad_files)
+    return data
+
+
+def restore_or_build_model(run: RunFolder, state: CheckpointState, config: TrainConfig, spec: PreprocessingSpec, cluster, worker: int):
+    if state.epochs_done == 0:
+        keras.utils.set_random_seed(config.seed)
+        with cluster.scope():
+            return compile_model(build_model(config.arch, spec), spec, config.learning_rate)
+    path = run.checkpoint_dir(worker) / state.last_file
+    try:
+        with cluster.scope():
+            return keras.models.load_model(path, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a damaged file; all mean the same here
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: the checkpoint cannot be loaded ({reason}); this run cannot be resumed: start a new one") from None
+
+
+def record_training_start(run: RunFolder, record: dict, data: RunData) -> dict:
     record = {
-        "config": asdict(config),
+        **record,
+        "status": "training",
         "class_names": list(data.spec.class_names),
         "class_mode": data.spec.class_mode,
         "train_images": data.train.counts(),
         "val_images": data.val.counts(),
-        "skipped_files": len(data.bad_files),
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
-        **outcome,
+        "skipped_files": len(data.split.skipped),
     }
-    atomic_write_text(run_dir / RUN_FILENAME, json.dumps(record, indent=2) + "\n")
+    run.write_record(record)
+    return record
 
 
-def read_run_config(run_dir: Path) -> TrainConfig:
-    path = run_dir / RUN_FILENAME
-    try:
-        record = json.loads(path.read_text())
-        return TrainConfig(**record["config"])
-    except FileNotFoundError:
-        raise UserError(f"{run_dir} is not a run folder (no {RUN_FILENAME})") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: unreadable run record ({exc})") from None
+def input_pipelines(cluster, data: RunData, config: TrainConfig, epochs_done: int):
+    from hh.trainer.distribute import cluster_dataset
 
-
-def train(config: TrainConfig, resume: bool = False, verbose: int | str = "auto") -> TrainResult:
-    """Train per `config` into `config.out`; with resume, continue a run from its checkpoint."""
-    from hh.trainer.distribute import cluster_dataset, fit_multiworker, resolve_cluster
-
-    config.validate()
-    run_dir = Path(config.out)
-    cluster = resolve_cluster(config.strategy)  # first: it configures TensorFlow's collectives
-    checkpoint = run_dir / CHECKPOINT_DIR
-    if not cluster.is_chief:
-        checkpoint = checkpoint / f"worker-{cluster.worker_index}"
-    if not resume and ((cluster.is_chief and (run_dir / MODEL_FILENAME).exists()) or (checkpoint / "state.json").exists()):
-        raise UserError(f"{run_dir} already holds a run; use --resume {run_dir} or choose another --out")
-    if config.batch_size % cluster.replicas:
-        raise UserError(f"--batch-size {config.batch_size} (global) does not split evenly over {cluster.replicas} replicas")
-    if cluster.strategy is not None:
-        print(f"distributed training: {cluster.description}, {cluster.replicas} replicas, global batch {config.batch_size}", file=sys.stderr)
-    data = resolve_data(config, run_dir)
-    if not config.val_dir and config.val_split is None:
-        print("no --val-dir: holding out 20% of each class for validation (--val-split 0.2)", file=sys.stderr)
-    if data.describe_scan():
-        print(data.describe_scan(), file=sys.stderr)
-    initial_epoch = 0
-    best_val_loss = float("inf")
-    if resume:
-        state_path = checkpoint / "state.json"
-        if not state_path.exists():
-            raise UserError(f"{run_dir} has no completed epoch to resume from ({state_path} missing)")
-        state = json.loads(state_path.read_text())
-        initial_epoch = int(state["epochs_done"])
-        best_val_loss = float(state["best_val_loss"])
-        history = read_history(run_dir / HISTORY_FILENAME)
-        # history.csv is written before state.json, so it may hold one epoch more: trim it.
-        history = {k: v[:initial_epoch] for k, v in history.items()}
-        with cluster.scope():
-            model = keras.models.load_model(checkpoint / "last.keras", safe_mode=True)
-        print(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}", file=sys.stderr)
-    else:
-        keras.utils.set_random_seed(config.seed)
-        history = {key: [] for key in HISTORY_KEYS}
-        with cluster.scope():
-            model = compile_model(build_model(config.arch, data.spec), data.spec, config.learning_rate)
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if cluster.is_chief:
-        atomic_write_text(run_dir / SPEC_FILENAME, data.spec.to_json())
-        atomic_write_text(run_dir / LABELS_FILENAME, data.spec.labels_text())
-        if data.bad_files:
-            atomic_write_text(run_dir / BAD_FILES_NAME, "".join(line + "\n" for line in data.bad_files))
-        write_run_record(run_dir, config, data, status="training")
-
-    cache = {split: str(Path(config.cache) / split) if config.cache else None for split in ("train", "validation")}
+    cache = {split: None for split in ("train", "validation")}
     if config.cache:
+        cache = {split: str(Path(config.cache) / f"{cache_key(data, split)}-{split}") for split in cache}
         Path(config.cache).mkdir(parents=True, exist_ok=True)
-    train_ds = cluster_dataset(cluster, data.train, data.spec, config.batch_size, True, config.seed + initial_epoch, cache["train"])
+    # The seed moves with the epoch, so a resumed run does not replay the first epochs' order.
+    train_ds = cluster_dataset(cluster, data.train, data.spec, config.batch_size, True, config.seed + epochs_done, cache["train"])
     val_ds = cluster_dataset(cluster, data.val, data.spec, config.batch_size, False, 0, cache["validation"])
-    callback = RunFolderCallback(run_dir, history, best_val_loss, checkpoint, cluster.is_chief)
-    started = time.monotonic()
-    interrupted = False
-    if initial_epoch < config.epochs:
-        try:
-            if isinstance(cluster.strategy, tf.distribute.MultiWorkerMirroredStrategy):
-                fit_multiworker(
-                    model, cluster, data.spec, train_ds, val_ds, config.batch_size, config.epochs, initial_epoch, callback, verbose
-                )
-            else:
-                model.fit(
-                    train_ds,
-                    validation_data=val_ds,
-                    epochs=config.epochs,
-                    initial_epoch=initial_epoch,
-                    callbacks=[callback],
-                    shuffle=False,  # the dataset shuffles itself, each epoch
-                    verbose=verbose,
-                )
-        except KeyboardInterrupt:
-            interrupted = True
-    seconds = time.monotonic() - started
-    history = callback.history
-    epochs_run = len(history["loss"])
-    if epochs_run == 0:
-        if cluster.is_chief:
-            write_run_record(run_dir, config, data, status="interrupted", epochs_done=0)
-        raise KeyboardInterrupt
-    best = best_epoch(history)
-    result = TrainResult(
-        run_dir=run_dir,
-        best_epoch=best,
-        best_val_accuracy=history["val_accuracy"][best - 1],
-        best_val_loss=history["val_loss"][best - 1],
-        epochs_run=epochs_run,
-        seconds=seconds,
-        history=history,
-    )
-    if not cluster.is_chief:
-        if interrupted:
-            raise KeyboardInterrupt
-        return result
-    from hh.trainer.plots import plot_curves
+    return train_ds, val_ds
 
-    plot_curves(history, run_dir / CURVES_FILENAME, title=f"{config.arch} on {config.data_dir}")
-    write_run_record(
-        run_dir,
-        config,
-        data,
-        status="interrupted" if interrupted else "complete",
-        epochs_done=epochs_run,
-        best_epoch=best,
-        best_val_accuracy=result.best_val_accuracy,
-        best_val_loss=result.best_val_loss,
-        train_seconds=round(seconds, 1),
-    )
-    if interrupted:
+
+def fit(model, cluster, data: RunData, datasets, config: TrainConfig, committer: EpochCommitter) -> bool:
+    """Train until config.epochs; True when interrupted (Ctrl-C, SIGTERM)."""
+    from hh.trainer.distribute import fit_multiworker
+
+    train_ds, val_ds = datasets
+    initial_epoch = committer.state.epochs_done
+    try:
+        if isinstance(cluster.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            fit_multiworker(model, cluster, data.spec, train_ds, val_ds, config.batch_size, config.epochs, initial_epoch, committer)
+        else:
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=[committer],
+                shuffle=False,  # the dataset shuffles itself, each epoch
+                verbose=0,  # one line per epoch comes from the committer
+            )
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def finish(run: RunFolder, config: TrainConfig, record: dict | None, state: CheckpointState, interrupted: bool, seconds: float) -> TrainResult:
+    if record is not None:
+        if state.epochs_done:
+            from hh.trainer.plots import plot_curves
+
+            plot_curves(state.history, run.curves_path, title=f"{config.arch} on {config.data_dir}")
+        status = "interrupted" if interrupted or state.epochs_done < config.epochs else "complete"
+        run.write_record({**record, "status": status, "epochs_done": state.epochs_done, "train_seconds": round(seconds, 1)})
+    if interrupted or state.epochs_done == 0:
         raise KeyboardInterrupt
-    return result
+    best = state.best_epoch
+    return TrainResult(
+        run_dir=run.path,
+        best_epoch=best,
+        best_val_accuracy=state.history["val_accuracy"][best - 1],
+        best_val_loss=state.history["val_loss"][best - 1],
+        epochs_run=state.epochs_done,
+        seconds=seconds,
+        history=state.history,
+    )
+
+
+def train(config: TrainConfig, resume: bool = False, progress: Progress = print_progress) -> TrainResult:
+    """Train per `config` into `config.out`; with resume, continue that run from its last
+    committed epoch (with its recorded split). Raises KeyboardInterrupt after saving when
+    interrupted, OutOfSpace when the disk fills (the run stays resumable)."""
+    from hh.trainer.distribute import resolve_cluster
+
+    config = config.resolved()
+    config.validate()
+    run = RunFolder(config.out)
+    cluster = resolve_cluster(config.strategy)  # first: it configures TensorFlow's collectives
+    worker = cluster.worker_index
+    check_outputs(config, run, resume, worker)
+    if config.batch_size % cluster.replicas:
+        raise ParameterError("batch_size", f"{config.batch_size} (global) does not split evenly over {cluster.replicas} replicas")
+    if cluster.strategy is not None:
+        progress(f"distributed training: {cluster.description}, {cluster.replicas} replicas, global batch {config.batch_size}")
+    state = CheckpointState()
+    if resume:
+        run.discard_uncommitted(worker)
+        if cluster.is_chief:
+            run.repair_publication()
+        state = run.read_state(worker) or CheckpointState()
+        if state.epochs_done >= config.epochs:
+            raise ParameterError("epochs", f"{config.epochs} are already done in {run.path}; give more to train longer")
+    if not resume:
+        list_data(config)  # a wrong folder is refused before the run folder is made
+    existed = run.path.exists()
+    record = start_record(run, config, resume) if cluster.is_chief else None
+    started = time.monotonic()
+    try:
+        data = prepare_data(config, run, worker, cluster.is_chief, progress)
+        model = restore_or_build_model(run, state, config, data.spec, cluster, worker)
+        if record is not None:
+            record = record_training_start(run, record, data)
+        if resume:
+            progress(f"resuming {run.path} after epoch {state.epochs_done} of {config.epochs}")
+        committer = EpochCommitter(run, state, record, worker, config.epochs, progress)
+        interrupted = fit(model, cluster, data, input_pipelines(cluster, data, config, state.epochs_done), config, committer)
+    except OutOfSpace as exc:
+        done = (run.read_state(worker) or CheckpointState()).epochs_done
+        raise OutOfSpace(f"{exc}; {run.path} is saved up to epoch {done}: free some space, then hh-train --resume {run.path}") from None
+    except UserError:
+        # Refused before the first epoch (unusable data, --strict): a fresh run folder that
+        # holds nothing of value is removed again rather than left as a half-made run.
+        if not resume and cluster.is_chief and run.read_state() is None:
+            remove_contents(run.path, keep_folder=existed)
+        raise
+    except KeyboardInterrupt:
+        state = run.read_state(worker) or CheckpointState()
+        finish(run, config, record and run.read_record(), state, True, time.monotonic() - started)
+    return finish(run, config, committer.record, committer.state, interrupted, time.monotonic() - started)
+
+
+def remove_contents(folder: Path, keep_folder: bool) -> None:
+    """Empty a run folder this run filled (it was new or empty), and remove it if it was new."""
+    for path in folder.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if not keep_folder:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def resume(run_dir: str | Path, epochs: int | None = None, progress: Progress = print_progress) -> TrainResult:
+    """Continue an interrupted run from its last committed epoch; `epochs` may raise the total."""
+    run = RunFolder(run_dir)
+    run.check_resumable()
+    config = run.read_config().with_resume_changes({"epochs": epochs})
+    config.out = str(run.path)  # the folder may have moved since
+    return train(config, resume=True, progress=progress)

@@ -1,15 +1,15 @@
 """Edge latency, the camera loop, memory, and the seed vs edge architectures, in one run.
 
-    python bench/edge.py [--data DIR] [--size 128] [--epochs 15] [--out bench/results/edge.json]
+    python bench/latency.py [--data DIR] [--size 128] [--epochs 15] [--out bench/results/latency.json]
 
-1. Trains `seed` (the notes' network) and `edge` on the same synthetic leaf set (made here if
+1. Trains `seed` (the classic Keras course's convnet) and `edge` on the same synthetic leaf set (made here if
    missing) and converts each to float32, float16, dynamic and int8 with hh-convert's code;
    the converter's own verification reports give accuracy and agreement.
 2. On the same 640x480 video: per-frame latency of Keras float32 `model(x)` and of every
    .tflite, stage by stage, 2 threads.
 3. hh-camera on that video vs bare preprocess+invoke: how much the loop costs.
 4. hh-camera with the edge int8 model for 10,000 frames: peak RSS and growth.
-5. Invoke time of both architectures at the notes' 300x300 (untrained weights: latency does
+5. Invoke time of both architectures at the course's 300x300 (untrained weights: latency does
    not depend on their values).
 Ratios are computed within this run; machines here are shared and noisy.
 """
@@ -42,18 +42,20 @@ def ensure_data(data: Path) -> None:
 
 
 def ensure_run(arch: str, data: Path, runs: Path, size: int, epochs: int) -> Path:
-    from hh.converters.run import convert_run
-    from hh.trainer.train import TrainConfig, train
+    from hh.converters.pipeline import convert_run
+    from hh.trainer.config import TrainConfig
+    from hh.trainer.run_folder import RunFolder
+    from hh.trainer.train import silent, train
 
     run = runs / f"{arch}-{size}"
-    if not (run / "run.json").exists() or json.loads((run / "run.json").read_text()).get("status") != "complete":
+    if not RunFolder(run).is_run() or RunFolder(run).read_record().get("status") != "complete":
         shutil.rmtree(run, ignore_errors=True)
         print(f"training {arch} at {size}px ...", flush=True)
         config = TrainConfig(
             data_dir=str((data / "train").absolute()), val_dir=str((data / "validation").absolute()), out=str(run),
             image_size=size, batch_size=32, epochs=epochs, arch=arch, seed=0,
         )
-        train(config, verbose=0)
+        train(config, progress=silent)
     for mode in MODES:
         if not (run / f"model_{mode}.tflite").exists():
             print(f"converting {arch} to {mode} ...", flush=True)
@@ -111,7 +113,7 @@ def keras_latency(run: Path, frames: list[np.ndarray], n: int) -> float:
 
 
 def tflite_stages(model: Path, frames: list[np.ndarray], n: int) -> dict:
-    from hh.edge.bench import time_stages
+    from hh.edge.stage_timing import time_stages
     from hh.edge.runtime import TFLiteClassifier
 
     classifier = TFLiteClassifier(model, num_threads=THREADS)
@@ -128,7 +130,7 @@ def camera_run(model: Path, video: Path, *extra: str) -> dict:
 def invoke_at_300(arch: str, calibration: np.ndarray, tmp: Path) -> dict:
     """int8 invoke ms of an untrained `arch` at 300x300."""
     from hh.converters.tflite import convert, with_contract
-    from hh.edge.bench import time_stages
+    from hh.edge.stage_timing import time_stages
     from hh.edge.runtime import TFLiteClassifier
     from hh.edge.spec import PreprocessingSpec
     from hh.trainer.models import build_model
@@ -150,8 +152,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--soak-frames", type=int, default=10_000)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/edge.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/latency.json"))
     args = parser.parse_args()
+    from hh.trainer.run_folder import RunFolder
+
     runs = args.out.parent / "runs"
     ensure_data(args.data)
     video = args.out.parent / "field-640x480.avi"
@@ -160,7 +164,7 @@ def main() -> None:
 
     for arch in ("seed", "edge"):
         run = ensure_run(arch, args.data, runs, args.size, args.epochs)
-        record = json.loads((run / "run.json").read_text())
+        record = RunFolder(run).read_record()
         entry = {
             "val_accuracy": record["best_val_accuracy"],
             "keras_float32_ms": keras_latency(run, frames, args.frames),

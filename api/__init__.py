@@ -1,0 +1,73 @@
+"""hh: train an image classifier on a workstation, run it on a Raspberry Pi or a phone.
+
+The whole flow from Python, in the names the commands use:
+
+    import hh
+    result = hh.train("data/train", val_dir="data/validation", out="models/run1", arch="edge", image_size=128)
+    report = hh.convert("models/run1", mode="int8")          # -> models/run1/model_int8.tflite, verified
+    classifier = hh.Classifier("models/run1/model_int8.tflite")
+    print(classifier.classify(cv2.imread("leaf.jpg")).label)
+    print(hh.evaluate(classifier, "data/validation").accuracy)
+
+Names load lazily: `import hh` costs nothing, and the device-side names (Classifier,
+evaluate, PreprocessingSpec, errors) never import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+# public name -> (module, attribute)
+_EXPORTS = {
+    # workstation (TensorFlow)
+    "train": ("hh.trainer.api", "train"),
+    "resume": ("hh.trainer.train", "resume"),
+    "convert": ("hh.converters.pipeline", "convert_run"),
+    "TrainConfig": ("hh.trainer.config", "TrainConfig"),
+    "TrainResult": ("hh.trainer.train", "TrainResult"),
+    "RunFolder": ("hh.trainer.run_folder", "RunFolder"),
+    "ConversionReport": ("hh.converters.pipeline", "ConversionReport"),
+    # device (numpy + OpenCV + LiteRT)
+    "Classifier": ("hh.edge.runtime", "TFLiteClassifier"),
+    "Classification": ("hh.edge.runtime", "Classification"),
+    "evaluate": ("hh.edge.evaluate", "evaluate"),
+    "Evaluation": ("hh.edge.evaluate", "Evaluation"),
+    "PreprocessingSpec": ("hh.edge.spec", "PreprocessingSpec"),
+    "read_image": ("hh.edge.preprocess", "read_image_bgr"),
+    # errors
+    "HHError": ("hh.edge.errors", "HHError"),
+    "UserError": ("hh.edge.errors", "UserError"),
+    "VerificationFailed": ("hh.edge.errors", "VerificationFailed"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    try:
+        module, attribute = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'hh' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:  # for editors and type checkers; nothing here runs
+    from hh.converters.pipeline import ConversionReport
+    from hh.converters.pipeline import convert_run as convert
+    from hh.edge.errors import HHError, UserError, VerificationFailed
+    from hh.edge.evaluate import Evaluation, evaluate
+    from hh.edge.preprocess import read_image_bgr as read_image
+    from hh.edge.runtime import Classification
+    from hh.edge.runtime import TFLiteClassifier as Classifier
+    from hh.edge.spec import PreprocessingSpec
+    from hh.trainer.api import train
+    from hh.trainer.config import TrainConfig
+    from hh.trainer.run_folder import RunFolder
+    from hh.trainer.train import TrainResult, resume

@@ -1,0 +1,290 @@
+"""Convert and verify: the steps behind `hh-convert`.
+
+    source (run folder or .keras) -> check outputs -> calibration images (int8) -> convert
+    -> embed labels and spec -> write as *.unverified.tflite -> verify against Keras
+    -> rename to the final name, or to *.rejected.tflite when it disagrees
+
+A run folder is read through RunFolder: its model, spec, and the split recorded at training
+time, so verification scores the model on exactly the images it was validated on, never on
+training images (files added to the data folder since are ignored; changed ones refused).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from hh.converters.tflite import MODES, convert, with_contract
+from hh.converters.verify import Verification, VerificationInput, verify
+from hh.edge.errors import ParameterError, UserError, VerificationFailed
+from hh.edge.files import atomic_write_bytes, atomic_write_text, check_output_file
+from hh.edge.folders import ImageFolder, list_image_folder
+from hh.edge.metadata import sidecar_spec
+from hh.edge.quiet import native_output_captured
+from hh.edge.spec import SPEC_FILENAME, PreprocessingSpec
+from hh.trainer.run_folder import RunFolder
+from hh.trainer.split import describe_drift
+
+MIN_CALIBRATION_IMAGES = 100  # below this, int8 ranges are a guess: warn
+
+
+@dataclass
+class Source:
+    model_path: Path
+    spec: PreprocessingSpec
+    run: RunFolder | None  # when the model is a run folder's (hh-train's), for its recorded split
+
+
+@dataclass
+class ConversionReport:
+    mode: str
+    model: str
+    size_mb: float
+    size_ratio_to_float32: float
+    convert_seconds: float
+    calibration_images: int
+    eval_images: int
+    keras_accuracy: float | None
+    tflite_accuracy: float | None
+    agreement: float | None
+    max_abs_prob_diff: float | None
+    mean_abs_prob_diff: float | None
+    min_agreement: float
+    passed: bool | None
+    runtime: str
+
+    def lines(self) -> list[str]:
+        out = [
+            f"{self.model}: {self.size_mb:.3f} MB ({self.size_ratio_to_float32:.2f}x float32), converted in {self.convert_seconds:.1f}s",
+        ]
+        if self.agreement is None:
+            out.append("not verified: no evaluation images (give --eval-dir)")
+        else:
+            out.append(
+                f"on {self.eval_images} images: keras accuracy {self.keras_accuracy:.3f}, {self.mode} accuracy "
+                f"{self.tflite_accuracy:.3f}, top-1 agreement {self.agreement:.3f} (min {self.min_agreement:.2f}), "
+                f"prob diff max {self.max_abs_prob_diff:.4f} mean {self.mean_abs_prob_diff:.4f}"
+            )
+        return out
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def resolve_source(path: Path) -> Source:
+    """A run folder or a .keras file (with preprocessing.json beside it)."""
+    path = Path(path).absolute()
+    if not path.exists():
+        raise UserError(f"{path} does not exist")
+    model_path = path / RunFolder.MODEL if path.is_dir() else path
+    if not model_path.exists():
+        raise UserError(f"{path} is a folder without {RunFolder.MODEL} (expected a run folder from hh-train)")
+    if model_path.suffix != ".keras":
+        raise UserError(f"{model_path}: expected a .keras model or a run folder")
+    run = RunFolder(model_path.parent)
+    if run.is_run() and model_path == run.model_path:
+        if run.repair_publication():
+            log(f"note: {run.path} was interrupted while saving an epoch; rebuilt model.keras and run.json from its checkpoint")
+    else:
+        run = None
+    spec = sidecar_spec(model_path)
+    if spec is None:
+        raise UserError(f"{model_path}: no {SPEC_FILENAME} beside it (it is written by hh-train)")
+    return Source(model_path, spec, run)
+
+
+def load_keras(model_path: Path):
+    import zipfile
+
+    import keras
+
+    if not zipfile.is_zipfile(model_path):
+        raise UserError(f"{model_path}: not a loadable Keras model (a .keras file is a zip archive; this is not)")
+    try:
+        # safe_mode: a model file may not run arbitrary code (no Lambda deserialization).
+        return keras.models.load_model(model_path, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file; all mean the same here.
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{model_path}: not a loadable Keras model ({reason})") from None
+
+
+def check_model_matches_spec(model, spec: PreprocessingSpec, model_path: Path) -> None:
+    if len(model.inputs) != 1:
+        raise UserError(f"{model_path}: has {len(model.inputs)} inputs; an image classifier has one")
+    shape = tuple(model.inputs[0].shape[1:])
+    if shape != (spec.height, spec.width, 3):
+        raise UserError(f"{model_path}: input is {shape} but {SPEC_FILENAME} says {(spec.height, spec.width, 3)}")
+    if model.output_shape[-1] not in (spec.output_units, spec.num_classes):
+        raise UserError(f"{model_path}: outputs {model.output_shape[-1]} values for {spec.num_classes} labels")
+
+
+def recorded_images(source: Source, split: str, instead: str) -> ImageFolder | None:
+    """The run's recorded training or validation images, checked against the disk."""
+    if source.run is None:
+        return None
+    recorded = source.run.read_split()
+    if recorded is None:
+        return None
+    drift = recorded.drift((split,))
+    if drift:
+        raise UserError(
+            f"{len(drift)} {split} file(s) recorded when {source.run.path} was trained are not as they were "
+            f"({describe_drift(drift)}); restore them, or give other images with {instead}"
+        )
+    added = recorded.added()
+    if added and split == "validation":
+        log(f"note: {len(added)} image(s) added to the data folders since training are not used (not in the recorded split)")
+    return recorded.folder(split, source.run.path)
+
+
+def checked_folder(path: Path, what: str, cache: Path) -> ImageFolder:
+    """A user-given folder of class folders with unusable images dropped (and said so)."""
+    from hh.trainer.scan import scan_folder
+
+    folder, report = scan_folder(list_image_folder(path, what), cache)
+    if report.bad:
+        log(report.summary())
+    return folder
+
+
+def scratch_dir(source: Source) -> Path:
+    return (source.run.normalized_dir if source.run else source.model_path.parent / RunFolder.NORMALIZED)
+
+
+def calibration_folder(source: Source, calib_dir: Path | None) -> ImageFolder:
+    if calib_dir is not None:
+        folder = checked_folder(calib_dir, "calibration folder", scratch_dir(source))
+    else:
+        folder = recorded_images(source, "train", "--calib-dir")
+        if folder is None:
+            raise UserError("--int8 needs calibration images: give --calib-dir (a folder of class folders)")
+    if folder.class_names != source.spec.class_names:
+        raise UserError(f"calibration folder {folder.root} has classes {folder.class_names}, the model {source.spec.class_names}")
+    return folder
+
+
+def eval_folder(source: Source, eval_dir: Path | None) -> ImageFolder | None:
+    if eval_dir is not None:
+        return checked_folder(eval_dir, "evaluation folder", scratch_dir(source))
+    return recorded_images(source, "validation", "--eval-dir")
+
+
+def float32_reference_size(model, spec: PreprocessingSpec, folder: Path) -> int:
+    """Bytes of the float32 .tflite, for the size ratio: the one already converted beside the
+    output if there is one (same model, same metadata), else converted now in memory."""
+    existing = folder / MODES["float32"].filename
+    if existing.exists():
+        return existing.stat().st_size
+    with native_output_captured((1, 2)):
+        return len(with_contract(convert(model, spec, "float32"), spec, "float32", "reference"))
+
+
+def output_names(out: Path) -> dict[str, Path]:
+    """The files one conversion may write: the model, its report, and the refused variants."""
+    return {
+        "model": out,
+        "report": out.with_suffix(".report.json"),
+        "pending": out.with_name(out.stem + ".unverified.tflite"),
+        "rejected": out.with_name(out.stem + ".rejected.tflite"),
+        "rejected_report": out.with_name(out.stem + ".rejected.report.json"),
+    }
+
+
+def check_options(mode: str, calib_count: int, min_agreement: float) -> None:
+    if mode not in MODES:
+        raise ParameterError("mode", f"{mode!r} is unknown; choose one of {', '.join(MODES)}")
+    if calib_count < 1:
+        raise ParameterError("calib_count", f"must be at least 1, got {calib_count}")
+    if not 0.0 <= min_agreement <= 1.0:
+        raise ParameterError("min_agreement", f"must be between 0 and 1, got {min_agreement}")
+
+
+def convert_run(
+    path: str | Path,
+    mode: str = "float32",
+    calib_dir: Path | None = None,
+    calib_count: int = 300,
+    eval_dir: Path | None = None,
+    min_agreement: float = 0.98,
+    out: Path | None = None,
+    overwrite: bool = False,
+    version: str = "0.1.0",
+) -> ConversionReport:
+    """Convert a run folder's model (or a .keras file) to `mode`, embed its contract, verify it.
+
+    Raises VerificationFailed (keeping the file as *.rejected.tflite) when the converted model
+    agrees with Keras on less than `min_agreement` of the held-out images.
+    """
+    from hh.trainer.data import load_images
+
+    check_options(mode, calib_count, min_agreement)
+    source = resolve_source(Path(path))
+    spec = source.spec
+    out = Path(out).absolute() if out else source.model_path.parent / MODES[mode].filename
+    if out.suffix != ".tflite":
+        raise ParameterError("out", f"{out}: the file name must end in .tflite")
+    names = output_names(out)
+    if out.exists() and not overwrite and not out.is_dir():
+        raise UserError(f"{out} already exists (converted before); add --overwrite to replace it, or give --out another file")
+    check_output_file(out, "out", overwrite, inputs=[source.model_path])
+    for name in ("report", "pending"):
+        check_output_file(names[name], "out", overwrite=True, inputs=[source.model_path])
+
+    model = load_keras(source.model_path)
+    check_model_matches_spec(model, spec, source.model_path)
+    calibration = None
+    if mode == "int8":
+        folder = calibration_folder(source, calib_dir).sample_per_class(calib_count)
+        if len(folder) < MIN_CALIBRATION_IMAGES:
+            log(f"warning: only {len(folder)} calibration images; int8 ranges from fewer than {MIN_CALIBRATION_IMAGES} may be off")
+        log(f"loading {len(folder)} calibration images from {folder.root}")
+        calibration, _ = load_images(folder, spec)
+    evaluation = eval_folder(source, eval_dir)
+
+    log(f"converting to {mode} ({MODES[mode].description})")
+    started = time.monotonic()
+    with native_output_captured((1, 2)):  # the converter prints its temporary SavedModel
+        flatbuffer = convert(model, spec, mode, calibration)
+    seconds = time.monotonic() - started
+    tflite = with_contract(flatbuffer, spec, mode, version)
+    float32_size = len(tflite) if mode == "float32" else float32_reference_size(model, spec, out.parent)
+
+    # Written under a provisional name first: it only takes the real name once verified.
+    atomic_write_bytes(names["pending"], tflite)
+    try:
+        verification = None
+        if evaluation is not None:
+            verification = verify(VerificationInput(model, names["pending"], spec, evaluation, min_agreement))
+        report = make_report(mode, out, tflite, float32_size, seconds, calibration, verification, min_agreement, names["pending"])
+    except BaseException:
+        names["pending"].unlink(missing_ok=True)
+        raise
+    if report.passed is False:
+        names["pending"].replace(names["rejected"])
+        atomic_write_text(names["rejected_report"], json.dumps(asdict(report), indent=2) + "\n")
+        raise VerificationFailed(
+            f"{mode} model agrees with Keras on {report.agreement:.3f} of {report.eval_images} images, "
+            f"below --min-agreement {min_agreement:.2f}; kept as {names['rejected']} for inspection, not as {out.name}"
+        )
+    atomic_write_text(names["report"], json.dumps(asdict(report), indent=2) + "\n")
+    names["pending"].replace(out)
+    return report
+
+
+def make_report(mode, out, tflite, float32_size, seconds, calibration, verification: Verification | None, min_agreement, path) -> ConversionReport:
+    from hh.edge.runtime import TFLiteClassifier
+
+    runtime = TFLiteClassifier(path, num_threads=1).runtime
+    v = verification
+    return ConversionReport(
+        mode=mode, model=str(out), size_mb=len(tflite) / 1e6, size_ratio_to_float32=len(tflite) / float32_size,
+        convert_seconds=seconds, calibration_images=0 if calibration is None else len(calibration),
+        eval_images=v.images if v else 0, keras_accuracy=v.keras_accuracy if v else None,
+        tflite_accuracy=v.tflite_accuracy if v else None, agreement=v.agreement if v else None,
+        max_abs_prob_diff=v.max_abs_prob_diff if v else None, mean_abs_prob_diff=v.mean_abs_prob_diff if v else None,
+        min_agreement=min_agreement, passed=v.passed if v else None, runtime=runtime,
+    )

@@ -1,0 +1,77 @@
+"""Prove a converted model: run it against its Keras source on held-out images.
+
+The gate behind hh-convert: a .tflite whose top-1 answers agree with the Keras model's on
+less than `min_agreement` of the images is refused. Both models see the same pixels (the
+training loader's, which tests/test_edge.py proves equal to the device's), so any
+disagreement is the conversion's own.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hh.edge.errors import UserError
+from hh.edge.folders import ImageFolder
+from hh.edge.runtime import TFLiteClassifier
+from hh.edge.spec import PreprocessingSpec
+
+
+@dataclass(frozen=True)
+class VerificationInput:
+    keras_model: object  # a loaded keras.Model
+    tflite_path: Path
+    spec: PreprocessingSpec
+    images: ImageFolder  # held-out images with their labels
+    min_agreement: float
+
+
+@dataclass(frozen=True)
+class Verification:
+    images: int
+    keras_accuracy: float
+    tflite_accuracy: float
+    agreement: float  # share of images where both models give the same top-1 class
+    max_abs_prob_diff: float
+    mean_abs_prob_diff: float
+    min_agreement: float
+
+    @property
+    def passed(self) -> bool:
+        return self.agreement >= self.min_agreement
+
+
+def keras_probabilities(model, images: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
+    """One probability per class, as the exported .tflite gives them ([1-p, p] for a sigmoid)."""
+    probs = model.predict(images.astype(np.float32), batch_size=32, verbose=0)
+    if probs.shape[-1] == 1 and spec.num_classes == 2:
+        probs = np.concatenate([1.0 - probs, probs], axis=-1)
+    return probs
+
+
+def verify(given: VerificationInput) -> Verification:
+    from hh.trainer.data import load_images
+
+    if given.images.class_names != given.spec.class_names:
+        raise UserError(
+            f"evaluation folder {given.images.root} has classes {given.images.class_names}, the model {given.spec.class_names}"
+        )
+    print(f"verifying on {len(given.images)} images from {given.images.root}", file=sys.stderr, flush=True)
+    classifier = TFLiteClassifier(given.tflite_path, num_threads=2)
+    images, labels = load_images(given.images, given.spec)
+    keras_probs = keras_probabilities(given.keras_model, images, given.spec)
+    tflite_probs = classifier.predict_rgb(images)
+    keras_top, tflite_top = keras_probs.argmax(1), tflite_probs.argmax(1)
+    diff = np.abs(keras_probs - tflite_probs)
+    return Verification(
+        images=len(images),
+        keras_accuracy=float(np.mean(keras_top == labels)),
+        tflite_accuracy=float(np.mean(tflite_top == labels)),
+        agreement=float(np.mean(keras_top == tflite_top)),
+        max_abs_prob_diff=float(diff.max()),
+        mean_abs_prob_diff=float(diff.mean()),
+        min_agreement=given.min_agreement,
+    )

@@ -1,0 +1,81 @@
+"""The errors hh raises on purpose. stdlib only, so every layer (device, trainer, converter,
+Python callers) can raise and catch them without pulling in typer or TensorFlow.
+
+Each carries the process exit code a command ends with:
+
+    HHError              1   something hh refuses to do (base class)
+      UserError          2   something the user can fix: a wrong folder, a bad file, a bad value
+        ParameterError   2   one bad parameter value; the CLI names it by its flag
+        SpecError        2   a preprocessing spec that cannot describe a model input
+        ModelFileError   2   a model file that cannot be used
+        MissingExtraError 2  a command whose extra (hh[train]) is not installed
+      VerificationFailed 1   a converted model that disagrees with its source
+      OutOfSpace         1   the disk filled up mid-run; what was committed is kept
+
+Anything else that escapes is a bug and ends in a real traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from collections.abc import Callable
+
+USER_ERROR_EXIT = 2
+_MENTION = re.compile(r"\{param:(\w+)\}")
+REFUSED_EXIT = 1
+
+
+class HHError(Exception):
+    """Base class: an error hh reports as one line, ending the command with `exit_code`."""
+
+    exit_code = REFUSED_EXIT
+
+
+class UserError(HHError):
+    """Something the user can fix: a wrong folder, a bad file, a bad value."""
+
+    exit_code = USER_ERROR_EXIT
+
+
+class ParameterError(UserError):
+    """One bad parameter value. The library names parameters (`epochs`); a CLI shows the same
+    message with its flags (`--epochs`) through `with_names`. Other parameters the message
+    mentions are written `{param:name}` in `problem`, so they are renamed the same way."""
+
+    def __init__(self, param: str, problem: str):
+        self.param = param
+        self.problem = problem
+        super().__init__(self.with_names(lambda name: name))
+
+    def with_names(self, name_for: Callable[[str], str]) -> str:
+        problem = _MENTION.sub(lambda match: name_for(match.group(1)), self.problem)
+        return f"{name_for(self.param)} {problem}"
+
+
+class SpecError(UserError):
+    """A spec file or value that cannot describe a model input."""
+
+
+class ModelFileError(UserError):
+    """A model file that cannot be used: named, with the reason, in one line."""
+
+
+class MissingExtraError(UserError):
+    """A command whose dependencies (an extra such as hh[train]) are not installed."""
+
+
+class VerificationFailed(HHError):
+    """The converted model disagrees with its Keras source more than allowed."""
+
+
+class OutOfSpace(HHError):
+    """The disk filled up (or a file-size limit was hit) while writing."""
+
+
+# errno values that all mean "this write does not fit": no space, quota, file-size limit.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def is_out_of_space(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS

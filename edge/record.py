@@ -1,0 +1,120 @@
+"""hh-camera's --record: an append-only journal of per-frame results that survives power cuts.
+
+A device in a field runs for hours and stops the way devices stop: SIGTERM from systemd, a
+SIGKILL, a pulled plug. So rows go to the file as the session goes, never to a temporary file
+renamed at the end: the journal is flushed and fsynced at least every second (a timer thread,
+so rows written just before a camera outage are not held back either), and a power cut loses
+at most the last second. The header is written once, when the file is new; an existing
+journal with the same header is appended to; any other existing file is refused.
+
+A cut can leave the last row half-written. `read_journal` drops such a torn last line, and
+appending to a journal first cuts it off, so the file stays valid CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import threading
+from pathlib import Path
+
+from hh.edge.errors import ParameterError
+
+FLUSH_SECONDS = 1.0
+
+
+def journal_header(class_names) -> list[str]:
+    return ["frame", "time", "label", "probability", *class_names, "inference_ms"]
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Truncate a file to its last complete line (after a power cut mid-row)."""
+    with open(path, "rb+") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        if size == 0:
+            return
+        handle.seek(max(0, size - 1))
+        if handle.read(1) == b"\n":
+            return
+        # Walk back to the previous newline; rows are short, so read a tail block.
+        block = min(size, 1 << 16)
+        handle.seek(size - block)
+        tail = handle.read(block)
+        cut = tail.rfind(b"\n")
+        handle.truncate(size - block + cut + 1 if cut >= 0 else 0)
+
+
+class FrameJournal:
+    """Append rows of hh-camera results to a CSV file, durably."""
+
+    def __init__(self, path: str | Path, class_names, flush_seconds: float = FLUSH_SECONDS):
+        self.path = Path(path)
+        self.header = journal_header(class_names)
+        self.appended_to = 0  # rows already in the file when this session started
+        existing = self.path.exists() and self.path.stat().st_size > 0
+        if existing:
+            self._check_existing()
+            _cut_torn_tail(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path, "a", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._handle)
+        self._lock = threading.Lock()
+        if not existing or self.path.stat().st_size == 0:
+            self._writer.writerow(self.header)
+            self._sync()
+        self._dirty = False
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, args=(flush_seconds,), name="hh-record", daemon=True)
+        self._flusher.start()
+
+    def _check_existing(self) -> None:
+        try:
+            with open(self.path, newline="", encoding="utf-8") as handle:
+                first = handle.readline()
+                self.appended_to = sum(1 for _ in handle)
+        except (OSError, UnicodeDecodeError):
+            first = ""
+        header = next(csv.reader(io.StringIO(first)), []) if first.endswith("\n") else []
+        if header != self.header:
+            raise ParameterError(
+                "record",
+                f"{self.path} exists and is not an hh-camera record for this model's labels; "
+                "choose another file (an existing record is appended to)",
+            )
+
+    def write(self, row: list) -> None:
+        with self._lock:
+            self._writer.writerow(row)
+            self._dirty = True
+
+    def _sync(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def _flush_loop(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            with self._lock:
+                if self._dirty and not self._handle.closed:
+                    self._sync()
+                    self._dirty = False
+
+    def close(self) -> None:
+        self._stop.set()
+        self._flusher.join(timeout=5.0)
+        with self._lock:
+            if not self._handle.closed:
+                self._sync()
+                self._handle.close()
+
+
+def read_journal(path: str | Path) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of a journal; a torn last line (no newline, or too few fields) is dropped."""
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+    rows = list(csv.reader(io.StringIO(complete)))
+    if not rows:
+        return [], []
+    header, body = rows[0], rows[1:]
+    return header, [row for row in body if len(row) == len(header)]

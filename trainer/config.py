@@ -1,0 +1,100 @@
+"""What determines a training run, and the checks on it. stdlib only: run.json holds it, and
+reading a run folder (the converter, benchmarks) must not need TensorFlow."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from hh.edge.errors import ParameterError
+from hh.edge.spec import ASPECTS, INTERPOLATIONS
+
+ARCH_NAMES = ("seed", "edge")  # hh.trainer.models registers a builder for each
+STRATEGIES = ("auto", "none", "mirrored", "multiworker")
+CLASS_MODES = ("auto", "binary", "categorical")
+# What --resume may change: training longer is the point of resuming. Anything else would
+# make the resumed run something the recorded configuration does not describe.
+RESUMABLE_CHANGES = ("epochs",)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a run.
+
+    The defaults are the classic Keras course's: 300 px images, batch 128, 15 epochs, RMSprop
+    at 0.001, on its 3-block convnet (`arch="seed"`).
+    """
+
+    data_dir: str
+    out: str
+    val_dir: str | None = None
+    val_split: float | None = None
+    image_size: int = 300
+    batch_size: int = 128
+    epochs: int = 15
+    learning_rate: float = 0.001
+    arch: str = "seed"
+    seed: int = 0
+    class_mode: str = "auto"
+    aspect: str = "squash"
+    interpolation: str = "bilinear"
+    strict: bool = False  # any unusable image is an error instead of being skipped
+    strategy: str = "auto"  # see hh.trainer.distribute
+    cache: str | None = None  # folder for an on-disk cache of decoded images (default: RAM if it fits)
+
+    def resolved(self) -> TrainConfig:
+        """The same configuration with every path absolute, so run.json works from any folder."""
+        def absolute(path: str | None) -> str | None:
+            return None if path is None else str(Path(path).expanduser().absolute())
+
+        return replace(
+            self, data_dir=absolute(self.data_dir), out=absolute(self.out), val_dir=absolute(self.val_dir),
+            cache=absolute(self.cache),
+        )
+
+    def validate(self) -> None:
+        if self.arch not in ARCH_NAMES:
+            raise ParameterError("arch", f"{self.arch!r} is unknown; choose one of {', '.join(ARCH_NAMES)}")
+        if self.val_dir and self.val_split is not None:
+            raise ParameterError("val_split", "cannot be given with {param:val_dir}: give one or the other")
+        if self.val_dir and Path(self.val_dir).absolute() == Path(self.data_dir).absolute():
+            raise ParameterError("val_dir", "is the training folder itself; validation images must be other images")
+        for name, value, low in (("epochs", self.epochs, 1), ("batch_size", self.batch_size, 1), ("image_size", self.image_size, 8)):
+            if not isinstance(value, int) or value < low:
+                raise ParameterError(name, f"must be at least {low}, got {value}")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ParameterError("learning_rate", f"must be a positive number, got {self.learning_rate}")
+        if self.strategy not in STRATEGIES:
+            raise ParameterError("strategy", f"must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.class_mode not in CLASS_MODES:
+            raise ParameterError("class_mode", f"must be one of {', '.join(CLASS_MODES)}, got {self.class_mode!r}")
+        if self.aspect not in ASPECTS:
+            raise ParameterError("aspect", f"must be one of {', '.join(ASPECTS)}, got {self.aspect!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ParameterError("interpolation", f"must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def with_resume_changes(self, changes: dict[str, object]) -> TrainConfig:
+        """This recorded configuration with what a resume may change; anything else is refused."""
+        for name, value in changes.items():
+            if value is None or value == getattr(self, name):
+                continue
+            if name not in RESUMABLE_CHANGES:
+                raise ParameterError(
+                    name, f"cannot change when resuming (the run was started with {getattr(self, name)!r}); "
+                    "start a new run to change it"
+                )
+        updated = replace(self, **{k: v for k, v in changes.items() if v is not None})
+        updated.validate()
+        return updated
