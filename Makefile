@@ -1,16 +1,16 @@
 # Two entry points on a fresh machine (Python 3.11, package registries only):
 #   make demo   set up .venv and run the whole flow on a synthetic data set
-#   make test   set up .venv and run the test suite
+#   make test   set up .venv, check the code with the linter, run the whole test suite
 # Both are idempotent: the venv is rebuilt only when pyproject.toml changes.
+# Also: make test-fast (the suite without tests marked slow), make lint, make bench.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 DEMO ?= demo
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test clean-demo
+.PHONY: setup demo test test-fast lint format bench clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,24 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
 	$(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+# The benchmark scripts: they print tables and write bench/results/*.json (see BENCHMARKS.md).
+bench: $(STAMP)
+	$(BIN)/python bench/loader.py
+	$(BIN)/python bench/latency.py
 
 # The demo: synthetic leaves -> trained model -> int8 TFLite -> labels on a video, as a user would.
 demo: $(STAMP)

@@ -52,8 +52,14 @@ def ensure_run(arch: str, data: Path, runs: Path, size: int, epochs: int) -> Pat
         shutil.rmtree(run, ignore_errors=True)
         print(f"training {arch} at {size}px ...", flush=True)
         config = TrainConfig(
-            data_dir=str((data / "train").absolute()), val_dir=str((data / "validation").absolute()), out=str(run),
-            image_size=size, batch_size=32, epochs=epochs, arch=arch, seed=0,
+            data_dir=str((data / "train").absolute()),
+            val_dir=str((data / "validation").absolute()),
+            out=str(run),
+            image_size=size,
+            batch_size=32,
+            epochs=epochs,
+            arch=arch,
+            seed=0,
         )
         train(config, progress=silent)
     for mode in MODES:
@@ -113,8 +119,8 @@ def keras_latency(run: Path, frames: list[np.ndarray], n: int) -> float:
 
 
 def tflite_stages(model: Path, frames: list[np.ndarray], n: int) -> dict:
-    from hh.edge.stage_timing import time_stages
     from hh.edge.runtime import TFLiteClassifier
+    from hh.edge.stage_timing import time_stages
 
     classifier = TFLiteClassifier(model, num_threads=THREADS)
     source = iter(frames * (n // len(frames) + 2))
@@ -122,7 +128,18 @@ def tflite_stages(model: Path, frames: list[np.ndarray], n: int) -> dict:
 
 
 def camera_run(model: Path, video: Path, *extra: str) -> dict:
-    command = [sys.executable, "-m", "hh.edge.cli_camera", str(model), "--source", str(video), "--json", "--threads", str(THREADS), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "hh.edge.cli_camera",
+        str(model),
+        "--source",
+        str(video),
+        "--json",
+        "--threads",
+        str(THREADS),
+        *extra,
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -130,9 +147,9 @@ def camera_run(model: Path, video: Path, *extra: str) -> dict:
 def invoke_at_300(arch: str, calibration: np.ndarray, tmp: Path) -> dict:
     """int8 invoke ms of an untrained `arch` at 300x300."""
     from hh.converters.tflite import convert, with_contract
-    from hh.edge.stage_timing import time_stages
     from hh.edge.runtime import TFLiteClassifier
     from hh.edge.spec import PreprocessingSpec
+    from hh.edge.stage_timing import time_stages
     from hh.trainer.models import build_model
 
     spec = PreprocessingSpec(height=300, width=300, class_names=("brown_spot", "healthy"))
@@ -190,8 +207,12 @@ def main() -> None:
         # set by the slower of the two; below that, the rest is the loop's own cost.
         ideal_fps = 1000 / max(bare_ms, decode_ms)
         entry["camera"] = {
-            "bare_fps": 1000 / bare_ms, "decode_ms": decode_ms, "ideal_fps": ideal_fps,
-            "loop_fps": loop["fps"], "loop_share": loop["fps"] / ideal_fps, "loop_vs_bare": loop["fps"] / (1000 / bare_ms),
+            "bare_fps": 1000 / bare_ms,
+            "decode_ms": decode_ms,
+            "ideal_fps": ideal_fps,
+            "loop_fps": loop["fps"],
+            "loop_share": loop["fps"] / ideal_fps,
+            "loop_vs_bare": loop["fps"] / (1000 / bare_ms),
         }
         result["archs"][arch] = entry
         print(f"{arch}: done", flush=True)
@@ -216,7 +237,8 @@ def main() -> None:
         "edge_int8_rss_no_growth": result["soak"]["rss_mb_end"] - result["soak"]["rss_mb_warm"] < 5,
         "edge_int8_at_most_1mb": edge["modes"]["int8"]["size_mb"] <= 1.0,
         "edge_int8_invoke_quarter_of_seed": edge["modes"]["int8"]["invoke_ms"] <= seed["modes"]["int8"]["invoke_ms"] / 4,
-        "edge_int8_invoke_quarter_of_seed_at_300": result["at_300"]["edge"]["invoke_ms"] <= result["at_300"]["seed"]["invoke_ms"] / 4,
+        "edge_int8_invoke_quarter_of_seed_at_300": result["at_300"]["edge"]["invoke_ms"]
+        <= result["at_300"]["seed"]["invoke_ms"] / 4,
         "edge_val_accuracy_within_1pt": edge["val_accuracy"] >= seed["val_accuracy"] - 0.01,
     }
     print_table(result)
@@ -232,7 +254,10 @@ def print_table(result: dict) -> None:
         keras_ms = entry["keras_float32_ms"]
         print(f"{arch:<6}{'keras float32':<16}{'':>9}{entry['val_accuracy']:>10.3f}{'':>8}{keras_ms:>11.3f}{1.0:>9.1f}x")
         for mode, m in entry["modes"].items():
-            print(f"{'':<6}{mode + ' tflite':<16}{m['size_mb']:>9.3f}{m['accuracy']:>10.3f}{m['agreement']:>8.3f}{m['invoke_ms']:>11.3f}{keras_ms / m['invoke_ms']:>9.1f}x")
+            print(
+                f"{'':<6}{mode + ' tflite':<16}{m['size_mb']:>9.3f}{m['accuracy']:>10.3f}{m['agreement']:>8.3f}"
+                f"{m['invoke_ms']:>11.3f}{keras_ms / m['invoke_ms']:>9.1f}x"
+            )
     for arch, entry in result["archs"].items():
         cam = entry["camera"]
         print(
@@ -241,9 +266,14 @@ def print_table(result: dict) -> None:
             f"({cam['loop_vs_bare']:.0%} of bare)"
         )
     soak = result["soak"]
-    print(f"soak: {soak['frames_classified']} frames, RSS {soak['rss_mb_warm']} -> {soak['rss_mb_end']} MB, peak {soak['peak_rss_mb']} MB")
+    print(
+        f"soak: {soak['frames_classified']} frames, RSS {soak['rss_mb_warm']} -> {soak['rss_mb_end']} MB, "
+        f"peak {soak['peak_rss_mb']} MB"
+    )
     for arch, entry in result["at_300"].items():
-        print(f"at 300x300: {arch} {entry['params']:,} params, int8 {entry['int8_mb']:.2f} MB, invoke {entry['invoke_ms']:.2f} ms")
+        print(
+            f"at 300x300: {arch} {entry['params']:,} params, int8 {entry['int8_mb']:.2f} MB, invoke {entry['invoke_ms']:.2f} ms"
+        )
     for name, ok in result["targets"].items():
         print(f"target {name}: {'met' if ok else 'NOT met'}")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,15 +16,26 @@ app = make_app("Convert a trained model to TFLite.")
 @app.command()
 @reports_errors({"mode": "--int8/--float16/--dynamic"})
 def convert(
-    source: Annotated[Path, typer.Argument(help="A run folder from hh-train, or a .keras file with preprocessing.json beside it.")],
-    int8: Annotated[bool, typer.Option("--int8", help="Full integer: int8 ops, raw uint8 pixels in. Smallest, fastest on a Pi.")] = False,
+    source: Annotated[
+        Path, typer.Argument(help="A run folder from hh-train, or a .keras file with preprocessing.json beside it.")
+    ],
+    int8: Annotated[
+        bool, typer.Option("--int8", help="Full integer: int8 ops, raw uint8 pixels in. Smallest, fastest on a Pi.")
+    ] = False,
     float16: Annotated[bool, typer.Option("--float16", help="float16 weights (half the size), float compute.")] = False,
     dynamic: Annotated[bool, typer.Option("--dynamic", help="Dynamic range: int8 weights, float activations.")] = False,
-    calib_dir: Annotated[Optional[Path], typer.Option(help="Calibration images for --int8 (class folders); default: the run's recorded training images.")] = None,
+    calib_dir: Annotated[
+        Path | None,
+        typer.Option(help="Calibration images for --int8 (class folders); default: the run's recorded training images."),
+    ] = None,
     calib_count: Annotated[int, typer.Option(help="Calibration images to use, drawn evenly across classes.")] = 300,
-    eval_dir: Annotated[Optional[Path], typer.Option(help="Images (class folders) to verify on; default: the run's recorded validation images.")] = None,
-    min_agreement: Annotated[float, typer.Option(help="Fail when the TFLite and Keras top-1 answers agree on less than this share.")] = 0.98,
-    out: Annotated[Optional[Path], typer.Option(help="Output .tflite (default: RUN/model_<mode>.tflite).")] = None,
+    eval_dir: Annotated[
+        Path | None, typer.Option(help="Images (class folders) to verify on; default: the run's recorded validation images.")
+    ] = None,
+    min_agreement: Annotated[
+        float, typer.Option(help="Fail when the TFLite and Keras top-1 answers agree on less than this share.")
+    ] = 0.98,
+    out: Annotated[Path | None, typer.Option(help="Output .tflite (default: RUN/model_<mode>.tflite).")] = None,
     overwrite: OverwriteOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -45,8 +56,14 @@ def convert(
     from hh.converters.pipeline import convert_run
 
     report = convert_run(
-        source, chosen[0] if chosen else "float32", calib_dir=calib_dir, calib_count=calib_count, eval_dir=eval_dir,
-        min_agreement=min_agreement, out=out, overwrite=overwrite,
+        source,
+        chosen[0] if chosen else "float32",
+        calib_dir=calib_dir,
+        calib_count=calib_count,
+        eval_dir=eval_dir,
+        min_agreement=min_agreement,
+        out=out,
+        overwrite=overwrite,
     )
     for line in report.lines():
         print(line)

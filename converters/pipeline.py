@@ -11,6 +11,8 @@ training images (files added to the data folder since are ignored; changed ones 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 import time
@@ -58,7 +60,8 @@ class ConversionReport:
 
     def lines(self) -> list[str]:
         out = [
-            f"{self.model}: {self.size_mb:.3f} MB ({self.size_ratio_to_float32:.2f}x float32), converted in {self.convert_seconds:.1f}s",
+            f"{self.model}: {self.size_mb:.3f} MB ({self.size_ratio_to_float32:.2f}x float32), "
+            f"converted in {self.convert_seconds:.1f}s",
         ]
         if self.agreement is None:
             out.append("not verified: no evaluation images (give --eval-dir)")
@@ -107,7 +110,7 @@ def load_keras(model_path: Path):
     try:
         # safe_mode: a model file may not run arbitrary code (no Lambda deserialization).
         return keras.models.load_model(model_path, safe_mode=True, compile=False)
-    except Exception as exc:  # Keras raises many types for a bad file; all mean the same here.
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file; all mean the same here
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{model_path}: not a loadable Keras model ({reason})") from None
 
@@ -152,7 +155,7 @@ def checked_folder(path: Path, what: str, cache: Path) -> ImageFolder:
 
 
 def scratch_dir(source: Source) -> Path:
-    return (source.run.normalized_dir if source.run else source.model_path.parent / RunFolder.NORMALIZED)
+    return source.run.normalized_dir if source.run else source.model_path.parent / RunFolder.NORMALIZED
 
 
 def calibration_folder(source: Source, calib_dir: Path | None) -> ImageFolder:
@@ -179,7 +182,7 @@ def float32_reference_size(model, spec: PreprocessingSpec, folder: Path) -> int:
     existing = folder / MODES["float32"].filename
     if existing.exists():
         return existing.stat().st_size
-    with native_output_captured((1, 2)):
+    with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
         return len(with_contract(convert(model, spec, "float32"), spec, "float32", "reference"))
 
 
@@ -240,14 +243,17 @@ def convert_run(
     if mode == "int8":
         folder = calibration_folder(source, calib_dir).sample_per_class(calib_count)
         if len(folder) < MIN_CALIBRATION_IMAGES:
-            log(f"warning: only {len(folder)} calibration images; int8 ranges from fewer than {MIN_CALIBRATION_IMAGES} may be off")
+            log(
+                f"warning: only {len(folder)} calibration images; int8 ranges from fewer than {MIN_CALIBRATION_IMAGES} may be off"
+            )
         log(f"loading {len(folder)} calibration images from {folder.root}")
         calibration, _ = load_images(folder, spec)
     evaluation = eval_folder(source, eval_dir)
 
     log(f"converting to {mode} ({MODES[mode].description})")
     started = time.monotonic()
-    with native_output_captured((1, 2)):  # the converter prints its temporary SavedModel
+    # The converter prints its temporary SavedModel to stdout: never a caller's business.
+    with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
         flatbuffer = convert(model, spec, mode, calibration)
     seconds = time.monotonic() - started
     tflite = with_contract(flatbuffer, spec, mode, version)
@@ -275,16 +281,27 @@ def convert_run(
     return report
 
 
-def make_report(mode, out, tflite, float32_size, seconds, calibration, verification: Verification | None, min_agreement, path) -> ConversionReport:
+def make_report(
+    mode, out, tflite, float32_size, seconds, calibration, verification: Verification | None, min_agreement, path
+) -> ConversionReport:
     from hh.edge.runtime import TFLiteClassifier
 
     runtime = TFLiteClassifier(path, num_threads=1).runtime
     v = verification
     return ConversionReport(
-        mode=mode, model=str(out), size_mb=len(tflite) / 1e6, size_ratio_to_float32=len(tflite) / float32_size,
-        convert_seconds=seconds, calibration_images=0 if calibration is None else len(calibration),
-        eval_images=v.images if v else 0, keras_accuracy=v.keras_accuracy if v else None,
-        tflite_accuracy=v.tflite_accuracy if v else None, agreement=v.agreement if v else None,
-        max_abs_prob_diff=v.max_abs_prob_diff if v else None, mean_abs_prob_diff=v.mean_abs_prob_diff if v else None,
-        min_agreement=min_agreement, passed=v.passed if v else None, runtime=runtime,
+        mode=mode,
+        model=str(out),
+        size_mb=len(tflite) / 1e6,
+        size_ratio_to_float32=len(tflite) / float32_size,
+        convert_seconds=seconds,
+        calibration_images=0 if calibration is None else len(calibration),
+        eval_images=v.images if v else 0,
+        keras_accuracy=v.keras_accuracy if v else None,
+        tflite_accuracy=v.tflite_accuracy if v else None,
+        agreement=v.agreement if v else None,
+        max_abs_prob_diff=v.max_abs_prob_diff if v else None,
+        mean_abs_prob_diff=v.mean_abs_prob_diff if v else None,
+        min_agreement=min_agreement,
+        passed=v.passed if v else None,
+        runtime=runtime,
     )

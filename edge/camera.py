@@ -28,10 +28,30 @@ UNCERTAIN = "uncertain"
 FILE_QUEUE_FRAMES = 4
 REDACTED = "***"
 # Query parameters whose values are credentials, by name (lower case), and name fragments.
-SECRET_PARAMETERS = frozenset({
-    "password", "passwd", "pass", "pwd", "pw", "token", "access_token", "auth", "authorization", "key", "apikey",
-    "api_key", "secret", "signature", "sig", "credential", "credentials", "session", "sessionid", "user_pass",
-})
+SECRET_PARAMETERS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pass",
+        "pwd",
+        "pw",
+        "token",
+        "access_token",
+        "auth",
+        "authorization",
+        "key",
+        "apikey",
+        "api_key",
+        "secret",
+        "signature",
+        "sig",
+        "credential",
+        "credentials",
+        "session",
+        "sessionid",
+        "user_pass",
+    }
+)
 SECRET_FRAGMENTS = ("pass", "token", "secret", "key", "auth", "sig", "cred")
 
 
@@ -95,7 +115,7 @@ class PiCameraCapture:
     def read(self):
         try:
             return True, self.camera.capture_array()
-        except Exception:  # picamera2 raises plain exceptions on a lost camera
+        except Exception:  # noqa: BLE001 - picamera2 raises plain exceptions on a lost camera
             return False, None
 
     def release(self) -> None:
@@ -203,14 +223,19 @@ class FrameGrabber:
             attempts += 1
             try:
                 capture = self.reopen()
-            except Exception:  # a source that cannot be opened yet is part of the outage
+            except Exception:  # noqa: BLE001 - a source that cannot be opened yet is part of the outage
                 capture = None
             if capture is not None and capture.isOpened():
                 self.capture = capture
-                self.on_event({
-                    "type": "reconnected", "outage": self.outages, "attempts": attempts,
-                    "seconds": round(time.monotonic() - started, 3), "time": round(time.time(), 3),
-                })
+                self.on_event(
+                    {
+                        "type": "reconnected",
+                        "outage": self.outages,
+                        "attempts": attempts,
+                        "seconds": round(time.monotonic() - started, 3),
+                        "time": round(time.time(), 3),
+                    }
+                )
                 return True
             if capture is not None:
                 capture.release()
@@ -308,7 +333,14 @@ class FrameResult:
     def journal_row(self) -> list:
         """The frame as a row of the --record journal (hh.edge.record.journal_header)."""
         probs = [f"{p:.5f}" for p in self.classification.probabilities]
-        return [self.frame_index, f"{self.time:.3f}", self.label, f"{self.classification.probability:.5f}", *probs, f"{self.inference_ms:.3f}"]
+        return [
+            self.frame_index,
+            f"{self.time:.3f}",
+            self.label,
+            f"{self.classification.probability:.5f}",
+            *probs,
+            f"{self.inference_ms:.3f}",
+        ]
 
 
 def rss_mb() -> float:

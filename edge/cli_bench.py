@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,12 +19,12 @@ app = make_app("Measure a .tflite model on this device.")
 @reports_errors({"json_out": "--json"})
 def bench(
     model: Annotated[Path, typer.Argument(help="A .tflite from hh-convert.")],
-    threads: Annotated[Optional[int], typer.Option(help="Interpreter threads (default: CPU cores, at most 4).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Interpreter threads (default: CPU cores, at most 4).")] = None,
     frames: Annotated[int, typer.Option(help="Frames to time (after 10 warm-up frames).")] = 300,
     source: Annotated[
-        Optional[str], typer.Option(help="Camera index, video file or stream URL; default: generated 640x480 frames.")
+        str | None, typer.Option(help="Camera index, video file or stream URL; default: generated 640x480 frames.")
     ] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the numbers to this JSON file.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the numbers to this JSON file.")] = None,
     overwrite: OverwriteOption = False,
     verbose: VerboseOption = False,
 ) -> None:

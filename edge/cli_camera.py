@@ -6,7 +6,7 @@ import json
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,18 +20,25 @@ app = make_app("Classify live camera frames with a .tflite model.")
 def camera(
     model: Annotated[Path, typer.Argument(help="A .tflite from hh-convert (labels and preprocessing inside).")],
     source: Annotated[str, typer.Option(help="Camera index (0), video file, stream URL (rtsp://...), or picamera2.")] = "0",
-    threads: Annotated[Optional[int], typer.Option(help="Interpreter threads (default: CPU cores, at most 4).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Interpreter threads (default: CPU cores, at most 4).")] = None,
     headless: Annotated[bool, typer.Option("--headless", help="No window: one line per classified frame on stdout.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per classified frame on stdout (implies --headless).")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON object per classified frame on stdout (implies --headless).")
+    ] = False,
     threshold: Annotated[float, typer.Option(help="Below this probability report 'uncertain' instead of a label.")] = 0.0,
     smooth: Annotated[int, typer.Option(help="Average probabilities over the last K classified frames.")] = 1,
     every: Annotated[int, typer.Option(help="Classify every Nth frame.")] = 1,
     record: Annotated[
-        Optional[Path],
-        typer.Option(help="Append per-frame results to this CSV journal as they come (flushed every second; an existing record of the same model is continued)."),
+        Path | None,
+        typer.Option(
+            help="Append per-frame results to this CSV journal as they come (flushed every second; "
+            "an existing record of the same model is continued)."
+        ),
     ] = None,
-    max_frames: Annotated[Optional[int], typer.Option(help="Stop after classifying this many frames.")] = None,
-    loop: Annotated[bool, typer.Option("--loop", help="Start a video file over at its end (a stand-in for an endless camera).")] = False,
+    max_frames: Annotated[int | None, typer.Option(help="Stop after classifying this many frames.")] = None,
+    loop: Annotated[
+        bool, typer.Option("--loop", help="Start a video file over at its end (a stand-in for an endless camera).")
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Classify frames from --source with MODEL and show or print the labels.
@@ -89,7 +96,11 @@ def camera(
             with stdout_lock:
                 print(line, flush=True)
         elif not options.show:
-            print(f"frame {result.frame_index:6d}  {result.label:<16} {result.classification.probability:.3f}  {result.inference_ms:.1f} ms", flush=True)
+            print(
+                f"frame {result.frame_index:6d}  {result.label:<16} {result.classification.probability:.3f}  "
+                f"{result.inference_ms:.1f} ms",
+                flush=True,
+            )
         if journal:
             journal.write(result.journal_row())
 

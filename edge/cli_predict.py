@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,7 +20,7 @@ def predict(
     model: Annotated[Path, typer.Argument(help="A .tflite from hh-convert.")],
     images: Annotated[Path, typer.Argument(help="An image, a folder of images, or a folder of class folders.")],
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per image, then a summary object.")] = False,
-    threads: Annotated[Optional[int], typer.Option(help="Interpreter threads (default: CPU cores, at most 4).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Interpreter threads (default: CPU cores, at most 4).")] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Classify image files with the same preprocessing and runtime as hh-camera. A folder of

@@ -109,15 +109,15 @@ def list_image_folder(root: str | Path, what: str = "data folder") -> ImageFolde
             )
         raise UserError(f"{what} {root} has no class sub-folders (expected {root}/<class name>/<images>)")
     if len(class_dirs) == 1:
-        raise UserError(
-            f"{what} {root} has only one class folder ({class_dirs[0].name}); a classifier needs at least 2"
-        )
+        raise UserError(f"{what} {root} has only one class folder ({class_dirs[0].name}); a classifier needs at least 2")
     for class_dir in class_dirs:
         check_class_name(class_dir.name, class_dir)
     paths: list[str] = []
     labels: list[int] = []
     ignored: list[tuple[str, str]] = [(str(p), "image beside the class folders, not in one") for p in loose_images]
-    ignored.extend((str(p), "broken link (points to nothing)") for p in sorted(root.iterdir()) if p.is_symlink() and not p.exists())
+    ignored.extend(
+        (str(p), "broken link (points to nothing)") for p in sorted(root.iterdir()) if p.is_symlink() and not p.exists()
+    )
     for label, class_dir in enumerate(class_dirs):
         images, others = _files_in(class_dir)
         if not images:
@@ -140,9 +140,7 @@ def split_validation(folder: ImageFolder, fraction: float, seed: int) -> tuple[I
         rng.shuffle(members)
         n_val = round(len(members) * fraction)
         if n_val < 1 or n_val >= len(members):
-            raise UserError(
-                f"class {name} has {len(members)} images: too few to split {fraction:.0%} off for validation"
-            )
+            raise UserError(f"class {name} has {len(members)} images: too few to split {fraction:.0%} off for validation")
         val_idx.extend(members[:n_val])
         train_idx.extend(members[n_val:])
     return folder.subset(sorted(train_idx)), folder.subset(sorted(val_idx))
@@ -157,6 +155,4 @@ def check_same_classes(train: ImageFolder, val: ImageFolder) -> None:
             parts.append(f"only in training: {', '.join(only_train)}")
         if only_val:
             parts.append(f"only in validation: {', '.join(only_val)}")
-        raise UserError(
-            f"validation folder {val.root} has other classes than training folder {train.root} ({'; '.join(parts)})"
-        )
+        raise UserError(f"validation folder {val.root} has other classes than training folder {train.root} ({'; '.join(parts)})")

@@ -30,13 +30,15 @@ PROBABILITY_TOLERANCE = 0.02
 def _interpreter_class(runtime: str):
     if runtime == "ai-edge-litert":
         from ai_edge_litert.interpreter import Interpreter
-    elif runtime == "tflite-runtime":
-        from tflite_runtime.interpreter import Interpreter
-    else:
-        import tensorflow as tf
 
-        Interpreter = tf.lite.Interpreter
-    return Interpreter
+        return Interpreter
+    if runtime == "tflite-runtime":
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter
+    import tensorflow as tf  # the last resort, on a workstation: never reached on a device
+
+    return tf.lite.Interpreter
 
 
 def load_interpreter(model_path: str | Path, num_threads: int | None = None, runtimes=RUNTIMES):
@@ -56,13 +58,13 @@ def load_interpreter(model_path: str | Path, num_threads: int | None = None, run
         raise ModelFileError(f"{path}: not a TFLite model (no TFL3 identifier)")
     for runtime in runtimes:
         try:
-            Interpreter = _interpreter_class(runtime)
+            interpreter_class = _interpreter_class(runtime)
         except ImportError:
             continue
         try:
             # LiteRT announces its XNNPACK delegate on stderr; hh's commands keep that quiet.
             with native_output_captured():
-                interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+                interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
                 interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -110,8 +112,7 @@ class TFLiteClassifier:
             raise ModelFileError(f"{model_path}: input shape {list(shape)} is not [1, height, width, 3]")
         if len(signature) == 4 and (signature[1] < 1 or signature[2] < 1):
             raise ModelFileError(
-                f"{model_path}: input size is not fixed (shape {list(signature)}); export the model with a fixed "
-                "height and width"
+                f"{model_path}: input size is not fixed (shape {list(signature)}); export the model with a fixed height and width"
             )
         if shape[1:3] != self.spec.size:
             raise ModelFileError(
@@ -121,9 +122,7 @@ class TFLiteClassifier:
         width = int(self._output["shape"][-1])
         self._sigmoid_output = width == 1 and self.spec.class_mode == "binary"
         if width != self.spec.num_classes and not self._sigmoid_output:
-            raise ModelFileError(
-                f"{model_path}: output has {width} values but there are {self.spec.num_classes} labels"
-            )
+            raise ModelFileError(f"{model_path}: output has {width} values but there are {self.spec.num_classes} labels")
         self.input_dtype = np.dtype(self._input["dtype"])
         self.output_dtype = np.dtype(self._output["dtype"])
         self._in_scale, self._in_zero = self._input["quantization"]

@@ -66,6 +66,10 @@ class PreprocessingSpec:
             raise SpecError(f"a classifier needs at least 2 classes, got {len(self.class_names)}")
         if len(set(self.class_names)) != len(self.class_names):
             raise SpecError("class names are not unique")
+        for name in self.class_names:
+            # Each name is one line of labels.txt and text on a screen.
+            if not isinstance(name, str) or not name or name != name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in name):
+                raise SpecError(f"class name {name!r} is empty, padded or holds a control character")
         if self.class_mode == "binary" and len(self.class_names) != 2:
             raise SpecError(f"binary class mode needs exactly 2 classes, got {len(self.class_names)}")
 

@@ -112,3 +112,13 @@ def int8_model(converted_run) -> Path:
     run, results = converted_run
     assert results["int8"].exit_code == 0, results["int8"].output
     return run / "model_int8.tflite"
+
+
+# Tests that need a trained or converted model are slow whatever they check: the fixture trains.
+TRAINING_FIXTURES = {"trained_run", "converted_run", "int8_model"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -41,7 +41,8 @@ class FlakyMjpegServer:
                         jpeg = server.jpegs[sent % len(server.jpegs)]
                         self.wfile.write(
                             f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
-                            + jpeg + b"\r\n"
+                            + jpeg
+                            + b"\r\n"
                         )
                         sent += 1
                         if dropping and sent >= server.frames_per_connection:

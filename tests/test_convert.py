@@ -165,5 +165,7 @@ def test_corrupt_keras_model(trained_run, tmp_path):
 
 def test_empty_calibration_folder(trained_run, tmp_path):
     (tmp_path / "calib").mkdir()
-    assert_user_error(invoke(trained_run, "--int8", "--calib-dir", tmp_path / "calib"), "calibration folder", "no class sub-folders")
+    assert_user_error(
+        invoke(trained_run, "--int8", "--calib-dir", tmp_path / "calib"), "calibration folder", "no class sub-folders"
+    )
     assert not (trained_run / "model_int8.tflite").exists()

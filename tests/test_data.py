@@ -69,7 +69,7 @@ def test_categorical_labels_are_one_hot(tmp_path):
             Image.new("RGB", (30 + i, 20), (i * 100, 0, 0)).save(tmp_path / name / f"{i}.png")
     folder = list_image_folder(tmp_path)
     spec = PreprocessingSpec(height=16, width=16, class_names=folder.class_names, class_mode="categorical")
-    (x, y), = list(make_dataset(folder, spec, batch_size=6, shuffle=False))
+    ((x, y),) = list(make_dataset(folder, spec, batch_size=6, shuffle=False))
     np.testing.assert_array_equal(y.numpy(), np.repeat(np.eye(3, dtype=np.float32), 2, axis=0))
     assert x.shape == (6, 16, 16, 3)
 

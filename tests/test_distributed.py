@@ -28,8 +28,8 @@ def test_two_workers_train_and_only_the_chief_writes(synth_data, tmp_path):
     import keras
 
     from hh.edge.folders import list_image_folder
-    from hh.trainer.data import load_images
     from hh.edge.spec import read_spec
+    from hh.trainer.data import load_images
 
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     out = tmp_path / "run"
@@ -38,9 +38,22 @@ def test_two_workers_train_and_only_the_chief_writes(synth_data, tmp_path):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "3"}
         command = [
-            sys.executable, "-m", "hh.trainer.cli_train", str(synth_data / "train"),
-            "--val-dir", str(synth_data / "validation"), "--strategy", "multiworker",
-            "--image-size", "64", "--batch-size", "32", "--epochs", "20", "--out", str(out),
+            sys.executable,
+            "-m",
+            "hh.trainer.cli_train",
+            str(synth_data / "train"),
+            "--val-dir",
+            str(synth_data / "validation"),
+            "--strategy",
+            "multiworker",
+            "--image-size",
+            "64",
+            "--batch-size",
+            "32",
+            "--epochs",
+            "20",
+            "--out",
+            str(out),
         ]
         processes.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
     outputs = []
@@ -50,7 +63,7 @@ def test_two_workers_train_and_only_the_chief_writes(synth_data, tmp_path):
     finally:
         for process in processes:
             process.kill()
-    for process, (stdout, stderr) in zip(processes, outputs):
+    for process, (_stdout, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]
         assert "multi-worker" in stderr and "2 replicas, global batch 32" in stderr
 

@@ -39,7 +39,9 @@ def test_training_loader_and_edge_give_identical_model_inputs(synth_data, interp
     from hh.trainer.data import load_images
 
     folder = list_image_folder(synth_data / "validation")
-    spec = PreprocessingSpec(height=size[0], width=size[1], class_names=folder.class_names, aspect=aspect, interpolation=interpolation)
+    spec = PreprocessingSpec(
+        height=size[0], width=size[1], class_names=folder.class_names, aspect=aspect, interpolation=interpolation
+    )
     train_side, _ = load_images(folder, spec)
     edge_side = np.stack([to_model_rgb(read_image_bgr(p), spec) for p in folder.paths])
     np.testing.assert_array_equal(train_side, edge_side)
@@ -110,9 +112,7 @@ def test_camera_options_every_max_frames_threshold_smooth(int8_model, synth_data
     plain, smoothed = frames(), frames("--smooth", "4")
     # Smoothing over 4 frames: the 4th result is the mean of the first 4 raw ones.
     raw = np.array([[f["probabilities"][n] for n in folder.class_names] for f in plain[:4]])
-    np.testing.assert_allclose(
-        [smoothed[3]["probabilities"][n] for n in folder.class_names], raw.mean(axis=0), atol=2e-5
-    )
+    np.testing.assert_allclose([smoothed[3]["probabilities"][n] for n in folder.class_names], raw.mean(axis=0), atol=2e-5)
 
 
 def test_camera_headless_fallback_without_display(int8_model, synth_data, tmp_path):
@@ -154,7 +154,11 @@ def test_predict_on_class_folders_prints_accuracy_and_confusion(int8_model, synt
 
 @pytest.mark.parametrize(
     "content, fragment",
-    [(b"", "not a TFLite model"), (os.urandom(4096), "not a TFLite model"), (b"\0\0\0\0TFL3" + os.urandom(200), "cannot be loaded")],
+    [
+        (b"", "not a TFLite model"),
+        (os.urandom(4096), "not a TFLite model"),
+        (b"\0\0\0\0TFL3" + os.urandom(200), "cannot be loaded"),
+    ],
 )
 def test_bad_model_files(tmp_path, synth_data, content, fragment):
     model = tmp_path / "model_int8.tflite"

@@ -18,9 +18,20 @@ EPOCHS = 20
 
 def start_training(synth_data, out):
     args = [
-        sys.executable, "-m", "hh.trainer.cli_train", str(synth_data / "train"),
-        "--val-dir", str(synth_data / "validation"), "--image-size", "32", "--batch-size", "32",
-        "--epochs", str(EPOCHS), "--out", str(out),
+        sys.executable,
+        "-m",
+        "hh.trainer.cli_train",
+        str(synth_data / "train"),
+        "--val-dir",
+        str(synth_data / "validation"),
+        "--image-size",
+        "32",
+        "--batch-size",
+        "32",
+        "--epochs",
+        str(EPOCHS),
+        "--out",
+        str(out),
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -49,7 +49,9 @@ def test_training_skips_exactly_the_bad_files_and_reports_them(synth_data, tmp_p
     class_dir = data / "healthy"
     expected = seed_bad_files(class_dir, next(class_dir.glob("*.jpg")))
     out = tmp_path / "run"
-    result = runner.invoke(app, [str(data), "--val-split", "0.2", "--image-size", "32", "--epochs", "2", "--batch-size", "32", "--out", str(out)])
+    result = runner.invoke(
+        app, [str(data), "--val-split", "0.2", "--image-size", "32", "--epochs", "2", "--batch-size", "32", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "5 unusable" in result.stderr and "ignored 2 other files" in result.stderr
     listed = dict(line.split("\t") for line in (out / "bad_files.txt").read_text().splitlines())
@@ -90,7 +92,7 @@ def write_odd_but_real(folder):
     upright.convert("RGBA").save(folder / "rgba.png")
     upright.save(folder / "actually_webp.jpg", format="WEBP", lossless=True)
     upright.save(folder / "actually_tiff.png", format="TIFF")
-    grey16 = (np.asarray(upright.convert("L")).astype(np.uint16) * 257)
+    grey16 = np.asarray(upright.convert("L")).astype(np.uint16) * 257
     Image.fromarray(grey16).save(folder / "grey16.png")
 
 
@@ -119,7 +121,16 @@ def test_odd_formats_load_as_upright_rgb_on_both_sides(tmp_path):
         assert rgb[:25, :, 0].mean() > 180 and rgb[35:, :, 2].mean() > 180, original
     # Nothing on disk was changed; copies live only in the cache.
     assert sorted(p.name for p in (root / "a").iterdir()) == sorted(
-        ["exif_rotated.jpg", "cmyk.jpg", "palette.png", "palette.bmp", "rgba.png", "actually_webp.jpg", "actually_tiff.png", "grey16.png"]
+        [
+            "exif_rotated.jpg",
+            "cmyk.jpg",
+            "palette.png",
+            "palette.bmp",
+            "rgba.png",
+            "actually_webp.jpg",
+            "actually_tiff.png",
+            "grey16.png",
+        ]
     )
     assert len(list((tmp_path / "cache").glob("*.png"))) == 5
 
@@ -130,3 +141,46 @@ def test_inspect_file_verdicts(tmp_path):
     verdict = inspect_file(str(good))
     assert verdict.problem is None and verdict.normalise is None
     assert "cannot read" in inspect_file(str(tmp_path / "missing.jpg")).problem
+
+
+def png_claiming_size(width, height) -> bytes:
+    """A valid tiny PNG whose header claims width x height: a decompression bomb to a decoder."""
+    import io
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = 8 + 8  # signature, then length + "IHDR"
+    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
+    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13])))
+    return bytes(data)
+
+
+def test_a_decompression_bomb_is_skipped_not_fatal(tmp_path):
+    root = tmp_path / "data"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        upright_test_image().save(root / name / "ok.png")
+    (root / "a" / "bomb.png").write_bytes(png_claiming_size(30000, 30000))
+    folder, report = scan_folder(list_image_folder(root), tmp_path / "cache")
+    assert [v.path.split("/")[-1] for v in report.bad] == ["bomb.png"]
+    assert "too large to decode safely" in report.bad[0].problem
+    assert len(folder) == 2
+
+
+def test_broken_links_and_stray_images_are_reported(tmp_path):
+    import os
+
+    root = tmp_path / "data"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        upright_test_image().save(root / name / "ok.png")
+    os.symlink(tmp_path / "gone.jpg", root / "a" / "link.jpg")
+    upright_test_image().save(root / "stray.png")  # beside the class folders, in no class
+    _, report = scan_folder(list_image_folder(root), tmp_path / "cache")
+    ignored = {v.path.split("/")[-1]: v.problem for v in report.ignored}
+    assert ignored == {"link.jpg": "broken link (points to nothing)", "stray.png": "image beside the class folders, not in one"}
+    summary = report.summary()
+    assert "ignored 2 other files" in summary and "stray.png" in summary and "link.jpg" in summary

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from hh.edge.spec import PreprocessingSpec, SpecError, center_crop_box, parse_labels
@@ -50,3 +52,23 @@ def test_center_crop_box_keeps_target_aspect_and_centres():
 def test_labels_text_round_trip():
     spec = make_spec(class_names=("healthy", "brown spot"))
     assert parse_labels(spec.labels_text()) == spec.class_names
+
+
+def test_a_newer_spec_version_is_refused_not_misread():
+    data = json.loads(make_spec().to_json())
+    data["version"] = 2
+    with pytest.raises(SpecError, match="spec version 2 is newer than this hh understands"):
+        PreprocessingSpec.from_json(json.dumps(data))
+
+
+def test_unknown_fields_are_refused_not_dropped():
+    data = json.loads(make_spec().to_json())
+    data["mean"] = [0.5, 0.5, 0.5]
+    with pytest.raises(SpecError, match="unknown field.*mean"):
+        PreprocessingSpec.from_json(json.dumps(data))
+
+
+@pytest.mark.parametrize("name", ["brown\nspot", "tab\there", " padded"])
+def test_class_names_that_cannot_be_label_lines_are_refused(name):
+    with pytest.raises(SpecError, match="class name"):
+        make_spec(class_names=("ok", name))

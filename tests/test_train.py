@@ -72,8 +72,17 @@ def test_three_classes_train_with_softmax_and_categorical_loss(tmp_path):
     write_dataset(tmp_path / "data", classes=3, per_class=40, seed=3)
     out = tmp_path / "run3"
     result = invoke(
-        tmp_path / "data" / "train", "--val-dir", tmp_path / "data" / "validation",
-        "--image-size", 48, "--epochs", 3, "--batch-size", 32, "--out", out,
+        tmp_path / "data" / "train",
+        "--val-dir",
+        tmp_path / "data" / "validation",
+        "--image-size",
+        48,
+        "--epochs",
+        3,
+        "--batch-size",
+        32,
+        "--out",
+        out,
     )
     assert result.exit_code == 0, result.output
     assert "best epoch" in result.output
@@ -147,3 +156,39 @@ def test_existing_run_is_not_overwritten(trained_run, synth_data):
     result = invoke(synth_data / "train", "--out", trained_run)
     assert_user_error(result, "already holds a run", "--resume")
     assert (trained_run / "model.keras").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_a_shared_cache_never_serves_another_data_set(tmp_path):
+    """--cache is keyed by the files (and their versions) and the spec, not by folder name."""
+    from hh.trainer.config import TrainConfig
+    from hh.trainer.train import silent, train
+
+    cache = tmp_path / "cache"
+    first = make_classes(tmp_path / "first", ["a", "b"], images_per_class=6)
+    second = make_classes(tmp_path / "second", ["x", "y", "z"], images_per_class=5)
+
+    def run(data, out, size):
+        config = TrainConfig(
+            data_dir=str(data),
+            out=str(tmp_path / out),
+            val_split=0.34,
+            arch="edge",
+            image_size=size,
+            batch_size=4,
+            epochs=1,
+            cache=str(cache),
+        )
+        return train(config, progress=silent)
+
+    run(first, "r1", 32)
+    entries = set(p.name.split(".")[0] for p in cache.iterdir())
+    # Another data set at another size through the same cache: trains on its own images.
+    result = run(second, "r2", 40)
+    assert result.epochs_run == 1
+    assert json.loads((tmp_path / "r2" / "run.json").read_text())["train_images"] == {"x": 3, "y": 3, "z": 3}
+    new = set(p.name.split(".")[0] for p in cache.iterdir()) - entries
+    assert len(new) == 2  # its own train and validation entries
+    # The same data again reuses the first run's entries: nothing new.
+    run(first, "r3", 32)
+    assert set(p.name.split(".")[0] for p in cache.iterdir()) == entries | new

@@ -23,7 +23,9 @@ def _root() -> None:
 @app.command()
 @reports_errors({"out_dir": "OUT_DIR"})
 def synth(
-    out_dir: Annotated[Path, typer.Argument(help="A new or empty folder to write OUT_DIR/train/<class>/ and OUT_DIR/validation/<class>/ into.")],
+    out_dir: Annotated[
+        Path, typer.Argument(help="A new or empty folder to write OUT_DIR/train/<class>/ and OUT_DIR/validation/<class>/ into.")
+    ],
     classes: Annotated[int, typer.Option(help="Number of classes (2-4): healthy, brown_spot, mosaic, streak.")] = 2,
     per_class: Annotated[int, typer.Option(help="Images per class, split 80/20 into train and validation.")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same images.")] = 0,

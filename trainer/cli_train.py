@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -27,31 +27,64 @@ def default_run_dir(arch: str) -> Path:
 @reports_errors(FLAGS)
 def train(
     data_dir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Argument(help="Training folder: one sub-folder per class (its name is the label), images inside."),
     ] = None,
-    val_dir: Annotated[Optional[Path], typer.Option(help="Validation folder with the same class sub-folders.")] = None,
+    val_dir: Annotated[Path | None, typer.Option(help="Validation folder with the same class sub-folders.")] = None,
     val_split: Annotated[
-        Optional[float], typer.Option(help="Hold out this fraction of DATA_DIR per class instead (default 0.2 without --val-dir).")
+        float | None,
+        typer.Option(help="Hold out this fraction of DATA_DIR per class instead (default 0.2 without --val-dir)."),
     ] = None,
-    image_size: Annotated[Optional[int], typer.Option(help=f"Images are resized to SIZE x SIZE pixels. [default: {DEFAULT.image_size}]")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help=f"Images per training step (over all replicas). [default: {DEFAULT.batch_size}]")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help=f"Passes over the training data; with --resume, the new total. [default: {DEFAULT.epochs}]")] = None,
-    lr: Annotated[Optional[float], typer.Option(help=f"RMSprop learning rate. [default: {DEFAULT.learning_rate}]")] = None,
+    image_size: Annotated[
+        int | None, typer.Option(help=f"Images are resized to SIZE x SIZE pixels. [default: {DEFAULT.image_size}]")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help=f"Images per training step (over all replicas). [default: {DEFAULT.batch_size}]")
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(help=f"Passes over the training data; with --resume, the new total. [default: {DEFAULT.epochs}]"),
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help=f"RMSprop learning rate. [default: {DEFAULT.learning_rate}]")] = None,
     arch: Annotated[
-        Optional[str],
-        typer.Option(help=f"{' or '.join(ARCH_NAMES)}: 'seed' is the classic Keras course's 3-block convnet, 'edge' a 17k-weight net for devices. [default: {DEFAULT.arch}]"),
+        str | None,
+        typer.Option(
+            help=f"{' or '.join(ARCH_NAMES)}: 'seed' is the classic Keras course's 3-block convnet, "
+            f"'edge' a 17k-weight net for devices. [default: {DEFAULT.arch}]"
+        ),
     ] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Run folder to write: new or empty (default models/<time>-<arch>).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help=f"Random seed for weights, shuffling and --val-split. [default: {DEFAULT.seed}]")] = None,
-    class_mode: Annotated[Optional[str], typer.Option(help="auto: binary (1 sigmoid) for 2 classes, else categorical (softmax). [default: auto]")] = None,
-    aspect: Annotated[Optional[str], typer.Option(help=f"How to fit images to a square: {' or '.join(ASPECTS)} (centre-crop). [default: {DEFAULT.aspect}]")] = None,
-    interpolation: Annotated[Optional[str], typer.Option(help=f"Resize interpolation: {', '.join(INTERPOLATIONS)}. [default: {DEFAULT.interpolation}]")] = None,
-    strategy: Annotated[Optional[str], typer.Option(help=f"{', '.join(STRATEGIES)}: mirrored uses this machine's GPUs, multiworker the machines in TF_CONFIG. [default: auto]")] = None,
-    cache: Annotated[Optional[Path], typer.Option(help="Cache decoded images in this folder instead of RAM (data sets larger than memory).")] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Refuse to train when any image is unusable, instead of skipping it.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Run folder to write: new or empty (default models/<time>-<arch>).")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help=f"Random seed for weights, shuffling and --val-split. [default: {DEFAULT.seed}]")
+    ] = None,
+    class_mode: Annotated[
+        str | None, typer.Option(help="auto: binary (1 sigmoid) for 2 classes, else categorical (softmax). [default: auto]")
+    ] = None,
+    aspect: Annotated[
+        str | None,
+        typer.Option(help=f"How to fit images to a square: {' or '.join(ASPECTS)} (centre-crop). [default: {DEFAULT.aspect}]"),
+    ] = None,
+    interpolation: Annotated[
+        str | None, typer.Option(help=f"Resize interpolation: {', '.join(INTERPOLATIONS)}. [default: {DEFAULT.interpolation}]")
+    ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help=f"{', '.join(STRATEGIES)}: mirrored uses this machine's GPUs, "
+            "multiworker the machines in TF_CONFIG. [default: auto]"
+        ),
+    ] = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="Cache decoded images in this folder instead of RAM (data sets larger than memory).")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse to train when any image is unusable, instead of skipping it.")
+    ] = False,
     resume: Annotated[
-        Optional[Path], typer.Option(help="Continue the interrupted run in this folder from its last completed epoch (only --epochs may change).")
+        Path | None,
+        typer.Option(
+            help="Continue the interrupted run in this folder from its last completed epoch (only --epochs may change)."
+        ),
     ] = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -65,9 +98,21 @@ def train(
     """
     setup_output(verbose)
     options = dict(
-        val_dir=val_dir, val_split=val_split, image_size=image_size, batch_size=batch_size, epochs=epochs,
-        learning_rate=lr, arch=arch, out=out, seed=seed, class_mode=class_mode, aspect=aspect,
-        interpolation=interpolation, strategy=strategy, cache=cache, strict=strict or None,
+        val_dir=val_dir,
+        val_split=val_split,
+        image_size=image_size,
+        batch_size=batch_size,
+        epochs=epochs,
+        learning_rate=lr,
+        arch=arch,
+        out=out,
+        seed=seed,
+        class_mode=class_mode,
+        aspect=aspect,
+        interpolation=interpolation,
+        strategy=strategy,
+        cache=cache,
+        strict=strict or None,
     )
     if resume is not None and data_dir is not None:
         raise ParameterError("data_dir", "cannot be given with --resume: a resumed run uses the images it recorded")

@@ -11,6 +11,9 @@ from hh.edge.errors import ParameterError
 from hh.edge.spec import ASPECTS, INTERPOLATIONS
 
 ARCH_NAMES = ("seed", "edge")  # hh.trainer.models registers a builder for each
+# The smallest input each network's downsampling leaves a feature map for: seed's three
+# valid 3x3 convs with 2x2 pools need 22 px; edge's stride-2 stem and four 2x2 pools need 32.
+MIN_IMAGE_SIZE = {"seed": 22, "edge": 32}
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 CLASS_MODES = ("auto", "binary", "categorical")
 # What --resume may change: training longer is the point of resuming. Anything else would
@@ -45,11 +48,15 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """The same configuration with every path absolute, so run.json works from any folder."""
+
         def absolute(path: str | None) -> str | None:
             return None if path is None else str(Path(path).expanduser().absolute())
 
         return replace(
-            self, data_dir=absolute(self.data_dir), out=absolute(self.out), val_dir=absolute(self.val_dir),
+            self,
+            data_dir=absolute(self.data_dir),
+            out=absolute(self.out),
+            val_dir=absolute(self.val_dir),
             cache=absolute(self.cache),
         )
 
@@ -60,9 +67,15 @@ class TrainConfig:
             raise ParameterError("val_split", "cannot be given with {param:val_dir}: give one or the other")
         if self.val_dir and Path(self.val_dir).absolute() == Path(self.data_dir).absolute():
             raise ParameterError("val_dir", "is the training folder itself; validation images must be other images")
-        for name, value, low in (("epochs", self.epochs, 1), ("batch_size", self.batch_size, 1), ("image_size", self.image_size, 8)):
+        minimum_size = MIN_IMAGE_SIZE[self.arch]
+        for name, value, low in (
+            ("epochs", self.epochs, 1),
+            ("batch_size", self.batch_size, 1),
+            ("image_size", self.image_size, minimum_size),
+        ):
             if not isinstance(value, int) or value < low:
-                raise ParameterError(name, f"must be at least {low}, got {value}")
+                why = f" for {{param:arch}} {self.arch}" if name == "image_size" else ""
+                raise ParameterError(name, f"must be at least {low}{why}, got {value}")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ParameterError("learning_rate", f"must be a positive number, got {self.learning_rate}")
         if self.strategy not in STRATEGIES:
@@ -92,8 +105,9 @@ class TrainConfig:
                 continue
             if name not in RESUMABLE_CHANGES:
                 raise ParameterError(
-                    name, f"cannot change when resuming (the run was started with {getattr(self, name)!r}); "
-                    "start a new run to change it"
+                    name,
+                    f"cannot change when resuming (the run was started with {getattr(self, name)!r}); "
+                    "start a new run to change it",
                 )
         updated = replace(self, **{k: v for k, v in changes.items() if v is not None})
         updated.validate()

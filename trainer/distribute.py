@@ -33,8 +33,7 @@ from hh.trainer.config import STRATEGIES
 from hh.trainer.data import make_dataset
 
 TF_CONFIG_EXAMPLE = (
-    'TF_CONFIG must be JSON like {"cluster": {"worker": ["host1:port", "host2:port"]}, '
-    '"task": {"type": "worker", "index": 0}}'
+    'TF_CONFIG must be JSON like {"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
 )
 
 
@@ -63,8 +62,12 @@ def read_tf_config() -> dict:
         workers = config["cluster"]["worker"]
         task = config["task"]
         valid = (
-            isinstance(workers, list) and workers and task["type"] in ("worker", "chief")
-            and isinstance(task["index"], int) and not isinstance(task["index"], bool) and task["index"] >= 0
+            isinstance(workers, list)
+            and workers
+            and task["type"] in ("worker", "chief")
+            and isinstance(task["index"], int)
+            and not isinstance(task["index"], bool)
+            and task["index"] >= 0
         )
     except (json.JSONDecodeError, KeyError, TypeError):
         valid = False
@@ -95,8 +98,17 @@ def resolve_cluster(name: str) -> Cluster:
     return Cluster(None, True, 0, 1, "single device")
 
 
-def fit_multiworker(model, cluster: Cluster, spec: PreprocessingSpec, train_ds, val_ds, global_batch: int,
-                    epochs: int, initial_epoch: int, callback) -> None:
+def fit_multiworker(
+    model,
+    cluster: Cluster,
+    spec: PreprocessingSpec,
+    train_ds,
+    val_ds,
+    global_batch: int,
+    epochs: int,
+    initial_epoch: int,
+    callback,
+) -> None:
     """A training loop on tf.distribute's public API, for MultiWorkerMirroredStrategy.
 
     Keras 3's model.fit does not run under MultiWorkerMirroredStrategy (keras-team/keras#20585:

@@ -74,8 +74,13 @@ def build_edge(spec: PreprocessingSpec) -> keras.Model:
     x = layers.MaxPooling2D(2, name="conv_pool")(x)
     for filters in (64, 128):
         x = layers.SeparableConv2D(
-            filters, 3, padding="same", activation="relu",
-            depthwise_initializer="he_uniform", pointwise_initializer="he_uniform", name=f"sep{filters}",
+            filters,
+            3,
+            padding="same",
+            activation="relu",
+            depthwise_initializer="he_uniform",
+            pointwise_initializer="he_uniform",
+            name=f"sep{filters}",
         )(x)
         x = layers.MaxPooling2D(2, name=f"sep{filters}_pool")(x)
     x = layers.GlobalMaxPooling2D(name="global_max")(x)

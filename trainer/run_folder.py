@@ -28,7 +28,6 @@ import csv
 import io
 import json
 import math
-import os
 import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field

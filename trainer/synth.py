@@ -64,9 +64,7 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 def _leaf_mask(h: int, w: int, leaf: Leaf) -> np.ndarray:
     mask = np.zeros((h, w), np.uint8)
-    cv2.ellipse(
-        mask, (int(leaf.cx), int(leaf.cy)), (int(leaf.length), int(leaf.width)), leaf.angle, 0, 360, 255, -1, cv2.LINE_AA
-    )
+    cv2.ellipse(mask, (int(leaf.cx), int(leaf.cy)), (int(leaf.length), int(leaf.width)), leaf.angle, 0, 360, 255, -1, cv2.LINE_AA)
     return mask
 
 

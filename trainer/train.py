@@ -161,7 +161,9 @@ def recorded_data(config: TrainConfig, run: RunFolder, split: RecordedSplit, say
     for entry in (*split.train, *split.validation):
         if entry.normalized and not (run.normalized_dir / entry.normalized).exists():
             normalised_copy(entry.file, run.normalized_dir)
-    return RunData(split.folder("train", run.path), split.folder("validation", run.path), build_spec(config, split.class_names), split)
+    return RunData(
+        split.folder("train", run.path), split.folder("validation", run.path), build_spec(config, split.class_names), split
+    )
 
 
 def cache_key(data: RunData, split: str) -> str:
@@ -269,7 +271,9 @@ def prepare_data(config: TrainConfig, run: RunFolder, worker: int, is_chief: boo
     return data
 
 
-def restore_or_build_model(run: RunFolder, state: CheckpointState, config: TrainConfig, spec: PreprocessingSpec, cluster, worker: int):
+def restore_or_build_model(
+    run: RunFolder, state: CheckpointState, config: TrainConfig, spec: PreprocessingSpec, cluster, worker: int
+):
     if state.epochs_done == 0:
         keras.utils.set_random_seed(config.seed)
         with cluster.scope():
@@ -278,9 +282,11 @@ def restore_or_build_model(run: RunFolder, state: CheckpointState, config: Train
     try:
         with cluster.scope():
             return keras.models.load_model(path, safe_mode=True)
-    except Exception as exc:  # Keras raises many types for a damaged file; all mean the same here
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a damaged file; all mean the same
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: the checkpoint cannot be loaded ({reason}); this run cannot be resumed: start a new one") from None
+        raise UserError(
+            f"{path}: the checkpoint cannot be loaded ({reason}); this run cannot be resumed: start a new one"
+        ) from None
 
 
 def record_training_start(run: RunFolder, record: dict, data: RunData) -> dict:
@@ -318,7 +324,9 @@ def fit(model, cluster, data: RunData, datasets, config: TrainConfig, committer:
     initial_epoch = committer.state.epochs_done
     try:
         if isinstance(cluster.strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            fit_multiworker(model, cluster, data.spec, train_ds, val_ds, config.batch_size, config.epochs, initial_epoch, committer)
+            fit_multiworker(
+                model, cluster, data.spec, train_ds, val_ds, config.batch_size, config.epochs, initial_epoch, committer
+            )
         else:
             model.fit(
                 train_ds,
@@ -334,7 +342,9 @@ def fit(model, cluster, data: RunData, datasets, config: TrainConfig, committer:
     return False
 
 
-def finish(run: RunFolder, config: TrainConfig, record: dict | None, state: CheckpointState, interrupted: bool, seconds: float) -> TrainResult:
+def finish(
+    run: RunFolder, config: TrainConfig, record: dict | None, state: CheckpointState, interrupted: bool, seconds: float
+) -> TrainResult:
     if record is not None:
         if state.epochs_done:
             from hh.trainer.plots import plot_curves
@@ -396,7 +406,9 @@ def train(config: TrainConfig, resume: bool = False, progress: Progress = print_
         interrupted = fit(model, cluster, data, input_pipelines(cluster, data, config, state.epochs_done), config, committer)
     except OutOfSpace as exc:
         done = (run.read_state(worker) or CheckpointState()).epochs_done
-        raise OutOfSpace(f"{exc}; {run.path} is saved up to epoch {done}: free some space, then hh-train --resume {run.path}") from None
+        raise OutOfSpace(
+            f"{exc}; {run.path} is saved up to epoch {done}: free some space, then hh-train --resume {run.path}"
+        ) from None
     except UserError:
         # Refused before the first epoch (unusable data, --strict): a fresh run folder that
         # holds nothing of value is removed again rather than left as a half-made run.

@@ -1,0 +1,117 @@
+"""Fast unit tests of the camera loop's parts: FrameGrabber, Smoother, and hh-bench.
+
+The grabber reads from a capture object with OpenCV's read()/isOpened()/release() interface;
+here that is a small scripted source, so the timing behaviour can be pinned down exactly.
+"""
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from hh.edge.camera import FrameGrabber, Smoother
+
+
+class ScriptedCapture:
+    """Frames 0..n-1 (each a 1x1 image holding its number), then failure; optional pacing."""
+
+    def __init__(self, n, interval=0.0, opened=True):
+        self.n, self.interval, self.opened = n, interval, opened
+        self.next = 0
+        self.released = False
+
+    def isOpened(self):  # noqa: N802 - OpenCV's name
+        return self.opened
+
+    def read(self):
+        if self.interval:
+            time.sleep(self.interval)
+        if self.next >= self.n:
+            return False, None
+        frame = np.full((1, 1, 3), self.next % 256, np.uint8)
+        self.next += 1
+        return True, frame
+
+    def release(self):
+        self.released = True
+
+
+def drain(grabber, delay=0.0):
+    out = []
+    while (item := grabber.next()) is not None:
+        out.append(item[0])
+        time.sleep(delay)
+    return out
+
+
+def test_a_file_gives_every_frame_in_order_even_to_a_slow_consumer():
+    grabber = FrameGrabber(ScriptedCapture(40), drop_stale=False).start()
+    assert drain(grabber, delay=0.002) == list(range(40))
+    grabber.stop()
+
+
+def test_a_live_source_hands_over_only_the_newest_frame():
+    capture = ScriptedCapture(300, interval=0.001)
+    grabber = FrameGrabber(capture, drop_stale=True).start()
+    handed = drain(grabber, delay=0.02)  # the model is ~20x slower than the camera
+    grabber.stop()
+    assert handed == sorted(handed) and len(set(handed)) == len(handed)
+    assert len(handed) < 100  # stale frames were skipped, not queued
+    assert handed[-1] >= 290  # and the last one handed over is (nearly) the newest
+
+
+def test_a_lost_live_source_reconnects_with_doubling_capped_backoff():
+    attempts = []
+    events = []
+
+    def reopen():
+        attempts.append(time.monotonic())
+        return ScriptedCapture(5) if len(attempts) >= 5 else ScriptedCapture(0, opened=False)
+
+    grabber = FrameGrabber(ScriptedCapture(3), drop_stale=True, reopen=reopen, on_event=events.append, backoff=(0.02, 0.08))
+    grabber.start()
+    deadline = time.monotonic() + 5
+    while not any(e["type"] == "reconnected" for e in events) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    grabber.stop()
+    assert [e["type"] for e in events[:2]] == ["outage", "reconnected"] and events[1]["attempts"] == 5
+    gaps = np.diff(attempts)
+    # Waits of 0.02 before the first attempt, then 0.04, 0.08, 0.08, 0.08: doubling, capped.
+    np.testing.assert_allclose(gaps, [0.04, 0.08, 0.08, 0.08], atol=0.03)
+
+
+def test_stop_releases_the_capture_promptly():
+    capture = ScriptedCapture(10**9, interval=0.001)
+    grabber = FrameGrabber(capture, drop_stale=True).start()
+    grabber.next()
+    started = time.monotonic()
+    grabber.stop()
+    assert capture.released and time.monotonic() - started < 1.0
+    assert not [t for t in threading.enumerate() if t.name == "hh-capture" and t.is_alive()]
+
+
+def test_smoother_averages_the_last_k_and_k1_passes_through():
+    frames = [np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.array([0.5, 0.5]), np.array([1.0, 0.0])]
+    smooth = Smoother(3)
+    outputs = [smooth(p) for p in frames]
+    np.testing.assert_allclose(outputs[1], [0.5, 0.5])
+    np.testing.assert_allclose(outputs[3], np.mean(frames[1:], axis=0))
+    passthrough = Smoother(1)
+    assert passthrough(frames[1]) is frames[1]
+
+
+@pytest.mark.slow
+def test_bench_reports_every_stage_and_writes_json(cli, int8_model, tmp_path):
+    from hh.edge.cli_bench import app
+
+    out = tmp_path / "bench.json"
+    result = cli(app, int8_model, "--frames", 30, "--threads", 1, "--json", out)
+    assert result.exit_code == 0, result.output
+    numbers = json.loads(out.read_text())
+    assert numbers["frames"] == 30 and numbers["threads"] == 1 and numbers["runtime"] == "ai-edge-litert"
+    stages = sum(numbers[s]["mean_ms"] for s in ("capture", "preprocess", "invoke", "postprocess"))
+    assert numbers["end_to_end"]["fps"] == pytest.approx(1000 / stages, rel=0.02)
+    for stage in ("capture", "preprocess", "invoke", "postprocess", "end to end"):
+        assert stage in result.stdout
