@@ -15,8 +15,9 @@ evaluate, PreprocessingSpec, errors) never import TensorFlow.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from hh.edge.lazy import lazy_exports
 
 # public name -> (module, attribute)
 _EXPORTS = {
@@ -41,22 +42,7 @@ _EXPORTS = {
     "VerificationFailed": ("hh.edge.errors", "VerificationFailed"),
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    try:
-        module, attribute = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'hh' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attribute)
-    globals()[name] = value  # once loaded, a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
-
+__getattr__, __dir__, __all__ = lazy_exports("hh", _EXPORTS)
 
 if TYPE_CHECKING:  # for editors and type checkers; nothing here runs
     from hh.converters.pipeline import ConversionReport

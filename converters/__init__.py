@@ -4,7 +4,7 @@ Public names load lazily."""
 
 from __future__ import annotations
 
-import importlib
+from hh.edge.lazy import lazy_exports
 
 _EXPORTS = {
     "convert_run": "hh.converters.pipeline",
@@ -13,10 +13,4 @@ _EXPORTS = {
     "verify": "hh.converters.verify",
     "VerificationInput": "hh.converters.verify",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'hh.converters' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__, __dir__, __all__ = lazy_exports("hh.converters", _EXPORTS)

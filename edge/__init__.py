@@ -9,7 +9,7 @@ TensorFlow. Public names load lazily.
 
 from __future__ import annotations
 
-import importlib
+from hh.edge.lazy import lazy_exports
 
 _EXPORTS = {
     "PreprocessingSpec": "hh.edge.spec",
@@ -23,10 +23,4 @@ _EXPORTS = {
     "HHError": "hh.edge.errors",
     "UserError": "hh.edge.errors",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'hh.edge' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__, __dir__, __all__ = lazy_exports("hh.edge", _EXPORTS)

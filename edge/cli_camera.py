@@ -64,7 +64,11 @@ def camera(
         check_output_file(record, "record", append=True, inputs=[model, *([info.path] if info.path else [])])
     classifier = TFLiteClassifier(model, num_threads=threads if threads is not None else default_threads())
     names = classifier.class_names
-    journal = FrameJournal(record, names) if record else None
+    journal = (
+        FrameJournal(record, names, on_error=lambda why: print(f"warning: {why}", file=sys.stderr, flush=True))
+        if record
+        else None
+    )
     try:
         capture, info, opener = open_source(source)
     except BaseException:

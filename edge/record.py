@@ -9,6 +9,9 @@ journal with the same header is appended to; any other existing file is refused.
 
 A cut can leave the last row half-written. `read_journal` drops such a torn last line, and
 appending to a journal first cuts it off, so the file stays valid CSV.
+
+When a write fails (a full SD card), the journal stops, keeps what it has, and says so once
+through `on_error`: the live labels go on, a field session is not ended by its log.
 """
 
 from __future__ import annotations
@@ -49,21 +52,27 @@ def _cut_torn_tail(path: Path) -> None:
 class FrameJournal:
     """Append rows of hh-camera results to a CSV file, durably."""
 
-    def __init__(self, path: str | Path, class_names, flush_seconds: float = FLUSH_SECONDS):
+    def __init__(self, path: str | Path, class_names, flush_seconds: float = FLUSH_SECONDS, on_error=None):
         self.path = Path(path)
+        self.on_error = on_error or (lambda message: None)
+        self.error: str | None = None
+        self.rows = 0
         self.header = journal_header(class_names)
         self.appended_to = 0  # rows already in the file when this session started
         existing = self.path.exists() and self.path.stat().st_size > 0
         if existing:
             self._check_existing()
             _cut_torn_tail(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.path, "a", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._handle)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.path, "a", newline="", encoding="utf-8")
+            self._writer = csv.writer(self._handle)
+            if not existing or self.path.stat().st_size == 0:
+                self._writer.writerow(self.header)
+                self._sync()
+        except OSError as exc:
+            raise ParameterError("record", f"{self.path}: cannot write ({exc.strerror or exc})") from None
         self._lock = threading.Lock()
-        if not existing or self.path.stat().st_size == 0:
-            self._writer.writerow(self.header)
-            self._sync()
         self._dirty = False
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, args=(flush_seconds,), name="hh-record", daemon=True)
@@ -86,26 +95,49 @@ class FrameJournal:
 
     def write(self, row: list) -> None:
         with self._lock:
-            self._writer.writerow(row)
+            if self.error is not None:
+                return
+            try:
+                self._writer.writerow(row)
+            except OSError as exc:
+                self._fail(exc)
+                return
+            self.rows += 1
             self._dirty = True
 
     def _sync(self) -> None:
         self._handle.flush()
         os.fsync(self._handle.fileno())
 
+    def _fail(self, exc: OSError) -> None:
+        """Stop recording after a failed write; called with the lock held."""
+        self.error = f"{self.path}: recording stopped after {self.rows} rows ({exc.strerror or exc})"
+        try:
+            self._handle.close()
+        except OSError:
+            pass
+        self.on_error(self.error)
+
     def _flush_loop(self, seconds: float) -> None:
         while not self._stop.wait(seconds):
             with self._lock:
-                if self._dirty and not self._handle.closed:
-                    self._sync()
+                if self._dirty and self.error is None:
+                    try:
+                        self._sync()
+                    except OSError as exc:
+                        self._fail(exc)
                     self._dirty = False
 
     def close(self) -> None:
         self._stop.set()
         self._flusher.join(timeout=5.0)
         with self._lock:
-            if not self._handle.closed:
-                self._sync()
+            if self.error is None and not self._handle.closed:
+                try:
+                    self._sync()
+                except OSError as exc:
+                    self._fail(exc)
+                    return
                 self._handle.close()
 
 

@@ -34,15 +34,15 @@ def cli():
 
 
 def _one_line_error(result, *fragments, code: int = 2) -> str:
-    """The command failed with `code` and said so in exactly one line, with no traceback."""
+    """The command failed with `code` and said so in one line: the only line of its output
+    (warnings and notes aside), with no traceback. Returns that line."""
     assert result.exit_code == code, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1, result.output
     assert "Traceback" not in result.output, result.output
+    lines = [line for line in result.output.splitlines() if line.strip() and not line.startswith(("warning:", "note:"))]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
+        assert fragment in lines[0], lines[0]
+    return lines[0]
 
 
 @pytest.fixture

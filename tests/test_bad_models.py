@@ -28,14 +28,6 @@ def bare_tflite():
     return convert(tiny_model(), SPEC, "float32")
 
 
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 def predict(model, image_dir):
     return runner.invoke(predict_app, [str(model), str(image_dir)])
 
@@ -51,43 +43,43 @@ def write_model(folder, content, spec=None, labels=None):
     return model
 
 
-def test_labels_count_differs_from_spec(bare_tflite, tmp_path):
+def test_labels_count_differs_from_spec(bare_tflite, tmp_path, one_line_error):
     model = write_model(tmp_path / "m", bare_tflite, SPEC, labels=["a", "b", "c"])
-    assert_one_line_error(predict(model, tmp_path), "labels.txt", "3 labels", "differ")
+    one_line_error(predict(model, tmp_path), "labels.txt", "3 labels", "differ")
 
 
-def test_output_width_differs_from_label_count(bare_tflite, tmp_path):
+def test_output_width_differs_from_label_count(bare_tflite, tmp_path, one_line_error):
     three = PreprocessingSpec(height=32, width=32, class_names=("a", "b", "c"), class_mode="categorical")
     model = write_model(tmp_path / "m", bare_tflite, three)
-    assert_one_line_error(predict(model, tmp_path), str(model), "output has 2 values but there are 3 labels")
+    one_line_error(predict(model, tmp_path), str(model), "output has 2 values but there are 3 labels")
 
 
-def test_spec_size_differs_from_model_input(bare_tflite, tmp_path):
+def test_spec_size_differs_from_model_input(bare_tflite, tmp_path, one_line_error):
     model = write_model(tmp_path / "m", bare_tflite, PreprocessingSpec(height=64, width=64, class_names=("a", "b")))
-    assert_one_line_error(predict(model, tmp_path), str(model), "input is 32x32 but its preprocessing spec says 64x64")
+    one_line_error(predict(model, tmp_path), str(model), "input is 32x32 but its preprocessing spec says 64x64")
 
 
-def test_no_spec_anywhere(bare_tflite, tmp_path):
+def test_no_spec_anywhere(bare_tflite, tmp_path, one_line_error):
     model = write_model(tmp_path / "m", bare_tflite)
-    assert_one_line_error(predict(model, tmp_path), str(model), "carries no labels/preprocessing metadata")
+    one_line_error(predict(model, tmp_path), str(model), "carries no labels/preprocessing metadata")
 
 
-def test_broken_spec_json(bare_tflite, tmp_path):
+def test_broken_spec_json(bare_tflite, tmp_path, one_line_error):
     model = write_model(tmp_path / "m", bare_tflite)
     (tmp_path / "m" / "preprocessing.json").write_text('{"height": 32, "width": ')
-    assert_one_line_error(predict(model, tmp_path), "preprocessing.json", "not valid JSON")
+    one_line_error(predict(model, tmp_path), "preprocessing.json", "not valid JSON")
 
 
-def test_model_with_two_inputs(tmp_path):
+def test_model_with_two_inputs(tmp_path, one_line_error):
     a, b = keras.Input((32, 32, 3)), keras.Input((32, 32, 3))
     x = keras.layers.GlobalAveragePooling2D()(keras.layers.Add()([a, b]))
     two_inputs = keras.Model([a, b], keras.layers.Dense(2, activation="softmax")(x))
     flatbuffer = tf.lite.TFLiteConverter.from_keras_model(two_inputs).convert()
     model = write_model(tmp_path / "m", flatbuffer, SPEC)
-    assert_one_line_error(predict(model, tmp_path), str(model), "has 2 inputs")
+    one_line_error(predict(model, tmp_path), str(model), "has 2 inputs")
 
 
-def test_keras_model_with_code_is_refused_in_safe_mode(tmp_path):
+def test_keras_model_with_code_is_refused_in_safe_mode(tmp_path, one_line_error):
     """A Lambda layer carries Python code: loading it would run code from a file."""
     run = tmp_path / "run"
     run.mkdir()
@@ -97,17 +89,17 @@ def test_keras_model_with_code_is_refused_in_safe_mode(tmp_path):
     keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x)).save(run / "model.keras")
     (run / "preprocessing.json").write_text(SPEC.to_json())
     result = runner.invoke(convert_app, [str(run), "--eval-dir", str(tmp_path)])
-    assert_one_line_error(result, "model.keras: not a loadable Keras model")
+    one_line_error(result, "model.keras: not a loadable Keras model")
     assert "safe_mode" in result.output or "Lambda" in result.output
     assert not list(run.glob("*.tflite"))
 
 
-def test_keras_model_that_does_not_match_its_spec(tmp_path):
+def test_keras_model_that_does_not_match_its_spec(tmp_path, one_line_error):
     run = tmp_path / "run"
     run.mkdir()
     tiny_model(PreprocessingSpec(height=48, width=48, class_names=("a", "b"))).save(run / "model.keras")
     (run / "preprocessing.json").write_text(SPEC.to_json())
-    assert_one_line_error(runner.invoke(convert_app, [str(run)]), "model.keras", "input is (48, 48, 3)", "(32, 32, 3)")
+    one_line_error(runner.invoke(convert_app, [str(run)]), "model.keras", "input is (48, 48, 3)", "(32, 32, 3)")
 
 
 def test_model_loads_when_contract_is_consistent(bare_tflite, tmp_path):

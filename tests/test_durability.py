@@ -265,3 +265,18 @@ def test_class_folder_names_with_control_characters_are_refused(cli, one_line_er
     data = make_data(tmp_path / "data", n=2)
     os.rename(data / "dark", data / "da\nrk")
     one_line_error(cli(train_app, data, "--out", tmp_path / "r"), "control character")
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_the_record_not_the_session(int8_model, loop_video, tmp_path):
+    record = tmp_path / "field.csv"
+    command = [sys.executable, "-m", "hh.edge.cli_camera", str(int8_model), "--source", str(loop_video), "--loop",
+               "--headless", "--record", str(record), "--max-frames", "3000"]  # fmt: skip
+    # 20 KB of record: the header and a few hundred rows fit, then every write fails.
+    done = subprocess.run(command, capture_output=True, text=True, preexec_fn=limit_file_size(20_000), timeout=120)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "recording stopped after" in warnings[0], done.stderr
+    assert "3000 frames classified" in done.stderr  # the session went on
+    _, rows = read_journal(record)
+    assert 100 < len(rows) < 3000

@@ -21,17 +21,6 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def assert_user_error(result, *fragments):
-    """Exactly one line in all of stdout and stderr: the error."""
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output  # one clear line
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 @pytest.mark.slow
 def test_training_learns_and_writes_every_artifact(trained_run, synth_data):
     import keras
@@ -103,33 +92,33 @@ def make_classes(root, names, images_per_class=2):
     return root
 
 
-def test_missing_folder(tmp_path):
-    assert_user_error(invoke(tmp_path / "nope"), "does not exist", "nope")
+def test_missing_folder(tmp_path, one_line_error):
+    one_line_error(invoke(tmp_path / "nope"), "does not exist", "nope")
 
 
-def test_pointing_at_a_class_folder_names_its_parent(tmp_path):
+def test_pointing_at_a_class_folder_names_its_parent(tmp_path, one_line_error):
     data = make_classes(tmp_path / "train", ["cats", "dogs"])
     result = invoke(data / "cats", "--out", tmp_path / "out")
-    assert_user_error(result, "single class", f"point at its parent {data}")
+    one_line_error(result, "single class", f"point at its parent {data}")
 
 
-def test_one_class_only(tmp_path):
+def test_one_class_only(tmp_path, one_line_error):
     data = make_classes(tmp_path / "train", ["cats"])
-    assert_user_error(invoke(data, "--out", tmp_path / "run"), "only one class folder (cats)")
+    one_line_error(invoke(data, "--out", tmp_path / "run"), "only one class folder (cats)")
     assert not (tmp_path / "run").exists()
 
 
-def test_empty_class(tmp_path):
+def test_empty_class(tmp_path, one_line_error):
     data = make_classes(tmp_path / "train", ["cats", "dogs"])
     (data / "birds").mkdir()
-    assert_user_error(invoke(data, "--out", tmp_path / "run"), "class folder", "birds", "has no images")
+    one_line_error(invoke(data, "--out", tmp_path / "run"), "class folder", "birds", "has no images")
 
 
-def test_validation_classes_must_match(tmp_path):
+def test_validation_classes_must_match(tmp_path, one_line_error):
     train = make_classes(tmp_path / "train", ["cats", "dogs"])
     val = make_classes(tmp_path / "val", ["cats", "wolves"])
     result = invoke(train, "--val-dir", val, "--out", tmp_path / "run")
-    assert_user_error(result, "only in training: dogs", "only in validation: wolves")
+    one_line_error(result, "only in training: dogs", "only in validation: wolves")
 
 
 @pytest.mark.parametrize(
@@ -143,18 +132,18 @@ def test_validation_classes_must_match(tmp_path):
         (["--interpolation", "cubic"], "--interpolation must be one of bilinear, nearest, area, got 'cubic'"),
     ],
 )
-def test_bad_options(tmp_path, args, fragment):
+def test_bad_options(tmp_path, args, fragment, one_line_error):
     train = make_classes(tmp_path / "train", ["a", "b", "c"], images_per_class=5)
     make_classes(tmp_path / "val", ["a", "b", "c"], images_per_class=2)
     args = [str(tmp_path / "val") if a == "VAL" else a for a in args]
-    assert_user_error(invoke(train, "--out", tmp_path / "out", *args), fragment)
+    one_line_error(invoke(train, "--out", tmp_path / "out", *args), fragment)
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
-def test_existing_run_is_not_overwritten(trained_run, synth_data):
+def test_existing_run_is_not_overwritten(trained_run, synth_data, one_line_error):
     before = (trained_run / "model.keras").stat().st_mtime_ns
     result = invoke(synth_data / "train", "--out", trained_run)
-    assert_user_error(result, "already holds a run", "--resume")
+    one_line_error(result, "already holds a run", "--resume")
     assert (trained_run / "model.keras").stat().st_mtime_ns == before
 
 

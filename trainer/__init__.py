@@ -6,7 +6,7 @@ converter or a Python caller reads without it. Public names load lazily.
 
 from __future__ import annotations
 
-import importlib
+from hh.edge.lazy import lazy_exports
 
 _EXPORTS = {
     "TrainConfig": "hh.trainer.config",
@@ -15,10 +15,4 @@ _EXPORTS = {
     "TrainResult": "hh.trainer.train",
     "resume": "hh.trainer.train",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'hh.trainer' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__, __dir__, __all__ = lazy_exports("hh.trainer", _EXPORTS)
