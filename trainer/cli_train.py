@@ -36,42 +36,42 @@ def train(
         typer.Option(help="Hold out this fraction of DATA_DIR per class instead (default 0.2 without --val-dir)."),
     ] = None,
     image_size: Annotated[
-        int | None, typer.Option(help=f"Images are resized to SIZE x SIZE pixels. [default: {DEFAULT.image_size}]")
+        int | None, typer.Option(help=f"Images are resized to SIZE x SIZE pixels (default {DEFAULT.image_size}).")
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help=f"Images per training step (over all replicas). [default: {DEFAULT.batch_size}]")
+        int | None, typer.Option(help=f"Images per training step (over all replicas) (default {DEFAULT.batch_size}).")
     ] = None,
     epochs: Annotated[
         int | None,
-        typer.Option(help=f"Passes over the training data; with --resume, the new total. [default: {DEFAULT.epochs}]"),
+        typer.Option(help=f"Passes over the training data; with --resume, the new total (default {DEFAULT.epochs})."),
     ] = None,
-    lr: Annotated[float | None, typer.Option(help=f"RMSprop learning rate. [default: {DEFAULT.learning_rate}]")] = None,
+    lr: Annotated[float | None, typer.Option(help=f"RMSprop learning rate (default {DEFAULT.learning_rate}).")] = None,
     arch: Annotated[
         str | None,
         typer.Option(
             help=f"{' or '.join(ARCH_NAMES)}: 'seed' is the classic Keras course's 3-block convnet, "
-            f"'edge' a 17k-weight net for devices. [default: {DEFAULT.arch}]"
+            f"'edge' a 17k-weight net for devices (default {DEFAULT.arch})."
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder to write: new or empty (default models/<time>-<arch>).")] = None,
     seed: Annotated[
-        int | None, typer.Option(help=f"Random seed for weights, shuffling and --val-split. [default: {DEFAULT.seed}]")
+        int | None, typer.Option(help=f"Random seed for weights, shuffling and --val-split (default {DEFAULT.seed}).")
     ] = None,
     class_mode: Annotated[
-        str | None, typer.Option(help="auto: binary (1 sigmoid) for 2 classes, else categorical (softmax). [default: auto]")
+        str | None, typer.Option(help="auto: binary (1 sigmoid) for 2 classes, else categorical (softmax) (default auto).")
     ] = None,
     aspect: Annotated[
         str | None,
-        typer.Option(help=f"How to fit images to a square: {' or '.join(ASPECTS)} (centre-crop). [default: {DEFAULT.aspect}]"),
+        typer.Option(help=f"How to fit images to a square: {' or '.join(ASPECTS)} (centre-crop) (default {DEFAULT.aspect})."),
     ] = None,
     interpolation: Annotated[
-        str | None, typer.Option(help=f"Resize interpolation: {', '.join(INTERPOLATIONS)}. [default: {DEFAULT.interpolation}]")
+        str | None, typer.Option(help=f"Resize interpolation: {', '.join(INTERPOLATIONS)} (default {DEFAULT.interpolation}).")
     ] = None,
     strategy: Annotated[
         str | None,
         typer.Option(
             help=f"{', '.join(STRATEGIES)}: mirrored uses this machine's GPUs, "
-            "multiworker the machines in TF_CONFIG. [default: auto]"
+            "multiworker the machines in TF_CONFIG (default auto)."
         ),
     ] = None,
     cache: Annotated[
