@@ -75,11 +75,12 @@ def test_sigkill_then_resume_finishes_with_the_right_epoch_count(synth_data, tmp
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_and_says_how_to_resume(synth_data, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_and_says_how_to_resume(synth_data, tmp_path, stop):
     out = tmp_path / "run"
     process = start_training(synth_data, out)
     wait_for_epochs(process, out, at_least=1)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert f"hh-train --resume {out}" in stderr and "Traceback" not in stderr, stderr
