@@ -136,7 +136,7 @@ def recorded_images(source: Source, split: str, instead: str) -> ImageFolder | N
     if drift:
         raise UserError(
             f"{len(drift)} {split} file(s) recorded when {source.run.path} was trained are not as they were "
-            f"({describe_drift(drift)}); restore them, or give other images with {instead}"
+            f"({describe_drift(drift)}); restore them, or give other images with {{param:{instead}}}"
         )
     added = recorded.added()
     if added and split == "validation":
@@ -162,9 +162,9 @@ def calibration_folder(source: Source, calib_dir: Path | None) -> ImageFolder:
     if calib_dir is not None:
         folder = checked_folder(calib_dir, "calibration folder", scratch_dir(source))
     else:
-        folder = recorded_images(source, "train", "--calib-dir")
+        folder = recorded_images(source, "train", "calib_dir")
         if folder is None:
-            raise UserError("--int8 needs calibration images: give --calib-dir (a folder of class folders)")
+            raise UserError("int8 needs calibration images: give {param:calib_dir} (a folder of class folders)")
     if folder.class_names != source.spec.class_names:
         raise UserError(f"calibration folder {folder.root} has classes {folder.class_names}, the model {source.spec.class_names}")
     return folder
@@ -173,7 +173,7 @@ def calibration_folder(source: Source, calib_dir: Path | None) -> ImageFolder:
 def eval_folder(source: Source, eval_dir: Path | None) -> ImageFolder | None:
     if eval_dir is not None:
         return checked_folder(eval_dir, "evaluation folder", scratch_dir(source))
-    return recorded_images(source, "validation", "--eval-dir")
+    return recorded_images(source, "validation", "eval_dir")
 
 
 def float32_reference_size(model, spec: PreprocessingSpec, folder: Path) -> int:
@@ -232,7 +232,9 @@ def convert_run(
         raise ParameterError("out", f"{out}: the file name must end in .tflite")
     names = output_names(out)
     if out.exists() and not overwrite and not out.is_dir():
-        raise UserError(f"{out} already exists (converted before); add --overwrite to replace it, or give --out another file")
+        raise UserError(
+            f"{out} already exists (converted before); add {{param:overwrite}} to replace it, or give {{param:out}} another file"
+        )
     check_output_file(out, "out", overwrite, inputs=[source.model_path])
     for name in ("report", "pending"):
         check_output_file(names[name], "out", overwrite=True, inputs=[source.model_path])
@@ -274,7 +276,7 @@ def convert_run(
         atomic_write_text(names["rejected_report"], json.dumps(asdict(report), indent=2) + "\n")
         raise VerificationFailed(
             f"{mode} model agrees with Keras on {report.agreement:.3f} of {report.eval_images} images, "
-            f"below --min-agreement {min_agreement:.2f}; kept as {names['rejected']} for inspection, not as {out.name}"
+            f"below {{param:min_agreement}} {min_agreement:.2f}; kept as {names['rejected']} for inspection, not as {out.name}"
         )
     atomic_write_text(names["report"], json.dumps(asdict(report), indent=2) + "\n")
     names["pending"].replace(out)

@@ -102,7 +102,7 @@ class PiCameraCapture:
             from picamera2 import Picamera2
         except ImportError:
             raise UserError(
-                "--source picamera2 needs the picamera2 package (Raspberry Pi OS: sudo apt install python3-picamera2)"
+                "{param:source} picamera2 needs the picamera2 package (Raspberry Pi OS: sudo apt install python3-picamera2)"
             ) from None
         self.camera = Picamera2()
         # picamera2's "RGB888" is laid out B, G, R in memory: exactly OpenCV's BGR.

@@ -17,7 +17,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from hh.edge.errors import HHError, MissingExtraError, ParameterError
+from hh.edge.errors import HHError, MissingExtraError
 from hh.edge.quiet import native_output_captured, quiet_libraries
 
 F = TypeVar("F", bound=Callable)
@@ -49,11 +49,8 @@ def reports_errors(flags: dict[str, str] | None = None) -> Callable[[F], F]:
         def wrapper(*args, **kwargs):
             try:
                 return command(*args, **kwargs)
-            except ParameterError as exc:
-                print_error(exc.with_names(lambda param: names.get(param, flag_for(param))))
-                raise typer.Exit(exc.exit_code) from None
             except HHError as exc:
-                print_error(str(exc))
+                print_error(exc.with_names(lambda param: names.get(param, flag_for(param))))
                 raise typer.Exit(exc.exit_code) from None
 
         return wrapper  # type: ignore[return-value]

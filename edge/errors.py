@@ -27,9 +27,21 @@ REFUSED_EXIT = 1
 
 
 class HHError(Exception):
-    """Base class: an error hh reports as one line, ending the command with `exit_code`."""
+    """Base class: an error hh reports as one line, ending the command with `exit_code`.
+
+    A message names the library's parameters as `{param:name}` (`{param:eval_dir}`): printed
+    as the name by the library (`str(error)`), and as the command's flag (`--eval-dir`) by a
+    CLI through `with_names`, so the same error reads right from Python and from a shell.
+    """
 
     exit_code = REFUSED_EXIT
+
+    def __init__(self, message: str = ""):
+        self.template = message
+        super().__init__(self.with_names(lambda name: name))
+
+    def with_names(self, name_for: Callable[[str], str]) -> str:
+        return _MENTION.sub(lambda match: name_for(match.group(1)), self.template)
 
 
 class UserError(HHError):
@@ -39,18 +51,13 @@ class UserError(HHError):
 
 
 class ParameterError(UserError):
-    """One bad parameter value. The library names parameters (`epochs`); a CLI shows the same
-    message with its flags (`--epochs`) through `with_names`. Other parameters the message
-    mentions are written `{param:name}` in `problem`, so they are renamed the same way."""
+    """One bad parameter value, named first: ParameterError("epochs", "must be at least 1")
+    reads "epochs must be at least 1" from Python and "--epochs must be at least 1" in a shell."""
 
     def __init__(self, param: str, problem: str):
         self.param = param
         self.problem = problem
-        super().__init__(self.with_names(lambda name: name))
-
-    def with_names(self, name_for: Callable[[str], str]) -> str:
-        problem = _MENTION.sub(lambda match: name_for(match.group(1)), self.problem)
-        return f"{name_for(self.param)} {problem}"
+        super().__init__(f"{{param:{param}}} {problem}")
 
 
 class SpecError(UserError):

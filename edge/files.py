@@ -120,7 +120,7 @@ def check_output_file(
     if path.is_dir():
         raise ParameterError(param, f"{path} is a folder; give a file name")
     if path.exists() and not (overwrite or append):
-        raise ParameterError(param, f"{path} already exists; choose another name or add --overwrite to replace it")
+        raise ParameterError(param, f"{path} already exists; choose another name or add {{param:overwrite}} to replace it")
     if path.exists() and not os.access(path, os.W_OK):
         raise ParameterError(param, f"{path}: cannot write (permission denied)")
     _writable_parent(path, param)

@@ -56,7 +56,7 @@ class Cluster:
 def read_tf_config() -> dict:
     raw = os.environ.get("TF_CONFIG")
     if not raw:
-        raise UserError("--strategy multiworker needs TF_CONFIG on every worker (see README: Scale-out training)")
+        raise UserError("{param:strategy} multiworker needs TF_CONFIG on every worker (see README: Scale-out training)")
     try:
         config = json.loads(raw)
         workers = config["cluster"]["worker"]

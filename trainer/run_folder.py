@@ -176,10 +176,10 @@ class RunFolder:
         if worker != 0:
             # Extra workers share the chief's folder (on one machine) and only add their checkpoint.
             if (self.checkpoint_dir(worker) / self.STATE).exists():
-                raise UserError(f"{self.path} already holds this worker's checkpoint; use --resume {self.path}")
+                raise UserError(f"{self.path} already holds this worker's checkpoint; use {{param:resume}} {self.path}")
             return
         if self.is_run():
-            raise UserError(f"{self.path} already holds a run; use --resume {self.path} or choose another --out")
+            raise UserError(f"{self.path} already holds a run; use {{param:resume}} {self.path} or choose another {{param:out}}")
         if self.path.is_dir() and any(self.path.iterdir()):
             raise ParameterError("out", f"{self.path} is a folder with other files in it; choose a new or empty folder")
 

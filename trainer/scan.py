@@ -172,4 +172,4 @@ def scan_folder(folder: ImageFolder, cache_dir: Path, workers: int | None = None
 def enforce(report: ScanReport, strict: bool, where: str) -> None:
     if strict and report.bad:
         first = report.bad[0]
-        raise UserError(f"{len(report.bad)} unusable image(s) in {where} (--strict), first {first.path}: {first.problem}")
+        raise UserError(f"{len(report.bad)} unusable image(s) in {where} ({{param:strict}}), first {first.path}: {first.problem}")

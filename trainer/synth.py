@@ -214,7 +214,7 @@ def _previous_files(out_dir: Path, overwrite: bool) -> set[Path]:
     if not overwrite:
         raise ParameterError(
             "out_dir",
-            f"{out_dir} exists and is not empty; choose a new folder, or add --overwrite to replace "
+            f"{out_dir} exists and is not empty; choose a new folder, or add {{param:overwrite}} to replace "
             "what an earlier hh-data synth wrote there",
         )
     manifest = out_dir / MANIFEST
