@@ -8,6 +8,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+# A stock TFLite reader for the tests, in its own venv: MediaPipe brings an OpenCV and a
+# protobuf that cannot share hh's environment.
+STOCK := .venv-stock
+STOCK_STAMP := $(STOCK)/.installed
 DEMO ?= demo
 
 .PHONY: setup demo test test-fast lint format bench clean-demo
@@ -17,6 +21,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+$(STOCK_STAMP): Makefile
+	$(PYTHON) -m venv $(STOCK)
+	$(STOCK)/bin/python -m pip install --quiet --upgrade pip
+	$(STOCK)/bin/python -m pip install --quiet mediapipe==1.2.3
+	touch $(STOCK_STAMP)
 
 setup: $(STAMP)
 
@@ -28,7 +38,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+test: lint $(STOCK_STAMP)
 	$(BIN)/pytest
 
 test-fast: $(STAMP)

@@ -14,7 +14,7 @@ app = make_app("Convert a trained model to TFLite.")
 
 
 @app.command()
-@reports_errors({"mode": "--int8/--float16/--dynamic"})
+@reports_errors({"mode": "--int8/--float16/--dynamic", "selftest_per_class": "--selftest"})
 def convert(
     source: Annotated[
         Path, typer.Argument(help="A run folder from hh-train, or a .keras file with preprocessing.json beside it.")
@@ -36,6 +36,9 @@ def convert(
         float, typer.Option(help="Fail when the TFLite and Keras top-1 answers agree on less than this share.")
     ] = 0.98,
     out: Annotated[Path | None, typer.Option(help="Output .tflite (default: RUN/model_<mode>.tflite).")] = None,
+    selftest: Annotated[
+        int, typer.Option(help="Held-out images per class to pack into the model for the device's self-test (0: none).")
+    ] = 2,
     overwrite: OverwriteOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -64,6 +67,7 @@ def convert(
         min_agreement=min_agreement,
         out=out,
         overwrite=overwrite,
+        selftest_per_class=selftest,
     )
     for line in report.lines():
         print(line)

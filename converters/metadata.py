@@ -67,9 +67,19 @@ class _Writer:
         return self.b.EndObject()
 
 
-def build_model_metadata(spec: PreprocessingSpec, name: str, description: str, version: str) -> bytes:
-    """A ModelMetadata flatbuffer for an image classifier taking raw RGB pixels."""
+def build_model_metadata(
+    spec: PreprocessingSpec, name: str, description: str, version: str, extra_files: dict[str, str] | None = None
+) -> bytes:
+    """A ModelMetadata flatbuffer for an image classifier taking raw RGB pixels.
+
+    extra_files: more associated files packed with the model (name -> description), listed
+    in the model's metadata as the standard says every packed file should be.
+    """
     w = _Writer()
+    extra = [
+        w.table(4, offsets={0: w.string(file), 1: w.string(text)}, bytes_={2: FILE_UNKNOWN})
+        for file, text in (extra_files or {}).items()
+    ]
     # AssociatedFile: name 0, description 1, type 2, locale 3.
     labels_file = w.table(
         4,
@@ -142,7 +152,7 @@ def build_model_metadata(spec: PreprocessingSpec, name: str, description: str, v
             2: w.string(version),
             3: w.offsets([subgraph]),
             4: w.string("hh"),
-            6: w.offsets([spec_file]),
+            6: w.offsets([spec_file, *extra]),
             7: w.string(MIN_PARSER_VERSION),
         },
     )

@@ -16,6 +16,7 @@ import io
 import json
 import sys
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,8 +26,9 @@ from hh.edge.errors import ParameterError, UserError, VerificationFailed
 from hh.edge.files import atomic_write_bytes, atomic_write_text, check_output_file
 from hh.edge.folders import ImageFolder, list_image_folder
 from hh.edge.metadata import sidecar_spec
+from hh.edge.quality import calibrate
 from hh.edge.quiet import native_output_captured
-from hh.edge.spec import SPEC_FILENAME, PreprocessingSpec
+from hh.edge.spec import SPEC_FILENAME, PreprocessingSpec, QualityThresholds
 from hh.trainer.run_folder import RunFolder
 from hh.trainer.split import describe_drift
 
@@ -57,6 +59,9 @@ class ConversionReport:
     min_agreement: float
     passed: bool | None
     runtime: str
+    selftest_images: int = 0  # validation images packed for the device's self-test
+    selftest_kb: float = 0.0  # what they add to the file
+    quality: dict | None = None  # the quality gate's thresholds, calibrated on training images
 
     def lines(self) -> list[str]:
         out = [
@@ -71,6 +76,10 @@ class ConversionReport:
                 f"{self.tflite_accuracy:.3f}, top-1 agreement {self.agreement:.3f} (min {self.min_agreement:.2f}), "
                 f"prob diff max {self.max_abs_prob_diff:.4f} mean {self.mean_abs_prob_diff:.4f}"
             )
+        if self.selftest_images:
+            out.append(f"self-test: {self.selftest_images} images packed (+{self.selftest_kb:.0f} KB), passes on this machine")
+        if self.quality:
+            out.append(f"quality gate: thresholds calibrated on {self.quality['calibrated_on']} training images")
         return out
 
 
@@ -176,14 +185,52 @@ def eval_folder(source: Source, eval_dir: Path | None) -> ImageFolder | None:
     return recorded_images(source, "validation", "eval_dir")
 
 
+def model_part_size(tflite: bytes) -> int:
+    """Bytes of the model itself, without the files zipped onto its end (labels, self-test)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(tflite)) as archive:
+            return min((info.header_offset for info in archive.infolist()), default=len(tflite))
+    except zipfile.BadZipFile:
+        return len(tflite)
+
+
 def float32_reference_size(model, spec: PreprocessingSpec, folder: Path) -> int:
-    """Bytes of the float32 .tflite, for the size ratio: the one already converted beside the
-    output if there is one (same model, same metadata), else converted now in memory."""
+    """Bytes of the float32 model, for the size ratio: the one already converted beside the
+    output if there is one (same model), else converted now in memory."""
     existing = folder / MODES["float32"].filename
     if existing.exists():
-        return existing.stat().st_size
+        return model_part_size(existing.read_bytes())
     with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
-        return len(with_contract(convert(model, spec, "float32"), spec, "float32", "reference"))
+        return model_part_size(with_contract(convert(model, spec, "float32"), spec, "float32", "reference"))
+
+
+def quality_thresholds(source: Source, calib_dir: Path | None, count: int, calibration) -> QualityThresholds | None:
+    """The quality gate's thresholds from training images: the int8 calibration images when
+    loaded, else a sample of the run's training images; None when there are none to use."""
+    from hh.trainer.data import load_images
+
+    if calibration is None:
+        try:
+            folder = calibration_folder(source, calib_dir).sample_per_class(count)
+        except UserError:
+            log("note: no training images to calibrate the quality gate on; the model carries none")
+            return None
+        calibration, _ = load_images(folder, source.spec)
+    return calibrate(calibration)
+
+
+def pack_selftest(model, spec: PreprocessingSpec, evaluation: ImageFolder, per_class: int, pending: Path):
+    """The golden self-test for `pending` (the converted model), checked here first: a model
+    whose self-test fails on the machine that made it would fail on every device."""
+    from hh.converters.selftest import build_selftest
+    from hh.edge.runtime import TFLiteClassifier
+    from hh.edge.selftest import run_selftest
+
+    selftest = build_selftest(model, spec, evaluation, per_class, pending)
+    result = run_selftest(TFLiteClassifier(pending, num_threads=1), selftest)
+    if not result.passed:
+        raise VerificationFailed(f"the self-test fails on the machine that made it: {result.line()}")
+    return selftest
 
 
 def output_names(out: Path) -> dict[str, Path]:
@@ -215,9 +262,13 @@ def convert_run(
     min_agreement: float = 0.98,
     out: Path | None = None,
     overwrite: bool = False,
+    selftest_per_class: int = 2,
     version: str = "0.1.0",
 ) -> ConversionReport:
     """Convert a run folder's model (or a .keras file) to `mode`, embed its contract, verify it.
+
+    The file also carries the quality gate's thresholds (calibrated on training images) and,
+    unless selftest_per_class is 0, a golden self-test of that many held-out images per class.
 
     Raises VerificationFailed (keeping the file as *.rejected.tflite) when the converted model
     agrees with Keras on less than `min_agreement` of the held-out images.
@@ -225,6 +276,8 @@ def convert_run(
     from hh.trainer.data import load_images
 
     check_options(mode, calib_count, min_agreement)
+    if selftest_per_class < 0:
+        raise ParameterError("selftest_per_class", f"must be 0 or more, got {selftest_per_class}")
     source = resolve_source(Path(path))
     spec = source.spec
     out = Path(out).absolute() if out else source.model_path.parent / MODES[mode].filename
@@ -251,6 +304,7 @@ def convert_run(
         log(f"loading {len(folder)} calibration images from {folder.root}")
         calibration, _ = load_images(folder, spec)
     evaluation = eval_folder(source, eval_dir)
+    model_spec = spec.with_quality(quality_thresholds(source, calib_dir, calib_count, calibration))
 
     log(f"converting to {mode} ({MODES[mode].description})")
     started = time.monotonic()
@@ -258,16 +312,27 @@ def convert_run(
     with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
         flatbuffer = convert(model, spec, mode, calibration)
     seconds = time.monotonic() - started
-    tflite = with_contract(flatbuffer, spec, mode, version)
-    float32_size = len(tflite) if mode == "float32" else float32_reference_size(model, spec, out.parent)
+    tflite = with_contract(flatbuffer, model_spec, mode, version)
+    model_size = model_part_size(tflite)
+    float32_size = model_size if mode == "float32" else float32_reference_size(model, spec, out.parent)
 
     # Written under a provisional name first: it only takes the real name once verified.
     atomic_write_bytes(names["pending"], tflite)
     try:
+        selftest = None
+        if evaluation is not None and selftest_per_class:
+            selftest = pack_selftest(model, spec, evaluation, selftest_per_class, names["pending"])
+            tflite = with_contract(flatbuffer, model_spec, mode, version, selftest)
+            atomic_write_bytes(names["pending"], tflite)
         verification = None
         if evaluation is not None:
             verification = verify(VerificationInput(model, names["pending"], spec, evaluation, min_agreement))
-        report = make_report(mode, out, tflite, float32_size, seconds, calibration, verification, min_agreement, names["pending"])
+        report = make_report(
+            mode, out, tflite, model_size / float32_size, seconds, calibration, verification, min_agreement, names["pending"]
+        )
+        report.selftest_images = len(selftest.cases) if selftest else 0
+        report.selftest_kb = selftest.size_bytes / 1000 if selftest else 0.0
+        report.quality = model_spec.quality.as_dict() if model_spec.quality else None
     except BaseException:
         names["pending"].unlink(missing_ok=True)
         raise
@@ -284,7 +349,7 @@ def convert_run(
 
 
 def make_report(
-    mode, out, tflite, float32_size, seconds, calibration, verification: Verification | None, min_agreement, path
+    mode, out, tflite, ratio, seconds, calibration, verification: Verification | None, min_agreement, path
 ) -> ConversionReport:
     from hh.edge.runtime import TFLiteClassifier
 
@@ -294,7 +359,7 @@ def make_report(
         mode=mode,
         model=str(out),
         size_mb=len(tflite) / 1e6,
-        size_ratio_to_float32=len(tflite) / float32_size,
+        size_ratio_to_float32=ratio,
         convert_seconds=seconds,
         calibration_images=0 if calibration is None else len(calibration),
         eval_images=v.images if v else 0,

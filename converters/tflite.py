@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from hh.converters.metadata import attach_metadata, build_model_metadata
+from hh.edge.selftest import SelfTest
 from hh.edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec
 
 
@@ -91,13 +92,16 @@ def convert(model: keras.Model, spec: PreprocessingSpec, mode: str, calibration:
     return converter.convert()
 
 
-def with_contract(tflite: bytes, spec: PreprocessingSpec, mode: str, version: str) -> bytes:
-    """Embed labels and spec (standard metadata + zip) so one file is enough on the device."""
+def with_contract(tflite: bytes, spec: PreprocessingSpec, mode: str, version: str, selftest: SelfTest | None = None) -> bytes:
+    """Embed labels and spec (standard metadata + zip) so one file is enough on the device,
+    and the golden self-test when given."""
+    extra = selftest.to_files() if selftest else {}
     metadata = build_model_metadata(
         spec,
         name=f"hh image classifier ({mode})",
         description=f"Classifies {spec.height}x{spec.width} RGB images into: {', '.join(spec.class_names)}.",
         version=version,
+        extra_files={name: "hh self-test: an image, or the answers expected for them." for name in extra},
     )
-    files = {LABELS_FILENAME: spec.labels_text().encode(), SPEC_FILENAME: spec.to_json().encode()}
+    files = {LABELS_FILENAME: spec.labels_text().encode(), SPEC_FILENAME: spec.to_json().encode(), **extra}
     return attach_metadata(tflite, metadata, files)

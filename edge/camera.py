@@ -22,7 +22,10 @@ import cv2
 import numpy as np
 
 from hh.edge.errors import ParameterError, UserError
+from hh.edge.health import HealthWatch
+from hh.edge.quality import RETAKE
 from hh.edge.runtime import Classification, TFLiteClassifier
+from hh.edge.spec import QualityThresholds
 
 UNCERTAIN = "uncertain"
 FILE_QUEUE_FRAMES = 4
@@ -297,6 +300,8 @@ class LoopOptions:
     every: int = 1  # classify every Nth frame handed over
     max_frames: int | None = None  # stop after this many classified frames
     show: bool = False  # draw on a window
+    quality: QualityThresholds | None = None  # the image-quality gate's thresholds; None: off
+    status_every: float = 10.0  # seconds between device-health status reports
 
     def validate(self) -> LoopOptions:
         if not 0.0 <= self.threshold <= 1.0:
@@ -313,7 +318,8 @@ class FrameResult:
     frame_index: int
     time: float
     classification: Classification
-    label: str  # the top label, or "uncertain" below the threshold
+    label: str  # the top label, "uncertain" below the threshold, or "retake"
+    retake: str | None  # why the frame failed the quality gate ("blurry", ...), or None
     inference_ms: float
     preprocess_ms: float
     loop_ms: float  # frame handed over -> result ready
@@ -326,6 +332,7 @@ class FrameResult:
             "frame": self.frame_index,
             **self.classification.as_dict(class_names),
             "label": self.label,
+            "retake": self.retake,
             "inference_ms": round(self.inference_ms, 3),
             "latency_ms": round(self.loop_ms, 3),
         }
@@ -337,6 +344,7 @@ class FrameResult:
             self.frame_index,
             f"{self.time:.3f}",
             self.label,
+            self.retake or "",
             f"{self.classification.probability:.5f}",
             *probs,
             f"{self.inference_ms:.3f}",
@@ -383,6 +391,8 @@ class LoopSummary:
     outages: int = 0
     rss_mb_warm: float | None = None
     rss_mb_end: float | None = None
+    retakes: int = 0  # frames that failed the quality gate
+    health: dict = field(default_factory=dict)  # peak temperature, throttling seen (where sensors exist)
 
     def as_dict(self) -> dict:
         def pct(values, q):
@@ -401,7 +411,9 @@ class LoopSummary:
             "rss_mb_warm": None if self.rss_mb_warm is None else round(self.rss_mb_warm, 1),
             "rss_mb_end": None if self.rss_mb_end is None else round(self.rss_mb_end, 1),
             "peak_rss_mb": round(peak_rss_mb(), 1),
+            "retakes": self.retakes,
             "interrupted": self.interrupted,
+            **self.health,
         }
 
     def line(self) -> str:
@@ -409,7 +421,10 @@ class LoopSummary:
         return (
             f"{d['frames_classified']} frames classified ({d['frames_read']} read) in {d['seconds']:.1f}s: "
             f"{d['fps']:.1f} FPS, latency p50 {d['latency_ms_p50']} ms p95 {d['latency_ms_p95']} ms, "
-            f"inference p50 {d['inference_ms_p50']} ms, {d['outages']} outages, peak RSS {d['peak_rss_mb']} MB"
+            f"inference p50 {d['inference_ms_p50']} ms, {d['outages']} outages, {d['retakes']} retakes, "
+            f"peak RSS {d['peak_rss_mb']} MB"
+            + (f", peak {d['peak_temperature_c']} C" if "peak_temperature_c" in d else "")
+            + (f", throttled ({', '.join(d['throttled'])})" if d.get("throttled") else "")
         )
 
 
@@ -447,9 +462,15 @@ def run_loop(
     grabber: FrameGrabber,
     options: LoopOptions,
     on_result: Callable[[FrameResult], None],
+    on_status: Callable[[dict], None] | None = None,
+    health: HealthWatch | None = None,
 ) -> LoopSummary:
-    """Classify frames until the source ends, max_frames, q/Esc, or Ctrl-C (a normal end)."""
+    """Classify frames until the source ends, max_frames, q/Esc, or Ctrl-C (a normal end).
+
+    on_status gets a status event (FPS so far, device health) every options.status_every s.
+    """
     smoother = Smoother(options.smooth)
+    health = health or HealthWatch(interval=options.status_every)
     summary = LoopSummary()
     started = time.monotonic()
     fps = 0.0
@@ -463,8 +484,12 @@ def run_loop(
             handed += 1
             if (handed - 1) % options.every:
                 continue
-            result, (preprocess_ms, invoke_ms, post_ms) = classifier.classify_timed(frame, smoother)
-            label = result.label if result.probability >= options.threshold else UNCERTAIN
+            result, retake, (preprocess_ms, invoke_ms, post_ms) = classifier.classify_frame(frame, smoother, options.quality)
+            if retake:
+                label = RETAKE
+                summary.retakes += 1
+            else:
+                label = result.label if result.probability >= options.threshold else UNCERTAIN
             loop_ms = preprocess_ms + invoke_ms + post_ms
             summary.frames_classified += 1
             if summary.frames_classified == WARMUP_FRAMES:
@@ -473,9 +498,15 @@ def run_loop(
             summary.inference_ms.append(invoke_ms)
             elapsed = time.monotonic() - started
             fps = summary.frames_classified / elapsed if elapsed > 0 else 0.0
-            on_result(FrameResult(index, time.time(), result, label, invoke_ms, preprocess_ms, loop_ms))
+            on_result(FrameResult(index, time.time(), result, label, retake, invoke_ms, preprocess_ms, loop_ms))
+            now = time.monotonic()
+            if health.due(now):
+                status = {"type": "status", "time": round(time.time(), 3), "fps": round(fps, 2), **health.read(now)}
+                if on_status:
+                    on_status(status)
             if options.show:
-                cv2.imshow("hh-camera", draw_overlay(frame, label, result.probability, fps))
+                shown = f"{RETAKE}: {retake}" if retake else label
+                cv2.imshow("hh-camera", draw_overlay(frame, shown, result.probability, fps))
                 if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                     break
     except KeyboardInterrupt:
@@ -485,6 +516,7 @@ def run_loop(
         summary.frames_read = grabber.frames_read
         summary.outages = grabber.outages
         summary.rss_mb_end = rss_mb()
+        summary.health = health.summary()
         if options.show:
             cv2.destroyAllWindows()
     return summary

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from hh.edge.cli_util import VerboseOption, make_app, reports_errors, setup_output, sigterm_as_interrupt
+from hh.edge.errors import ParameterError, VerificationFailed
 
 app = make_app("Classify live camera frames with a .tflite model.")
 
@@ -39,6 +40,12 @@ def camera(
     loop: Annotated[
         bool, typer.Option("--loop", help="Start a video file over at its end (a stand-in for an endless camera).")
     ] = False,
+    quality_gate: Annotated[
+        str, typer.Option(help="on: frames that are blurry, too dark, too bright or flat report 'retake', not a label.")
+    ] = "on",
+    no_selftest: Annotated[
+        bool, typer.Option("--no-selftest", help="Start even when the model's self-test fails on this device.")
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Classify frames from --source with MODEL and show or print the labels.
@@ -48,78 +55,115 @@ def camera(
     stdout. A camera or stream that fails mid-run is reopened with backoff, each outage logged
     (stderr, and a JSON event with --json); only a source that never opens is an error.
     Ctrl-C or SIGTERM (systemd, docker stop) stops cleanly; a summary (frames, FPS, latency
-    p50/p95, outages) goes to stderr. A power cut loses at most the last second of --record.
+    p50/p95, outages, retakes, peak temperature) goes to stderr. A power cut loses at most the
+    last second of --record.
+
+    At start, the self-test packed in the model runs through this device's own decode, resize,
+    colour order and interpreter: a failure stops here (unless --no-selftest) and says what
+    differs. Frames that fail the quality gate report 'retake' and the reason.
 
     Example: hh-camera models/run1/model_int8.tflite --source 0
     """
     setup_output(verbose)
     from hh.edge.camera import FrameGrabber, LoopOptions, display_available, open_source, run_loop, source_opener
     from hh.edge.files import check_output_file
+    from hh.edge.health import HealthWatch
     from hh.edge.record import FrameJournal
     from hh.edge.runtime import TFLiteClassifier, default_threads
 
+    if quality_gate not in ("on", "off"):
+        raise ParameterError("quality_gate", f"must be on or off, got {quality_gate!r}")
     options = LoopOptions(threshold=threshold, smooth=smooth, every=every, max_frames=max_frames).validate()
     _, info = source_opener(source)  # checks a file source exists before the model loads
     if record is not None:
         check_output_file(record, "record", append=True, inputs=[model, *([info.path] if info.path else [])])
     classifier = TFLiteClassifier(model, num_threads=threads if threads is not None else default_threads())
     names = classifier.class_names
-    journal = (
-        FrameJournal(record, names, on_error=lambda why: print(f"warning: {why}", file=sys.stderr, flush=True))
-        if record
-        else None
-    )
+
+    def warn(message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    # Everything that can refuse to start comes before the first line of output: a mistake is
+    # one line on stderr, nothing else.
+    capture, info, opener = open_source(source)
     try:
-        capture, info, opener = open_source(source)
+        selftest_line = check_on_this_device(classifier, no_selftest, json_out)
+        journal = FrameJournal(record, names, on_error=warn) if record else None
     except BaseException:
-        if journal:
-            journal.close()
+        capture.release()
         raise
+    print(f"{classifier.describe()}; source {info.description}", file=sys.stderr)
+    print(selftest_line, file=sys.stderr)
+    if quality_gate == "on":
+        options.quality = classifier.spec.quality
+        if options.quality is None:
+            print(
+                "note: the model carries no quality thresholds (convert it again to add them); no quality gate", file=sys.stderr
+            )
     options.show = not (headless or json_out)
     if options.show and not display_available():
         print("no display available (headless OpenCV or no $DISPLAY): printing results instead", file=sys.stderr)
         options.show = False
-    print(f"{classifier.describe()}; source {info.description}", file=sys.stderr)
     if journal and journal.appended_to:
         print(f"appending to {record} ({journal.appended_to} rows already there)", file=sys.stderr)
 
     stdout_lock = threading.Lock()  # frames print from the loop, events from the capture thread
 
-    def event(ev: dict) -> None:
+    def print_json(event: dict) -> None:
+        if json_out:
+            line = json.dumps(event)
+            with stdout_lock:
+                print(line, flush=True)
+
+    def on_source_event(ev: dict) -> None:
         if ev["type"] == "outage":
             print(f"source {info.description}: outage {ev['outage']} ({ev['reason']}); reconnecting", file=sys.stderr, flush=True)
         else:
             print(f"source {info.description}: reconnected after {ev['seconds']}s", file=sys.stderr, flush=True)
-        if json_out:
-            with stdout_lock:
-                print(json.dumps(ev), flush=True)
+        print_json(ev)
 
     def emit(result) -> None:
-        if json_out:
-            line = json.dumps(result.as_event(names))
-            with stdout_lock:
-                print(line, flush=True)
-        elif not options.show:
+        print_json(result.as_event(names))
+        if not json_out and not options.show:
+            shown = f"{result.label} ({result.retake})" if result.retake else result.label
             print(
-                f"frame {result.frame_index:6d}  {result.label:<16} {result.classification.probability:.3f}  "
-                f"{result.inference_ms:.1f} ms",
+                f"frame {result.frame_index:6d}  {shown:<16} "
+                f"{result.classification.probability:.3f}  {result.inference_ms:.1f} ms",
                 flush=True,
             )
         if journal:
             journal.write(result.journal_row())
 
-    grabber = FrameGrabber(capture, drop_stale=info.live, reopen=opener, loop=loop, on_event=event).start()
+    def on_throttle(flags) -> None:
+        warn(f"the device is throttling ({', '.join(flags)}): expect a lower frame rate")
+
+    health = HealthWatch(interval=options.status_every, on_throttle=on_throttle)
+    grabber = FrameGrabber(capture, drop_stale=info.live, reopen=opener, loop=loop, on_event=on_source_event).start()
     try:
         # Ctrl-C and SIGTERM are how a field session ends: run_loop returns, we release and summarise.
         with sigterm_as_interrupt():
-            summary = run_loop(classifier, grabber, options, emit)
+            summary = run_loop(classifier, grabber, options, emit, on_status=print_json, health=health)
     finally:
         grabber.stop()
         if journal:
             journal.close()
     print(summary.line(), file=sys.stderr)
+    print_json({"type": "summary", **summary.as_dict()})
+
+
+def check_on_this_device(classifier, skip: bool, json_out: bool) -> str:
+    """Run the model's self-test here: the line to show, or VerificationFailed unless `skip`."""
+    from hh.edge.selftest import model_selftest, run_selftest
+
+    selftest = model_selftest(classifier)
+    if selftest is None:
+        return "note: the model carries no self-test (convert it again with hh-convert to add one)"
+    result = run_selftest(classifier, selftest)
+    if not (result.passed or skip):
+        raise VerificationFailed(f"{result.line()}; to run anyway: {{param:no_selftest}}")
     if json_out:
-        print(json.dumps({"type": "summary", **summary.as_dict()}), flush=True)
+        print(json.dumps({"type": "selftest", **result.as_dict()}), flush=True)
+    return result.line()
 
 
 def main() -> None:

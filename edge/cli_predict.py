@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from hh.edge.cli_util import VerboseOption, make_app, reports_errors, setup_output
+from hh.edge.errors import UserError
 
 app = make_app("Classify image files with a .tflite model.")
 
@@ -18,13 +19,19 @@ app = make_app("Classify image files with a .tflite model.")
 @reports_errors()
 def predict(
     model: Annotated[Path, typer.Argument(help="A .tflite from hh-convert.")],
-    images: Annotated[Path, typer.Argument(help="An image, a folder of images, or a folder of class folders.")],
+    images: Annotated[Path | None, typer.Argument(help="An image, a folder of images, or a folder of class folders.")] = None,
+    selftest: Annotated[
+        bool, typer.Option("--selftest", help="Run the self-test packed in MODEL on this device instead (exit 1 on failure).")
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per image, then a summary object.")] = False,
     threads: Annotated[int | None, typer.Option(help="Interpreter threads (default: CPU cores, at most 4).")] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Classify image files with the same preprocessing and runtime as hh-camera. A folder of
     class folders (named like the model's labels) also prints accuracy and a confusion matrix.
+
+    With --selftest, run the images hh-convert packed into MODEL through this device's own
+    decode, resize, colour order and interpreter, and compare with the workstation's answers.
 
     Example: hh-predict models/run1/model_int8.tflite data/validation
     """
@@ -34,6 +41,11 @@ def predict(
 
     classifier = TFLiteClassifier(model, num_threads=threads if threads is not None else default_threads())
     names = classifier.class_names
+    if selftest:
+        run_packed_selftest(classifier, json_out)
+        return
+    if images is None:
+        raise UserError("give IMAGES to classify (or --selftest)")
 
     def show(result) -> None:
         if json_out:
@@ -49,6 +61,18 @@ def predict(
     else:
         print(f"\naccuracy {evaluation.accuracy:.3f} on {len(evaluation.results)} images")
         print(format_confusion(evaluation.confusion(), names))
+
+
+def run_packed_selftest(classifier, json_out: bool) -> None:
+    from hh.edge.selftest import model_selftest, run_selftest
+
+    packed = model_selftest(classifier)
+    if packed is None:
+        raise UserError(f"{classifier.model_path} carries no self-test (convert it again with hh-convert to add one)")
+    result = run_selftest(classifier, packed)
+    print(json.dumps({"type": "selftest", **result.as_dict()}) if json_out else result.line())
+    if not result.passed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ FLUSH_SECONDS = 1.0
 
 
 def journal_header(class_names) -> list[str]:
-    return ["frame", "time", "label", "probability", *class_names, "inference_ms"]
+    return ["frame", "time", "label", "retake", "probability", *class_names, "inference_ms"]
 
 
 def _cut_torn_tail(path: Path) -> None:

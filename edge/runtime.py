@@ -17,7 +17,9 @@ import numpy as np
 from hh.edge.errors import ModelFileError, ParameterError
 from hh.edge.metadata import read_model_spec
 from hh.edge.preprocess import to_model_rgb
+from hh.edge.quality import check, measure
 from hh.edge.quiet import native_output_captured
+from hh.edge.spec import QualityThresholds
 
 # In order of preference: LiteRT is the maintained successor of tflite-runtime and works with
 # numpy 2 (measured on a 300x300 int8 model: 2.3 ms per invoke against tflite-runtime 2.14's
@@ -197,6 +199,23 @@ class TFLiteClassifier:
     def classify(self, frame_bgr: np.ndarray) -> Classification:
         """An OpenCV BGR frame -> top label, its probability and all class probabilities."""
         return self.result(self.invoke(self.prepare(frame_bgr)))
+
+    def classify_frame(
+        self, frame_bgr: np.ndarray, smooth=None, quality: QualityThresholds | None = None
+    ) -> tuple[Classification, str | None, tuple[float, float, float]]:
+        """classify_timed() behind the image-quality gate: (classification, why the frame should
+        be retaken or None, milliseconds). A retake frame is still classified (its probabilities
+        are reported) but kept out of the smoothing, so it does not drag the next labels."""
+        t0 = time.perf_counter()
+        rgb = to_model_rgb(frame_bgr, self.spec)
+        retake = check(measure(rgb), quality) if quality is not None else None
+        tensor = self.quantize_input(rgb)
+        t1 = time.perf_counter()
+        raw = self.invoke(tensor)
+        t2 = time.perf_counter()
+        result = self.result(smooth(raw) if smooth and retake is None else raw)
+        t3 = time.perf_counter()
+        return result, retake, ((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
 
     def classify_timed(self, frame_bgr: np.ndarray, smooth=None) -> tuple[Classification, tuple[float, float, float]]:
         """classify(), with milliseconds spent in (preprocess, invoke, postprocess).

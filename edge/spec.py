@@ -15,20 +15,47 @@ any field it does not know, rather than silently dropping a fact the writer thou
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from hh.edge.errors import SpecError
 
 SPEC_FILENAME = "preprocessing.json"
 LABELS_FILENAME = "labels.txt"
-SPEC_VERSION = 1
+# 2 added `quality`, the image-quality gate's thresholds (hh.edge.quality); version 1 files,
+# which have none, still read.
+SPEC_VERSION = 2
 
 # The model sees RGB. OpenCV hands out BGR; the edge side converts, the trainer decodes RGB.
 COLOR_ORDER = "RGB"
 INTERPOLATIONS = ("bilinear", "nearest", "area")
 ASPECTS = ("squash", "crop")
 CLASS_MODES = ("binary", "categorical")
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """What a frame must show to be classified (see hh.edge.quality: measured on the model-sized
+    grey image, calibrated on the model's training images by hh-convert)."""
+
+    min_sharpness: float  # variance of the Laplacian
+    min_brightness: float  # mean grey level
+    max_brightness: float
+    min_contrast: float  # standard deviation of the grey level
+    calibrated_on: int  # how many training images set these
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data) -> QualityThresholds:
+        if not isinstance(data, dict) or set(data) != set(cls.__dataclass_fields__):
+            raise SpecError(f"quality must hold exactly {', '.join(cls.__dataclass_fields__)}")
+        try:
+            values = {k: (int(v) if k == "calibrated_on" else float(v)) for k, v in data.items()}
+        except (TypeError, ValueError):
+            raise SpecError("quality thresholds must be numbers") from None
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -48,6 +75,7 @@ class PreprocessingSpec:
     # "crop": centre-crop the largest box of the model's aspect, then resize.
     aspect: str = "squash"
     color_order: str = COLOR_ORDER
+    quality: QualityThresholds | None = None  # the quality gate's thresholds, once calibrated
     version: int = field(default=SPEC_VERSION)
 
     def __post_init__(self) -> None:
@@ -90,7 +118,14 @@ class PreprocessingSpec:
     def to_json(self) -> str:
         data = asdict(self)
         data["class_names"] = list(self.class_names)
+        if self.quality is None:
+            del data["quality"]
+        else:
+            data["quality"] = self.quality.as_dict()
         return json.dumps(data, indent=2) + "\n"
+
+    def with_quality(self, quality: QualityThresholds | None) -> PreprocessingSpec:
+        return replace(self, quality=quality)
 
     @classmethod
     def from_json(cls, text: str) -> PreprocessingSpec:
@@ -118,6 +153,8 @@ class PreprocessingSpec:
                 raise SpecError(f"{name} must be a whole number, got {data[name]!r}")
         if not isinstance(data["class_names"], list) or not all(isinstance(n, str) for n in data["class_names"]):
             raise SpecError("class_names must be a list of strings")
+        if data.get("quality") is not None:
+            data = {**data, "quality": QualityThresholds.from_dict(data["quality"])}
         try:
             return cls(**data)
         except TypeError as exc:

@@ -73,7 +73,10 @@ def test_labels_and_spec_read_back_from_the_tflite_alone(converted, tmp_path):
     run, _ = converted
     lonely = tmp_path / "model_int8.tflite"  # no labels.txt or preprocessing.json beside it
     shutil.copy(run / "model_int8.tflite", lonely)
-    assert embedded_spec(lonely) == read_spec(run / "preprocessing.json")
+    embedded = embedded_spec(lonely)
+    # The run's spec, plus the quality gate's thresholds calibrated by hh-convert.
+    assert embedded.quality is not None and embedded.quality.calibrated_on == 160
+    assert embedded == read_spec(run / "preprocessing.json").with_quality(embedded.quality)
     files = read_associated_files(lonely)
     assert files["labels.txt"].decode() == (run / "labels.txt").read_text()
     classifier = TFLiteClassifier(lonely)

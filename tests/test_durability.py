@@ -84,23 +84,23 @@ def test_sigkill_loses_at_most_the_last_second_of_the_record(int8_model, loop_vi
 def test_a_torn_last_line_is_tolerated_and_cut_before_appending(tmp_path):
     record = tmp_path / "r.csv"
     journal = FrameJournal(record, ("a", "b"))
-    journal.write([0, "1.000", "a", "0.90000", "0.90000", "0.10000", "0.500"])
+    journal.write([0, "1.000", "a", "", "0.90000", "0.90000", "0.10000", "0.500"])
     journal.close()
     with open(record, "a") as handle:
         handle.write("1,2.000,b,0.8")  # the power went out mid-row
     header, rows = read_journal(record)
     assert len(rows) == 1 and header[-1] == "inference_ms"
     journal = FrameJournal(record, ("a", "b"))
-    journal.write([1, "3.000", "b", "0.70000", "0.30000", "0.70000", "0.400"])
+    journal.write([1, "3.000", "b", "", "0.70000", "0.30000", "0.70000", "0.400"])
     journal.close()
     lines = record.read_text().splitlines()
-    assert len(lines) == 3 and lines[2].startswith("1,3.000,b") and all(len(line.split(",")) == 7 for line in lines)
+    assert len(lines) == 3 and lines[2].startswith("1,3.000,b") and all(len(line.split(",")) == 8 for line in lines)
 
 
 def test_the_journal_is_on_disk_within_a_second_without_close(tmp_path):
     record = tmp_path / "r.csv"
     journal = FrameJournal(record, ("a", "b"), flush_seconds=0.2)
-    journal.write([0, "1.000", "a", "0.9", "0.9", "0.1", "0.5"])
+    journal.write([0, "1.000", "a", "", "0.9", "0.9", "0.1", "0.5"])
     time.sleep(0.6)
     assert len(read_journal(record)[1]) == 1  # flushed by the timer, the file still open
     journal.close()

@@ -92,7 +92,7 @@ def test_camera_on_a_video_file_labels_frames_and_summarises(int8_model, synth_d
     assert summary and summary[0]["frames_classified"] == len(folder) and summary[0]["fps"] > 0
     assert "frames classified" in result.stderr and "latency p50" in result.stderr
     rows = record.read_text().splitlines()
-    assert len(rows) == len(folder) + 1 and rows[0].startswith("frame,time,label,probability")
+    assert len(rows) == len(folder) + 1 and rows[0].startswith("frame,time,label,retake,probability")
     assert not list(record.parent.glob(".*tmp*"))
 
 

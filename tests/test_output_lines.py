@@ -78,7 +78,8 @@ def test_successful_runs_print_only_hh_lines(synth_data, tmp_path):
     convert = run("hh.converters.cli", out, "--int8", "--calib-count", 100, "--min-agreement", 0)
     assert convert.returncode == 0, convert.stderr
     assert_quiet(convert)
-    assert len(lines(convert.stdout)) == 3  # size, verification, next step
+    # size, verification, self-test, quality gate, next step
+    assert [line.split()[0] for line in lines(convert.stdout)[1:]] == ["on", "self-test:", "quality", "next:"]
     assert [line.split()[0] for line in lines(convert.stderr)] == ["loading", "converting", "verifying"]
 
     model = out / "model_int8.tflite"
@@ -88,7 +89,9 @@ def test_successful_runs_print_only_hh_lines(synth_data, tmp_path):
     camera = run("hh.edge.cli_camera", model, "--source", video, "--headless")
     assert camera.returncode == 0, camera.stderr
     assert_quiet(camera)
-    assert len(lines(camera.stderr)) == 2 and len(lines(camera.stdout)) == 4  # model line + summary; 4 frames
+    # model line, self-test line, summary; 4 frames
+    assert len(lines(camera.stderr)) == 3 and len(lines(camera.stdout)) == 4, camera.stderr
+    assert lines(camera.stderr)[1].startswith("self-test passed")
     bench = run("hh.edge.cli_bench", model, "--frames", 20)
     assert bench.returncode == 0 and lines(bench.stderr) == []
     # --verbose brings the libraries back.

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from hh.edge.spec import PreprocessingSpec, SpecError, center_crop_box, parse_labels
+from hh.edge.spec import SPEC_VERSION, PreprocessingSpec, QualityThresholds, SpecError, center_crop_box, parse_labels
 
 
 def make_spec(**overrides):
@@ -14,6 +14,14 @@ def make_spec(**overrides):
 def test_json_round_trip_keeps_every_field():
     spec = make_spec(class_names=("x", "y", "z"), class_mode="categorical", aspect="crop", interpolation="area")
     assert PreprocessingSpec.from_json(spec.to_json()) == spec
+    gated = spec.with_quality(QualityThresholds(12.5, 20.0, 240.0, 8.0, 300))
+    assert PreprocessingSpec.from_json(gated.to_json()) == gated
+
+
+def test_a_version_1_spec_still_reads():
+    data = json.loads(make_spec().to_json())
+    data["version"] = 1
+    assert PreprocessingSpec.from_json(json.dumps(data)).quality is None
 
 
 @pytest.mark.parametrize(
@@ -56,8 +64,8 @@ def test_labels_text_round_trip():
 
 def test_a_newer_spec_version_is_refused_not_misread():
     data = json.loads(make_spec().to_json())
-    data["version"] = 2
-    with pytest.raises(SpecError, match="spec version 2 is newer than this hh understands"):
+    data["version"] = SPEC_VERSION + 1
+    with pytest.raises(SpecError, match=f"spec version {SPEC_VERSION + 1} is newer than this hh understands"):
         PreprocessingSpec.from_json(json.dumps(data))
 
 

@@ -1,0 +1,37 @@
+"""Build the golden self-test that hh-convert packs into a .tflite (see hh.edge.selftest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hh.converters.verify import keras_probabilities
+from hh.edge.folders import ImageFolder
+from hh.edge.preprocess import read_image_bgr, to_model_rgb
+from hh.edge.runtime import TFLiteClassifier
+from hh.edge.selftest import SelfTest, SelfTestCase, decode, device_probabilities, selftest_image
+from hh.edge.spec import PreprocessingSpec
+
+
+def build_selftest(keras_model, spec: PreprocessingSpec, images: ImageFolder, per_class: int, tflite_path: Path) -> SelfTest:
+    """`per_class` held-out images per class, with the Keras model's probabilities and the
+    converted model's (at `tflite_path`, the same graph) through the device path."""
+    chosen = images.sample_per_class(per_class * spec.num_classes, seed=0)
+    classifier = TFLiteClassifier(tflite_path, num_threads=1)
+    jpegs = [selftest_image(read_image_bgr(path), spec) for path in chosen.paths]
+    # Keras sees the same pixels the device will: the stored JPEG, decoded and fitted on the
+    # device path (the training loader gives these same pixels; tests/test_edge.py).
+    pixels = np.stack([to_model_rgb(decode(jpeg), spec) for jpeg in jpegs])
+    keras = keras_probabilities(keras_model, pixels, spec)
+    cases, files = [], {}
+    for i, (jpeg, label) in enumerate(zip(jpegs, chosen.labels)):
+        name = f"selftest/{i:03d}_{spec.class_names[label]}.jpg"
+        expected = device_probabilities(classifier, jpeg)
+        cases.append(SelfTestCase(name, spec.class_names[label], _rounded(keras[i]), _rounded(expected)))
+        files[name] = jpeg
+    return SelfTest(tuple(cases), files)
+
+
+def _rounded(values) -> tuple[float, ...]:
+    return tuple(round(float(v), 6) for v in values)

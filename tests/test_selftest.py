@@ -1,0 +1,113 @@
+"""The golden self-test packed into every converted model: passes on a faithful device, fails
+when the expectations or the device's path are wrong, and the camera refuses to start then."""
+
+import io
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+from hh.converters.pipeline import model_part_size
+from hh.edge.cli_camera import app as camera_app
+from hh.edge.cli_predict import app as predict_app
+from hh.edge.folders import list_image_folder
+from hh.edge.metadata import read_associated_files
+from hh.edge.preprocess import fit_to_spec
+from hh.edge.runtime import TFLiteClassifier
+from hh.edge.selftest import MANIFEST, SelfTest, model_selftest, run_selftest
+from hh.trainer.synth import write_video
+
+
+def repack(model, tmp_path, change):
+    """A copy of `model` whose packed files went through change(files) (the model part kept)."""
+    data = model.read_bytes()
+    files = read_associated_files(model)
+    change(files)
+    out = io.BytesIO()
+    out.write(data[: model_part_size(data)])
+    with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_STORED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    copy = tmp_path / "model_int8.tflite"
+    copy.write_bytes(out.getvalue())
+    return copy
+
+
+def tamper_expectations(files):
+    manifest = json.loads(files[MANIFEST])
+    for case in manifest["cases"]:
+        case["expected"] = list(reversed(case["expected"]))  # what a swapped pair of labels would say
+    files[MANIFEST] = json.dumps(manifest).encode()
+
+
+def test_a_clean_model_passes_on_this_device(cli, int8_model, converted_run):
+    result = cli(predict_app, int8_model, "--selftest")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("self-test passed: 4 images")
+    report = json.loads((converted_run[0] / "model_int8.report.json").read_text())
+    assert report["selftest_images"] == 4 and 0 < report["selftest_kb"] < 60  # 4 JPEGs of 128 px: small
+    packed = model_selftest(TFLiteClassifier(int8_model))
+    assert [case.label for case in packed.cases] == ["brown_spot", "brown_spot", "healthy", "healthy"]
+
+
+def test_tampered_expectations_fail_and_the_camera_will_not_start(cli, one_line_error, int8_model, synth_data, tmp_path):
+    tampered = repack(int8_model, tmp_path, tamper_expectations)
+    result = cli(predict_app, tampered, "--selftest")
+    assert result.exit_code == 1 and "self-test FAILED" in result.stdout, result.output
+    video = write_video(list_image_folder(synth_data / "validation").paths[:3], tmp_path / "v.avi")
+    refused = cli(camera_app, tampered, "--source", video, "--headless")
+    line = one_line_error(refused, "self-test FAILED", "colour order", "--no-selftest", code=1)
+    assert "expected" in line and "got" in line
+    forced = cli(camera_app, tampered, "--source", video, "--headless", "--no-selftest")
+    assert forced.exit_code == 0 and "self-test FAILED" in forced.stderr
+
+
+def test_a_device_that_feeds_bgr_fails(int8_model):
+    classifier = TFLiteClassifier(int8_model)
+    packed = model_selftest(classifier)
+
+    def bgr_to_the_model(frame, spec):  # a camera path that forgot OpenCV's channel order
+        return fit_to_spec(frame, spec)
+
+    assert run_selftest(classifier, packed).passed
+    broken = run_selftest(classifier, packed, prepare=bgr_to_the_model)
+    assert not broken.passed and broken.max_difference > packed.tolerance, broken
+
+
+def test_a_damaged_self_test_is_one_line(cli, one_line_error, int8_model, tmp_path):
+    def damage(files):
+        files[MANIFEST] = b'{"version": 1, "cases": [{"file": "x"'
+
+    one_line_error(cli(predict_app, repack(int8_model, tmp_path, damage), "--selftest"), "self-test is damaged")
+
+
+def test_a_model_without_a_self_test_says_so(cli, one_line_error, converted_run, tmp_path):
+    def strip(files):
+        for name in [n for n in files if n == MANIFEST or n.startswith("selftest/")]:
+            del files[name]
+
+    plain = repack(converted_run[0] / "model_float32.tflite", tmp_path, strip)
+    assert SelfTest.from_files(read_associated_files(plain)) is None
+    one_line_error(cli(predict_app, plain, "--selftest"), "carries no self-test")
+
+
+def test_selftest_images_are_twice_the_input_and_keep_their_aspect(int8_model):
+    import cv2
+
+    packed = model_selftest(TFLiteClassifier(int8_model))
+    for jpeg in packed.images.values():
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert min(image.shape[:2]) == 128  # twice the 64 px input, the longer side in proportion
+
+
+@pytest.mark.slow
+def test_convert_without_a_self_test(cli, trained_run, tmp_path):
+    from hh.converters.cli import app as convert_app
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    result = cli(convert_app, run, "--selftest", 0)
+    assert result.exit_code == 0, result.output
+    assert model_selftest(TFLiteClassifier(run / "model_float32.tflite")) is None
