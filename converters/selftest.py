@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hh.converters.verify import keras_probabilities
 from hh.edge.folders import ImageFolder
 from hh.edge.preprocess import read_image_bgr, to_model_rgb
 from hh.edge.runtime import TFLiteClassifier
 from hh.edge.selftest import SelfTest, SelfTestCase, decode, device_probabilities, selftest_image
 from hh.edge.spec import PreprocessingSpec
+from hh.trainer.models import keras_probabilities
 
 
 def build_selftest(keras_model, spec: PreprocessingSpec, images: ImageFolder, per_class: int, tflite_path: Path) -> SelfTest:

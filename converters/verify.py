@@ -18,6 +18,7 @@ from hh.edge.errors import UserError
 from hh.edge.folders import ImageFolder
 from hh.edge.runtime import TFLiteClassifier
 from hh.edge.spec import PreprocessingSpec
+from hh.trainer.models import keras_probabilities
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,6 @@ class Verification:
     @property
     def passed(self) -> bool:
         return self.agreement >= self.min_agreement
-
-
-def keras_probabilities(model, images: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
-    """One probability per class, as the exported .tflite gives them ([1-p, p] for a sigmoid)."""
-    probs = model.predict(images.astype(np.float32), batch_size=32, verbose=0)
-    if probs.shape[-1] == 1 and spec.num_classes == 2:
-        probs = np.concatenate([1.0 - probs, probs], axis=-1)
-    return probs
 
 
 def verify(given: VerificationInput) -> Verification:

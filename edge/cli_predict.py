@@ -20,6 +20,10 @@ app = make_app("Classify image files with a .tflite model.")
 def predict(
     model: Annotated[Path, typer.Argument(help="A .tflite from hh-convert.")],
     images: Annotated[Path | None, typer.Argument(help="An image, a folder of images, or a folder of class folders.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Class folders only: also write evaluation.json, confusion.png and mistakes.png into this folder."),
+    ] = None,
     selftest: Annotated[
         bool, typer.Option("--selftest", help="Run the self-test packed in MODEL on this device instead (exit 1 on failure).")
     ] = False,
@@ -36,7 +40,8 @@ def predict(
     Example: hh-predict models/run1/model_int8.tflite data/validation
     """
     setup_output(verbose)
-    from hh.edge.evaluate import evaluate, format_confusion
+    from hh.edge.evaluate import evaluate, format_confusion, format_metrics
+    from hh.edge.files import check_output_dir
     from hh.edge.runtime import TFLiteClassifier, default_threads
 
     classifier = TFLiteClassifier(model, num_threads=threads if threads is not None else default_threads())
@@ -46,6 +51,8 @@ def predict(
         return
     if images is None:
         raise UserError("give IMAGES to classify (or --selftest)")
+    if report is not None:
+        check_output_dir(report, "report")
 
     def show(result) -> None:
         if json_out:
@@ -55,12 +62,18 @@ def predict(
 
     evaluation = evaluate(classifier, images, on_result=show, on_skip=lambda why: print(f"skipped: {why}", file=sys.stderr))
     if not evaluation.scored:
+        if report is not None:
+            raise UserError(f"{images}: --report needs a folder of class folders (true labels to score against)")
         return
     if json_out:
         print(json.dumps(evaluation.summary()))
     else:
-        print(f"\naccuracy {evaluation.accuracy:.3f} on {len(evaluation.results)} images")
+        print()
+        print(format_metrics(evaluation.metrics()))
         print(format_confusion(evaluation.confusion(), names))
+    if report is not None:
+        evaluation.write_report(report)
+        print(f"wrote {report}/evaluation.json, confusion.png, mistakes.png", file=sys.stderr)
 
 
 def run_packed_selftest(classifier, json_out: bool) -> None:

@@ -1,20 +1,27 @@
 """Classify image files and score them: what hh-predict prints, as a library. numpy + OpenCV.
 
-A folder of class folders (named like the model's labels) is scored: accuracy and a
-confusion matrix. A folder of images, or one image, is only classified.
+A folder of class folders (named like the model's labels) is scored: per-class precision,
+recall, F1 and support, accuracy, balanced accuracy (the mean of the per-class recalls, which
+a model answering the majority class everywhere cannot fake on imbalanced data) and the
+confusion matrix; `write_report` also draws confusion.png and mistakes.png (the most
+confident wrong answers), the pictures people look at first. hh-train writes the same report
+for its validation images. A folder of images, or one image, is only classified.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from hh.edge.errors import UserError
+from hh.edge.files import atomic_write_bytes, atomic_write_text
 from hh.edge.folders import is_image_file, list_image_folder
-from hh.edge.preprocess import UnreadableImage, read_image_bgr
+from hh.edge.preprocess import UnreadableImage, fit_to_spec, read_image_bgr
 from hh.edge.runtime import Classification, TFLiteClassifier
 
 
@@ -23,6 +30,7 @@ class ImageResult:
     path: str
     classification: Classification
     truth: int | None = None  # index into the model's labels, when the folder says
+    thumbnail: np.ndarray | None = None  # model-sized BGR, kept for wrong answers (mistakes.png)
 
 
 @dataclass
@@ -48,11 +56,149 @@ class Evaluation:
         matrix = self.confusion()
         return float(np.trace(matrix) / max(1, matrix.sum()))
 
+    def metrics(self) -> dict:
+        truth = [r.truth for r in self.results]
+        return metrics(self.class_names, truth, [r.classification.index for r in self.results])
+
     def summary(self) -> dict:
         out = {"type": "summary", "images": len(self.results), "skipped": len(self.skipped)}
         if self.scored:
-            out.update(accuracy=round(self.accuracy, 5), labels=list(self.class_names), confusion=self.confusion().tolist())
+            report = self.metrics()
+            out.update(
+                accuracy=round(self.accuracy, 5),
+                balanced_accuracy=report["balanced_accuracy"],
+                per_class=report["per_class"],
+                labels=list(self.class_names),
+                confusion=self.confusion().tolist(),
+            )
         return out
+
+    def write_report(self, folder: str | Path) -> dict:
+        """evaluation.json, confusion.png and mistakes.png into `folder`."""
+        wrong = [r for r in self.results if r.thumbnail is not None]
+        probabilities = np.stack([r.classification.probabilities for r in self.results])
+        return write_report(
+            folder,
+            self.class_names,
+            [r.truth for r in self.results],
+            probabilities,
+            [r.thumbnail for r in self.results] if wrong else [],
+            [r.path for r in self.results],
+        )
+
+
+def metrics(class_names, truth, predicted) -> dict:
+    """Per-class precision, recall, F1 and support; accuracy; balanced accuracy; confusion."""
+    n = len(class_names)
+    matrix = np.zeros((n, n), np.int64)
+    for t, p in zip(truth, predicted):
+        matrix[t, p] += 1
+    per_class = {}
+    recalls = []
+    for i, name in enumerate(class_names):
+        support = int(matrix[i].sum())
+        predicted_i = int(matrix[:, i].sum())
+        precision = matrix[i, i] / predicted_i if predicted_i else 0.0
+        recall = matrix[i, i] / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {
+            "precision": round(float(precision), 4),
+            "recall": round(float(recall), 4),
+            "f1": round(float(f1), 4),
+            "support": support,
+        }
+        if support:
+            recalls.append(recall)
+    return {
+        "images": int(matrix.sum()),
+        "accuracy": round(float(np.trace(matrix) / max(1, matrix.sum())), 4),
+        "balanced_accuracy": round(float(np.mean(recalls)) if recalls else 0.0, 4),
+        "per_class": per_class,
+        "labels": list(class_names),
+        "confusion": matrix.tolist(),
+    }
+
+
+def format_metrics(report: dict) -> str:
+    width = max(10, *(len(n) for n in report["per_class"])) + 2
+    lines = [f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+    for name, m in report["per_class"].items():
+        lines.append(f"{name:<{width}}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>10d}")
+    lines.append(
+        f"accuracy {report['accuracy']:.3f}, balanced accuracy {report['balanced_accuracy']:.3f} on {report['images']} images"
+    )
+    return "\n".join(lines)
+
+
+def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.45, colour=(0, 0, 0)) -> None:
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
+
+
+def confusion_image(matrix: np.ndarray, class_names) -> np.ndarray:
+    """The confusion matrix as a picture: rows true, columns predicted, shaded by row share."""
+    n, cell, margin = len(class_names), 70, 130
+    image = np.full((margin + n * cell + 10, margin + n * cell + 10, 3), 255, np.uint8)
+    _text(image, "rows: true class, columns: predicted", (10, 20), 0.5)
+    rows = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    for i in range(n):
+        _text(image, class_names[i][:14], (5, margin + i * cell + cell // 2 + 5))
+        _text(image, class_names[i][:9], (margin + i * cell + 4, margin - 10))
+        for j in range(n):
+            shade = int(255 - 200 * rows[i, j])
+            colour = (shade, shade, 255) if i != j else (shade, 255, shade)
+            top_left = (margin + j * cell, margin + i * cell)
+            cv2.rectangle(image, top_left, (top_left[0] + cell - 2, top_left[1] + cell - 2), colour, -1)
+            _text(image, str(int(matrix[i, j])), (top_left[0] + 8, top_left[1] + cell // 2 + 5), 0.6)
+    return image
+
+
+def mistakes_image(class_names, truth, probabilities: np.ndarray, images_bgr, paths, most: int = 16) -> np.ndarray:
+    """A grid of the most confident wrong answers, each captioned true / predicted (p)."""
+    predicted = probabilities.argmax(axis=1)
+    wrong = [i for i in range(len(truth)) if predicted[i] != truth[i] and images_bgr is not None and len(images_bgr) > i]
+    wrong.sort(key=lambda i: -probabilities[i, predicted[i]])
+    wrong = wrong[:most]
+    tile, caption, columns = 160, 36, 4
+    if not wrong:
+        image = np.full((80, 520, 3), 255, np.uint8)
+        _text(image, f"no wrong answers on {len(truth)} images", (10, 45), 0.6)
+        return image
+    rows = -(-len(wrong) // columns)
+    image = np.full((rows * (tile + caption), columns * tile, 3), 255, np.uint8)
+    for k, i in enumerate(wrong):
+        y, x = (k // columns) * (tile + caption), (k % columns) * tile
+        thumb = cv2.resize(np.ascontiguousarray(images_bgr[i]), (tile - 4, tile - 4), interpolation=cv2.INTER_AREA)
+        image[y : y + tile - 4, x : x + tile - 4] = thumb
+        _text(image, f"true {class_names[truth[i]][:12]}", (x + 2, y + tile + 10), 0.4)
+        _text(
+            image,
+            f"said {class_names[predicted[i]][:12]} {probabilities[i, predicted[i]]:.2f}",
+            (x + 2, y + tile + 26),
+            0.4,
+            (0, 0, 200),
+        )
+    return image
+
+
+def write_report(folder: str | Path, class_names, truth, probabilities: np.ndarray, images_bgr, paths) -> dict:
+    """evaluation.json (metrics, and the wrong answers by file), confusion.png, mistakes.png."""
+    folder = Path(folder)
+    truth = [int(t) for t in truth]
+    predicted = probabilities.argmax(axis=1)
+    report = metrics(class_names, truth, predicted)
+    report["mistakes"] = [
+        {"path": str(paths[i]), "true": class_names[truth[i]], "predicted": class_names[predicted[i]],
+         "probability": round(float(probabilities[i, predicted[i]]), 4)}
+        for i in np.argsort(-probabilities.max(axis=1))
+        if predicted[i] != truth[i]
+    ]  # fmt: skip
+    atomic_write_text(folder / "evaluation.json", json.dumps(report, indent=2) + "\n")
+    for name, picture in (
+        ("confusion.png", confusion_image(np.array(report["confusion"]), class_names)),
+        ("mistakes.png", mistakes_image(class_names, truth, probabilities, images_bgr, paths)),
+    ):
+        atomic_write_bytes(folder / name, cv2.imencode(".png", picture)[1].tobytes())
+    return report
 
 
 def format_confusion(matrix: np.ndarray, names) -> str:
@@ -101,6 +247,8 @@ def evaluate(
                 on_skip(str(exc))
             continue
         result = ImageResult(path, classifier.classify(frame), None if truth is None else truth[i])
+        if result.truth is not None and result.classification.index != result.truth:
+            result.thumbnail = fit_to_spec(frame, classifier.spec)
         evaluation.results.append(result)
         if on_result:
             on_result(result)

@@ -72,8 +72,9 @@ def test_successful_runs_print_only_hh_lines(synth_data, tmp_path):
     )
     assert train.returncode == 0, train.stderr
     assert_quiet(train)
-    assert [line.split(":")[0] for line in lines(train.stderr)] == ["epoch 1/2", "epoch 2/2"]
-    assert len(lines(train.stdout)) == 3 and lines(train.stdout)[0].startswith("best epoch")
+    assert [line.split(":")[0] for line in lines(train.stderr)] == ["training images", "epoch 1/2", "epoch 2/2"]
+    # best epoch; the per-class table (header, 2 classes, accuracy); files written (2); next step
+    assert len(lines(train.stdout)) == 8 and lines(train.stdout)[0].startswith("best epoch")
 
     convert = run("hh.converters.cli", out, "--int8", "--calib-count", 100, "--min-agreement", 0)
     assert convert.returncode == 0, convert.stderr

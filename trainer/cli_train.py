@@ -12,7 +12,7 @@ import typer
 from hh.edge.cli_util import VerboseOption, make_app, reports_errors, require_train_extra, setup_output, sigterm_as_interrupt
 from hh.edge.errors import ParameterError, UserError
 from hh.edge.spec import ASPECTS, INTERPOLATIONS
-from hh.trainer.config import ARCH_NAMES, STRATEGIES, TrainConfig
+from hh.trainer.config import ARCH_NAMES, AUGMENTS, OPTIMIZERS, STRATEGIES, TrainConfig
 
 app = make_app("Train an image classifier from a folder of class folders.")
 DEFAULT = TrainConfig(data_dir="", out="")  # the one place the defaults live
@@ -49,8 +49,9 @@ def train(
     arch: Annotated[
         str | None,
         typer.Option(
-            help=f"{' or '.join(ARCH_NAMES)}: 'seed' is the classic Keras course's 3-block convnet, "
-            f"'edge' a 17k-weight net for devices (default {DEFAULT.arch})."
+            help=f"{', '.join(ARCH_NAMES)}: 'seed' is the classic Keras course's 3-block convnet, "
+            "'edge' a 17k-weight net for devices, the others pretrained backbones (transfer learning) "
+            f"(default {DEFAULT.arch})."
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder to write: new or empty (default models/<time>-<arch>).")] = None,
@@ -80,6 +81,34 @@ def train(
     strict: Annotated[
         bool, typer.Option("--strict", help="Refuse to train when any image is unusable, instead of skipping it.")
     ] = False,
+    augment: Annotated[
+        str | None,
+        typer.Option(
+            help=f"{', '.join(AUGMENTS)}: random flips, rotations, zoom, shifts and light changes of training images "
+            f"(never of validation images; none in the exported model). (default {DEFAULT.augment})"
+        ),
+    ] = None,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="Backbones: imagenet (default; fetched once, then cached), none (from scratch) or a .h5 file."),
+    ] = None,
+    fine_tune_epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="Backbones: after --epochs of training the head, this many with the backbone's top unfrozen (default 0)."
+        ),
+    ] = None,
+    fine_tune_layers: Annotated[
+        int | None,
+        typer.Option(help=f"Backbones: how many of its last layers fine-tuning trains (default {DEFAULT.fine_tune_layers})."),
+    ] = None,
+    class_weight: Annotated[
+        str | None, typer.Option(help="none or balanced: weigh each class by 1 / its share of the images (default none).")
+    ] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Stop a phase after this many epochs without a better validation loss (default: never).")
+    ] = None,
+    optimizer: Annotated[str | None, typer.Option(help=f"{' or '.join(OPTIMIZERS)} (default {DEFAULT.optimizer}).")] = None,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -113,6 +142,13 @@ def train(
         strategy=strategy,
         cache=cache,
         strict=strict or None,
+        augment=augment,
+        weights=weights,
+        fine_tune_epochs=fine_tune_epochs,
+        fine_tune_layers=fine_tune_layers,
+        class_weight=class_weight,
+        patience=patience,
+        optimizer=optimizer,
     )
     if resume is not None and data_dir is not None:
         raise ParameterError("data_dir", "cannot be given with --resume: a resumed run uses the images it recorded")
@@ -145,7 +181,12 @@ def train(
         f"best epoch {result.best_epoch}/{result.epochs_run}: val accuracy {result.best_val_accuracy:.3f}, "
         f"val loss {result.best_val_loss:.4f} ({result.seconds:.0f}s)"
     )
-    print(f"wrote {run}/model.keras, labels.txt, preprocessing.json, split.json, history.csv, curves.png")
+    if result.evaluation:
+        from hh.edge.evaluate import format_metrics
+
+        print(format_metrics(result.evaluation))
+    print(f"wrote {run}/model.keras, labels.txt, preprocessing.json, split.json, history.csv, curves.png,")
+    print("      evaluation.json, confusion.png, mistakes.png")
     print(f"next: hh-convert {run} --int8")
 
 

@@ -68,6 +68,7 @@ def make_dataset(
     shuffle: bool,
     seed: int = 0,
     cache: bool | str | None = None,
+    augment: str = "none",
 ) -> tf.data.Dataset:
     """Batches of (uint8 pixels [B,H,W,3], labels) from an ImageFolder.
 
@@ -77,12 +78,18 @@ def make_dataset(
     cache: True to decode everything into RAM once (each epoch then only gathers shuffled
     batches from memory), a path for a tf.data cache file on disk, False to decode every
     epoch, None to choose RAM when it fits DEFAULT_CACHE_BYTES.
+
+    augment: "none", "light" or "strong" (hh.trainer.augment), applied to whole batches after
+    the cache, so cached images stay the originals and every epoch draws new changes.
     """
+    from hh.trainer.augment import augmented
+
     if cache is None:
         cache = should_cache(len(folder), spec)
     labels = encode_labels(folder.labels, spec)
     if cache is True:
-        return in_memory_batches(decode_all(folder, spec), tf.constant(labels), batch_size, shuffle, seed)
+        batches = in_memory_batches(decode_all(folder, spec), tf.constant(labels), batch_size, shuffle, seed)
+        return augmented(batches, augment, seed).prefetch(tf.data.AUTOTUNE)
     paths = tf.data.Dataset.from_tensor_slices(list(folder.paths))
     ds = tf.data.Dataset.zip((paths, tf.data.Dataset.from_tensor_slices(labels)))
     if shuffle and not cache:
@@ -93,7 +100,7 @@ def make_dataset(
         ds = ds.cache(os.fspath(cache))
         if shuffle:
             ds = ds.shuffle(len(folder), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return augmented(ds.batch(batch_size), augment, seed).prefetch(tf.data.AUTOTUNE)
 
 
 def in_memory_batches(images: tf.Tensor, labels: tf.Tensor, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
@@ -102,10 +109,8 @@ def in_memory_batches(images: tf.Tensor, labels: tf.Tensor, batch_size: int, shu
     order = tf.data.Dataset.range(int(images.shape[0]))
     if shuffle:
         order = order.shuffle(int(images.shape[0]), seed=seed, reshuffle_each_iteration=True)
-    return (
-        order.batch(batch_size)
-        .map(lambda idx: (tf.gather(images, idx), tf.gather(labels, idx)), num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
+    return order.batch(batch_size).map(
+        lambda idx: (tf.gather(images, idx), tf.gather(labels, idx)), num_parallel_calls=tf.data.AUTOTUNE
     )
 
 

@@ -108,6 +108,7 @@ def fit_multiworker(
     epochs: int,
     initial_epoch: int,
     callback,
+    class_weight: dict[int, float] | None = None,
 ) -> None:
     """A training loop on tf.distribute's public API, for MultiWorkerMirroredStrategy.
 
@@ -115,6 +116,7 @@ def fit_multiworker(
     its first-batch build and its metric reduction both fail across workers), so multi-worker
     runs use this loop: same model, optimizer, loss and per-epoch callback as model.fit, with
     the loss averaged over the global batch and gradients all-reduced by the strategy.
+    class_weight weighs each image's loss by its class, as model.fit's argument does.
     """
     strategy = cluster.strategy
     binary = spec.class_mode == "binary"
@@ -128,10 +130,23 @@ def fit_multiworker(
             return tf.reduce_sum(tf.cast(tf.equal(tf.cast(pred > 0.5, tf.float32), y), tf.float32))
         return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(pred, -1), tf.argmax(y, -1)), tf.float32))
 
+    weights = None
+    if class_weight:
+        weights = tf.constant([class_weight[i] for i in range(len(class_weight))], tf.float32)
+
+    def sample_weights(y):
+        if weights is None:
+            return None
+        index = tf.cast(tf.round(y[:, 0]), tf.int32) if binary else tf.argmax(y, -1, output_type=tf.int32)
+        return tf.gather(weights, index)
+
     def train_step(x, y):
         with tf.GradientTape() as tape:
             pred = model(x, training=True)
-            loss = tf.nn.compute_average_loss(loss_fn(y, pred), global_batch_size=global_batch)
+            per_image = loss_fn(y, pred)
+            if weights is not None:
+                per_image = per_image * sample_weights(y)
+            loss = tf.nn.compute_average_loss(per_image, global_batch_size=global_batch)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         n = tf.cast(tf.shape(x)[0], tf.float32)
@@ -153,11 +168,14 @@ def fit_multiworker(
         return totals[0] / max(totals[2], 1), totals[1] / max(totals[2], 1)
 
     callback.set_model(model)
+    model.stop_training = False
     for epoch in range(initial_epoch, epochs):
         callback.on_epoch_begin(epoch)
         loss, accuracy = run_epoch(train_step, train_ds)
         val_loss, val_accuracy = run_epoch(eval_step, val_ds)
         callback.on_epoch_end(epoch, {"loss": loss, "accuracy": accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy})
+        if model.stop_training:  # early stopping, as model.fit honours it
+            break
 
 
 def cluster_dataset(
@@ -168,16 +186,20 @@ def cluster_dataset(
     shuffle: bool,
     seed: int,
     cache: str | None,
+    augment: str = "none",
 ):
     """The input for model.fit: plain on one device, one shard per worker under a strategy."""
     if cluster.strategy is None:
-        return make_dataset(folder, spec, global_batch, shuffle, seed, cache)
+        return make_dataset(folder, spec, global_batch, shuffle, seed, cache, augment)
 
     def per_worker(context: tf.distribute.InputContext) -> tf.data.Dataset:
         pipeline, pipelines = context.input_pipeline_id, context.num_input_pipelines
         shard = folder.subset(list(range(pipeline, len(folder), pipelines)))
         worker_cache = f"{cache}-worker{pipeline}" if cache else None
-        ds = make_dataset(shard, spec, context.get_per_replica_batch_size(global_batch), shuffle, seed, worker_cache)
+        # Each worker augments its own shard with its own stream of seeds.
+        ds = make_dataset(
+            shard, spec, context.get_per_replica_batch_size(global_batch), shuffle, seed + 1000 * pipeline, worker_cache, augment
+        )
         options = tf.data.Options()
         # Already sharded by file above: tf.distribute must not shard it again.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF

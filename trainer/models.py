@@ -1,7 +1,9 @@
-"""Model builders, by name. Every model takes raw 0-255 RGB and starts with Rescaling(1/255).
+"""Model builders, by name. Every model takes raw 0-255 RGB and scales it itself.
 
 Keeping the scale inside the model is what lets a full-int8 TFLite model take uint8 camera
-pixels directly: the converter folds the Rescaling into the input quantization.
+pixels directly: the converter folds it into the input quantization. The networks trained
+from scratch start with Rescaling(1/255); the pretrained backbones (Keras applications) carry
+their own input scaling, so they take the same raw pixels and keep the same contract.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from hh.edge.errors import ParameterError
 from hh.edge.spec import PreprocessingSpec
 from hh.trainer.config import ARCH_NAMES
 
-Builder = Callable[[PreprocessingSpec], keras.Model]
+Builder = Callable[..., keras.Model]  # (spec, weights) -> model
 ARCHITECTURES: dict[str, Builder] = {}
 
 
@@ -39,7 +41,7 @@ def _head(x, spec: PreprocessingSpec):
 
 
 @register("seed")
-def build_seed(spec: PreprocessingSpec) -> keras.Model:
+def build_seed(spec: PreprocessingSpec, weights: str = "none") -> keras.Model:
     """The classic Keras course's convnet: three Conv/MaxPool blocks (16/32/64 filters, 3x3,
     relu), Flatten, Dense 512 relu, classifier."""
     inputs, x = _inputs(spec)
@@ -52,7 +54,7 @@ def build_seed(spec: PreprocessingSpec) -> keras.Model:
 
 
 @register("edge")
-def build_edge(spec: PreprocessingSpec) -> keras.Model:
+def build_edge(spec: PreprocessingSpec, weights: str = "none") -> keras.Model:
     """A convnet for CPUs at the edge, trained from scratch (no downloadable weights here).
 
     The seed network flattens its last feature map into Dense 512: at 300 px that is ~40M
@@ -87,12 +89,64 @@ def build_edge(spec: PreprocessingSpec) -> keras.Model:
     return keras.Model(inputs, _head(x, spec), name="edge")
 
 
-def build_model(arch: str, spec: PreprocessingSpec) -> keras.Model:
+BACKBONE = "backbone"  # the layer name of the pretrained network inside a transfer model
+APPLICATIONS = {
+    "mobilenetv3small": lambda **kw: keras.applications.MobileNetV3Small(include_preprocessing=True, **kw),
+    "mobilenetv3large": lambda **kw: keras.applications.MobileNetV3Large(include_preprocessing=True, **kw),
+    "efficientnetb0": lambda **kw: keras.applications.EfficientNetB0(**kw),
+}
+
+
+def build_transfer(arch: str, spec: PreprocessingSpec, weights: str) -> keras.Model:
+    """A pretrained backbone without its ImageNet head, pooled, with a new classifier.
+
+    Pretrained (weights "imagenet" or a file): the backbone starts frozen and always runs in
+    inference mode (training=False), so its BatchNormalization statistics, learned on millions
+    of images, are never overwritten by a few hundred field photos, not even when fine-tuning
+    unfreezes its top layers (`unfreeze_top`). From scratch (weights "none"): it all trains.
+    """
+    from hh.trainer.weights import imagenet_weights
+
+    pretrained = weights != "none"
+    path = str(imagenet_weights(arch)) if weights == "imagenet" else (weights if pretrained else None)
+    try:
+        backbone = APPLICATIONS[arch](input_shape=(spec.height, spec.width, 3), include_top=False, weights=path)
+    except (ValueError, OSError) as exc:
+        raise ParameterError(
+            "weights", f"{weights}: cannot be loaded into {arch} ({str(exc).strip().splitlines()[0][:160]})"
+        ) from None
+    backbone.name = BACKBONE
+    backbone.trainable = not pretrained
+    inputs = keras.Input(shape=(spec.height, spec.width, 3), name="image")
+    x = backbone(inputs, training=False) if pretrained else backbone(inputs)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(0.2, name="dropout")(x)
+    return keras.Model(inputs, _head(x, spec), name=f"{arch}_transfer")
+
+
+for _name in APPLICATIONS:
+    register(_name)(lambda spec, weights="imagenet", _arch=_name: build_transfer(_arch, spec, weights))
+
+
+def unfreeze_top(model: keras.Model, layers_to_train: int) -> int:
+    """Make the backbone's last `layers_to_train` layers trainable, BatchNormalization excepted
+    (it stays frozen, in inference mode). Returns how many layers now train."""
+    backbone = model.get_layer(BACKBONE)
+    backbone.trainable = True
+    trainable = 0
+    for i, layer in enumerate(backbone.layers):
+        train = i >= len(backbone.layers) - layers_to_train and not isinstance(layer, layers.BatchNormalization)
+        layer.trainable = train
+        trainable += int(train and bool(layer.weights))
+    return trainable
+
+
+def build_model(arch: str, spec: PreprocessingSpec, weights: str = "none") -> keras.Model:
     try:
         builder = ARCHITECTURES[arch]
     except KeyError:
         raise ParameterError("arch", f"{arch!r} is unknown; choose one of {', '.join(sorted(ARCHITECTURES))}") from None
-    return builder(spec)
+    return builder(spec, weights)
 
 
 # hh.trainer.config validates --arch without importing Keras; the two lists must agree.
@@ -100,7 +154,21 @@ if set(ARCHITECTURES) != set(ARCH_NAMES):
     raise RuntimeError(f"builders {sorted(ARCHITECTURES)} do not match hh.trainer.config.ARCH_NAMES {ARCH_NAMES}")
 
 
-def compile_model(model: keras.Model, spec: PreprocessingSpec, learning_rate: float) -> keras.Model:
+OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
+
+
+def compile_model(model: keras.Model, spec: PreprocessingSpec, learning_rate: float, optimizer: str = "rmsprop") -> keras.Model:
     loss = "binary_crossentropy" if spec.class_mode == "binary" else "categorical_crossentropy"
-    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate), loss=loss, metrics=["accuracy"])
+    model.compile(optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate), loss=loss, metrics=["accuracy"])
     return model
+
+
+def keras_probabilities(model: keras.Model, images, spec: PreprocessingSpec):
+    """One probability per class for model-sized RGB images [N, H, W, 3] (0-255), as the exported
+    .tflite gives them: [1-p, p] for a one-unit sigmoid."""
+    import numpy as np
+
+    probs = model.predict(np.asarray(images, np.float32), batch_size=32, verbose=0)
+    if probs.shape[-1] == 1 and spec.num_classes == 2:
+        probs = np.concatenate([1.0 - probs, probs], axis=-1)
+    return probs

@@ -72,6 +72,8 @@ class TrainResult:
     epochs_run: int
     seconds: float
     history: dict[str, list[float]] = field(default_factory=dict)
+    evaluation: dict | None = None  # per-class precision/recall/F1, balanced accuracy (hh.edge.evaluate)
+    stopped_early: bool = False
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -209,10 +211,21 @@ class EpochCommitter(keras.callbacks.Callback):
     history.csv and run.json from it. Only the chief publishes; every worker commits its own
     checkpoint."""
 
-    def __init__(self, run: RunFolder, state: CheckpointState, record: dict | None, worker: int, epochs: int, say: Progress):
+    def __init__(
+        self,
+        run: RunFolder,
+        state: CheckpointState,
+        record: dict | None,
+        worker: int,
+        epochs: int,
+        say: Progress,
+        patience: int | None = None,
+    ):
         super().__init__()
         self.run, self.state, self.record, self.worker = run, state, record, worker
-        self.epochs, self.say = epochs, say
+        self.epochs, self.say, self.patience = epochs, say, patience
+        self.phase_start = state.epochs_done  # early stopping counts within a phase
+        self.stopped_early = False
         self._started = time.monotonic()
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
@@ -224,6 +237,11 @@ class EpochCommitter(keras.callbacks.Callback):
             if self.record is not None:
                 self.record = self.run.publish(self.state, self.record)
         self.say(epoch_line(self.state, self.epochs, time.monotonic() - self._started))
+        waited = self.state.epochs_done - max(self.state.best_epoch, self.phase_start)
+        if self.patience and waited >= self.patience:
+            self.say(f"no better val loss for {waited} epochs (--patience {self.patience}): stopping this phase early")
+            self.stopped_early = True
+            self.model.stop_training = True
 
 
 # -- the steps -------------------------------------------------------------------------------
@@ -277,7 +295,8 @@ def restore_or_build_model(
     if state.epochs_done == 0:
         keras.utils.set_random_seed(config.seed)
         with cluster.scope():
-            return compile_model(build_model(config.arch, spec), spec, config.learning_rate)
+            model = build_model(config.arch, spec, config.resolved_weights)
+            return compile_model(model, spec, config.learning_rate, config.optimizer)
     path = run.checkpoint_dir(worker) / state.last_file
     try:
         with cluster.scope():
@@ -311,47 +330,97 @@ def input_pipelines(cluster, data: RunData, config: TrainConfig, epochs_done: in
         cache = {split: str(Path(config.cache) / f"{cache_key(data, split)}-{split}") for split in cache}
         Path(config.cache).mkdir(parents=True, exist_ok=True)
     # The seed moves with the epoch, so a resumed run does not replay the first epochs' order.
-    train_ds = cluster_dataset(cluster, data.train, data.spec, config.batch_size, True, config.seed + epochs_done, cache["train"])
+    train_ds = cluster_dataset(
+        cluster, data.train, data.spec, config.batch_size, True, config.seed + epochs_done, cache["train"], config.augment
+    )
     val_ds = cluster_dataset(cluster, data.val, data.spec, config.batch_size, False, 0, cache["validation"])
     return train_ds, val_ds
 
 
-def fit(model, cluster, data: RunData, datasets, config: TrainConfig, committer: EpochCommitter) -> bool:
-    """Train until config.epochs; True when interrupted (Ctrl-C, SIGTERM)."""
+def class_weights(config: TrainConfig, data: RunData) -> dict[int, float] | None:
+    """balanced: each class weighs n_images / (n_classes * its images), so every class counts
+    as much in the loss as if the data were balanced."""
+    if config.class_weight == "none":
+        return None
+    counts = list(data.train.counts().values())
+    return {i: sum(counts) / (len(counts) * count) for i, count in enumerate(counts)}
+
+
+def switch_to_fine_tuning(model, config: TrainConfig, spec: PreprocessingSpec, cluster, say: Progress) -> None:
+    """The second phase: the backbone's top layers train too, at a tenth of the learning rate
+    (large steps would wreck what ImageNet taught them)."""
+    from hh.trainer.models import BACKBONE, unfreeze_top
+
+    if model.get_layer(BACKBONE).trainable:  # resumed inside this phase: already switched
+        return
+    with cluster.scope():
+        layers = unfreeze_top(model, config.fine_tune_layers)
+        compile_model(model, spec, config.learning_rate / 10, config.optimizer)
+    lr = config.learning_rate / 10
+    say(f"fine-tuning the backbone's last {config.fine_tune_layers} layers ({layers} with weights) at lr {lr:g}")
+
+
+def fit(model, cluster, data: RunData, datasets, config: TrainConfig, committer: EpochCommitter, say: Progress) -> bool:
+    """Train through both phases (the head; then, for a backbone with fine_tune_epochs, its
+    top layers too) up to config.total_epochs; True when interrupted (Ctrl-C, SIGTERM)."""
     from hh.trainer.distribute import fit_multiworker
 
     train_ds, val_ds = datasets
-    initial_epoch = committer.state.epochs_done
+    weights = class_weights(config, data)
+    phases = [config.epochs] + ([config.total_epochs] if config.fine_tune_epochs else [])
     try:
-        if isinstance(cluster.strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            fit_multiworker(
-                model, cluster, data.spec, train_ds, val_ds, config.batch_size, config.epochs, initial_epoch, committer
-            )
-        else:
-            model.fit(
-                train_ds,
-                validation_data=val_ds,
-                epochs=config.epochs,
-                initial_epoch=initial_epoch,
-                callbacks=[committer],
-                shuffle=False,  # the dataset shuffles itself, each epoch
-                verbose=0,  # one line per epoch comes from the committer
-            )
+        for phase, end in enumerate(phases):
+            start = committer.state.epochs_done
+            if start >= end:
+                continue
+            if phase == 1:
+                switch_to_fine_tuning(model, config, data.spec, cluster, say)
+            committer.phase_start = start
+            if isinstance(cluster.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                fit_multiworker(model, cluster, data.spec, train_ds, val_ds, config.batch_size, end, start, committer, weights)
+            else:
+                model.fit(
+                    train_ds,
+                    validation_data=val_ds,
+                    epochs=end,
+                    initial_epoch=start,
+                    callbacks=[committer],
+                    class_weight=weights,
+                    shuffle=False,  # the dataset shuffles itself, each epoch
+                    verbose=0,  # one line per epoch comes from the committer
+                )
     except KeyboardInterrupt:
         return True
     return False
 
 
 def finish(
-    run: RunFolder, config: TrainConfig, record: dict | None, state: CheckpointState, interrupted: bool, seconds: float
+    run: RunFolder,
+    config: TrainConfig,
+    record: dict | None,
+    state: CheckpointState,
+    interrupted: bool,
+    seconds: float,
+    stopped_early: bool = False,
+    evaluation: dict | None = None,
 ) -> TrainResult:
     if record is not None:
         if state.epochs_done:
             from hh.trainer.plots import plot_curves
 
             plot_curves(state.history, run.curves_path, title=f"{config.arch} on {config.data_dir}")
-        status = "interrupted" if interrupted or state.epochs_done < config.epochs else "complete"
-        run.write_record({**record, "status": status, "epochs_done": state.epochs_done, "train_seconds": round(seconds, 1)})
+        done = state.epochs_done >= config.total_epochs or stopped_early
+        status = "complete" if done and not interrupted else "interrupted"
+        run.write_record(
+            {
+                **record,
+                "status": status,
+                "epochs_done": state.epochs_done,
+                "stopped_early": stopped_early,
+                "train_seconds": round(seconds, 1),
+                **({"evaluation": evaluation} if evaluation else {}),
+            }
+        )
     if interrupted or state.epochs_done == 0:
         raise KeyboardInterrupt
     best = state.best_epoch
@@ -363,6 +432,8 @@ def finish(
         epochs_run=state.epochs_done,
         seconds=seconds,
         history=state.history,
+        evaluation=evaluation,
+        stopped_early=stopped_early,
     )
 
 
@@ -388,10 +459,16 @@ def train(config: TrainConfig, resume: bool = False, progress: Progress = print_
         if cluster.is_chief:
             run.repair_publication()
         state = run.read_state(worker) or CheckpointState()
-        if state.epochs_done >= config.epochs:
-            raise ParameterError("epochs", f"{config.epochs} are already done in {run.path}; give more to train longer")
+        finished = run.is_run() and run.read_record().get("status") == "complete"
+        if state.epochs_done >= config.total_epochs or (finished and config.total_epochs <= recorded_total(run)):
+            more = f" (+{config.fine_tune_epochs} fine-tuning)" if config.fine_tune_epochs else ""
+            raise ParameterError("epochs", f"{config.epochs}{more} are already done in {run.path}; give more to train longer")
     if not resume:
         list_data(config)  # a wrong folder is refused before the run folder is made
+    if config.resolved_weights == "imagenet" and state.epochs_done == 0:
+        from hh.trainer.weights import imagenet_weights
+
+        imagenet_weights(config.arch)  # fetched (or refused, offline) before anything is written
     existed = run.path.exists()
     record = start_record(run, config, resume) if cluster.is_chief else None
     started = time.monotonic()
@@ -401,9 +478,14 @@ def train(config: TrainConfig, resume: bool = False, progress: Progress = print_
         if record is not None:
             record = record_training_start(run, record, data)
         if resume:
-            progress(f"resuming {run.path} after epoch {state.epochs_done} of {config.epochs}")
-        committer = EpochCommitter(run, state, record, worker, config.epochs, progress)
-        interrupted = fit(model, cluster, data, input_pipelines(cluster, data, config, state.epochs_done), config, committer)
+            progress(f"resuming {run.path} after epoch {state.epochs_done} of {config.total_epochs}")
+        progress(describe_classes(config, data))
+        committer = EpochCommitter(run, state, record, worker, config.total_epochs, progress, config.patience)
+        datasets = input_pipelines(cluster, data, config, state.epochs_done)
+        interrupted = fit(model, cluster, data, datasets, config, committer, progress)
+        evaluation = None
+        if cluster.is_chief and not interrupted and committer.state.epochs_done:
+            evaluation = evaluate_best(run, data)
     except OutOfSpace as exc:
         done = (run.read_state(worker) or CheckpointState()).epochs_done
         raise OutOfSpace(
@@ -418,7 +500,54 @@ def train(config: TrainConfig, resume: bool = False, progress: Progress = print_
     except KeyboardInterrupt:
         state = run.read_state(worker) or CheckpointState()
         finish(run, config, record and run.read_record(), state, True, time.monotonic() - started)
-    return finish(run, config, committer.record, committer.state, interrupted, time.monotonic() - started)
+    return finish(
+        run,
+        config,
+        committer.record,
+        committer.state,
+        interrupted,
+        time.monotonic() - started,
+        committer.stopped_early,
+        evaluation,
+    )
+
+
+def recorded_total(run: RunFolder) -> int:
+    recorded = run.read_config()
+    return recorded.total_epochs
+
+
+def describe_classes(config: TrainConfig, data: RunData) -> str:
+    """The class counts, and their weights when balanced: imbalance is the first thing to know."""
+    counts = data.train.counts()
+    line = "training images: " + ", ".join(f"{name} {n}" for name, n in counts.items())
+    weights = class_weights(config, data)
+    if weights:
+        line += "; balanced class weights " + ", ".join(f"{name} {weights[i]:.2f}" for i, name in enumerate(counts))
+    return line
+
+
+def evaluate_best(run: RunFolder, data: RunData) -> dict:
+    """The best epoch's model on the validation images: per-class precision, recall, F1 and
+    support, balanced accuracy and the confusion matrix, saved as evaluation.json with
+    confusion.png and mistakes.png (the most confident wrong answers) in the run folder."""
+    import numpy as np
+
+    from hh.edge.evaluate import write_report
+    from hh.trainer.data import load_images
+    from hh.trainer.models import keras_probabilities
+
+    model = keras.models.load_model(run.model_path, safe_mode=True, compile=False)
+    images, labels = load_images(data.val, data.spec)
+    probabilities = keras_probabilities(model, images, data.spec)
+    report = write_report(
+        run.path, data.spec.class_names, labels, probabilities, images[..., ::-1], [str(p) for p in data.val.paths]
+    )
+    return (
+        {k: report[k] for k in ("accuracy", "balanced_accuracy")}
+        | {"per_class": report["per_class"]}
+        | {"images": int(np.size(labels))}
+    )
 
 
 def remove_contents(folder: Path, keep_folder: bool) -> None:

@@ -1,0 +1,224 @@
+"""Field-grade models, measured: augmentation, class weights, backbones. One run, side by side.
+
+    python bench/field.py [--part augment|classweight|backbones|all] [--out bench/results/field.json]
+
+augment      The edge net trained with --augment none, light and strong on the same synthetic
+             leaves (3 classes), two seeds each, scored on the validation images as they are
+             and on "field" versions of them: shifted 15%, mirrored and darkened to 55%, the
+             way a hand-held phone in shade sees a leaf.
+classweight  The edge net on an imbalanced set (400/100/50 training images), --class-weight
+             none vs balanced, two seeds each: balanced accuracy and per-class recall on a
+             balanced validation set.
+backbones    seed, edge and the three pretrained backbones at 224 px: parameters, int8 size,
+             int8 invoke time (2 threads), and accuracy plus int8 agreement after the same short
+             training on the same data. Offline here, so the backbones train from scratch
+             (--weights none): their accuracy is not what ImageNet weights give. At 300 px:
+             size and invoke time of the untrained networks (latency does not depend on weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+ARCHS = ("seed", "edge", "mobilenetv3small", "mobilenetv3large", "efficientnetb0")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def train_run(data: Path, out: Path, **options):
+    from hh.trainer.api import train
+
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.monotonic()
+    result = train(data / "train", out, val_dir=data / "validation", verbose=False, **options)
+    return result, time.monotonic() - started
+
+
+def field_version(image_bgr: np.ndarray) -> np.ndarray:
+    """Shifted 15% right and down (edges reflected), mirrored, darkened to 55%."""
+    h, w = image_bgr.shape[:2]
+    shift = np.float32([[1, 0, 0.15 * w], [0, 1, 0.15 * h]])
+    moved = cv2.warpAffine(image_bgr, shift, (w, h), borderMode=cv2.BORDER_REFLECT)
+    return (cv2.flip(moved, 1) * 0.55).astype(np.uint8)
+
+
+def keras_accuracy(run: Path, images_bgr, labels) -> float:
+    import keras
+
+    from hh.edge.preprocess import to_model_rgb
+    from hh.trainer.models import keras_probabilities
+    from hh.trainer.run_folder import RunFolder
+
+    spec = RunFolder(run).read_spec()
+    model = keras.models.load_model(run / "model.keras", compile=False)
+    pixels = np.stack([to_model_rgb(image, spec) for image in images_bgr])
+    return float(np.mean(keras_probabilities(model, pixels, spec).argmax(1) == np.asarray(labels)))
+
+
+def part_augment(work: Path) -> dict:
+    from hh.edge.folders import list_image_folder
+    from hh.edge.preprocess import read_image_bgr
+    from hh.trainer.synth import write_dataset
+
+    data = work / "aug-data"
+    if not data.exists():
+        write_dataset(data, classes=3, per_class=300, seed=11)
+    val = list_image_folder(data / "validation")
+    plain = [read_image_bgr(p) for p in val.paths]
+    field = [field_version(image) for image in plain]
+    out: dict = {}
+    for level in ("none", "light", "strong"):
+        rows = []
+        for seed in (0, 1):
+            log(f"augment {level}, seed {seed} ...")
+            run = work / f"aug-{level}-{seed}"
+            result, seconds = train_run(data, run, arch="edge", image_size=96, batch_size=32, epochs=20, augment=level, seed=seed)
+            rows.append({
+                "seed": seed, "val_accuracy": keras_accuracy(run, plain, val.labels),
+                "field_accuracy": keras_accuracy(run, field, val.labels), "train_seconds": round(seconds, 1),
+            })  # fmt: skip
+        out[level] = {
+            "runs": rows,
+            "val_accuracy": float(np.mean([r["val_accuracy"] for r in rows])),
+            "field_accuracy": float(np.mean([r["field_accuracy"] for r in rows])),
+        }
+    return out
+
+
+def imbalanced_copy(source: Path, target: Path, counts: dict[str, int]) -> None:
+    for name, n in counts.items():
+        (target / "train" / name).mkdir(parents=True, exist_ok=True)
+        for path in sorted((source / "train" / name).glob("*.jpg"))[:n]:
+            shutil.copy(path, target / "train" / name / path.name)
+    shutil.copytree(source / "validation", target / "validation")
+
+
+def part_classweight(work: Path) -> dict:
+    import json as json_module
+
+    from hh.trainer.synth import write_dataset
+
+    source, data = work / "cw-source", work / "cw-data"
+    counts = {"healthy": 400, "brown_spot": 100, "mosaic": 50}
+    if not data.exists():
+        write_dataset(source, classes=3, per_class=500, seed=12)  # 400 training, 100 validation each
+        imbalanced_copy(source, data, counts)
+    out: dict = {"train_counts": counts}
+    for weight in ("none", "balanced"):
+        rows = []
+        for seed in (0, 1):
+            log(f"class weight {weight}, seed {seed} ...")
+            run = work / f"cw-{weight}-{seed}"
+            train_run(data, run, arch="edge", image_size=64, batch_size=32, epochs=15, class_weight=weight, seed=seed)
+            report = json_module.loads((run / "evaluation.json").read_text())
+            rows.append({
+                "seed": seed, "accuracy": report["accuracy"], "balanced_accuracy": report["balanced_accuracy"],
+                "recall": {name: m["recall"] for name, m in report["per_class"].items()},
+            })  # fmt: skip
+        out[weight] = {"runs": rows, "balanced_accuracy": float(np.mean([r["balanced_accuracy"] for r in rows]))}
+        out[weight]["recall"] = {n: float(np.mean([r["recall"][n] for r in rows])) for n in rows[0]["recall"]}
+        out[weight]["accuracy"] = float(np.mean([r["accuracy"] for r in rows]))
+    return out
+
+
+def int8_latency(model_path: Path, frames: int = 100) -> float:
+    from hh.edge.runtime import TFLiteClassifier
+    from hh.edge.stage_timing import synthetic_frames, time_stages
+
+    classifier = TFLiteClassifier(model_path, num_threads=2)
+    return float(np.mean(time_stages(classifier, synthetic_frames().__next__, frames).ms["invoke"]))
+
+
+def untrained_int8(arch: str, size: int, work: Path) -> tuple[int, float, float]:
+    """(parameters, int8 MB, int8 invoke ms) of an untrained network."""
+    import contextlib
+    import io
+
+    from hh.converters.tflite import convert, with_contract
+    from hh.edge.spec import PreprocessingSpec
+    from hh.trainer.models import build_model
+
+    spec = PreprocessingSpec(height=size, width=size, class_names=("a", "b"))
+    model = build_model(arch, spec, "none")
+    calibration = np.random.default_rng(0).integers(0, 256, (16, size, size, 3)).astype(np.uint8)
+    with contextlib.redirect_stdout(io.StringIO()):
+        tflite = with_contract(convert(model, spec, "int8", calibration), spec, "int8", "bench")
+    path = work / f"untrained-{arch}-{size}.tflite"
+    path.write_bytes(tflite)
+    return model.count_params(), len(tflite) / 1e6, int8_latency(path)
+
+
+def part_backbones(work: Path) -> dict:
+    from hh.converters.pipeline import convert_run
+    from hh.trainer.synth import write_dataset
+
+    data = work / "bb-data"
+    if not data.exists():
+        write_dataset(data, classes=2, per_class=250, seed=13)
+    out: dict = {}
+    for arch in ARCHS:
+        log(f"backbone {arch} at 224 px ...")
+        run = work / f"bb-{arch}"
+        weights = {"weights": "none"} if arch.startswith(("mobilenet", "efficientnet")) else {}
+        result, seconds = train_run(data, run, arch=arch, image_size=224, batch_size=32, epochs=10, augment="light", **weights)
+        report = convert_run(run, "int8", min_agreement=0.0, selftest_per_class=0)
+        params, _, _ = untrained_int8(arch, 224, work)
+        entry = {
+            "parameters": params, "val_accuracy": result.best_val_accuracy, "train_seconds": round(seconds, 1),
+            "int8_mb_224": round(report.size_mb, 3), "int8_accuracy": report.tflite_accuracy,
+            "int8_agreement": report.agreement, "int8_ms_224": int8_latency(run / "model_int8.tflite"),
+        }  # fmt: skip
+        _, mb_300, ms_300 = untrained_int8(arch, 300, work)
+        entry.update(int8_mb_300=round(mb_300, 3), int8_ms_300=ms_300)
+        out[arch] = entry
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("augment", "classweight", "backbones", "all"), default="all")
+    parser.add_argument("--work", type=Path, default=Path("bench/results/field"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/field.json"))
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    result = json.loads(args.out.read_text()) if args.out.exists() else {}
+    result["cpus"] = os.cpu_count()
+    parts = ("augment", "classweight", "backbones") if args.part == "all" else (args.part,)
+    for part in parts:
+        result[part] = {"augment": part_augment, "classweight": part_classweight, "backbones": part_backbones}[part](args.work)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if "augment" in result:
+        print("augmentation (edge, 96 px, 20 epochs; mean of 2 seeds):")
+        for level, r in result["augment"].items():
+            print(f"  {level:<7} validation {r['val_accuracy']:.3f}   field (shifted, mirrored, dark) {r['field_accuracy']:.3f}")
+    if "classweight" in result:
+        print("class weights (edge, 64 px, train 400/100/50; mean of 2 seeds):")
+        for weight in ("none", "balanced"):
+            r = result["classweight"][weight]
+            recall = ", ".join(f"{n} {v:.2f}" for n, v in r["recall"].items())
+            print(f"  {weight:<9} balanced accuracy {r['balanced_accuracy']:.3f}, accuracy {r['accuracy']:.3f}, recall {recall}")
+    if "backbones" in result:
+        print(f"{'arch':<18}{'params':>11}{'MB@224':>8}{'ms@224':>8}{'MB@300':>8}{'ms@300':>8}{'acc':>7}{'int8 agr':>9}")
+        for arch, r in result["backbones"].items():
+            print(
+                f"{arch:<18}{r['parameters']:>11,}{r['int8_mb_224']:>8.2f}{r['int8_ms_224']:>8.2f}{r['int8_mb_300']:>8.2f}"
+                f"{r['int8_ms_300']:>8.2f}{r['val_accuracy']:>7.3f}{r['int8_agreement']:>9.3f}"
+            )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""Field-grade models: augmentation, pretrained backbones (two phases, resume in both),
+imbalanced classes, early stopping, the optimizer, and the evaluation people look at."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hh.edge.folders import list_image_folder
+from hh.edge.spec import PreprocessingSpec
+from hh.trainer.cli_train import app as train_app
+
+
+def small_dataset(root, counts, size=48, seed=0):
+    """Class folders of simple pictures that a network can tell apart: a bright disc on dark
+    ('spots') versus stripes ('streaks'), or more classes by hue."""
+    rng = np.random.default_rng(seed)
+    hues = [(200, 60, 60), (60, 200, 60), (60, 60, 200), (200, 200, 60)]
+    for c, (name, n) in enumerate(counts.items()):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            pixels = rng.integers(0, 40, (size, size, 3)).astype(np.uint8)
+            pixels[(np.arange(size) // 6 % 2 == c % 2)] += np.array(hues[c], np.uint8) // 2
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+# -- augmentation ---------------------------------------------------------------------------
+def test_augmentation_is_seeded_new_every_epoch_and_keeps_labels(synth_data):
+    from hh.trainer.data import make_dataset
+
+    folder = list_image_folder(synth_data / "validation").subset(list(range(16)))
+    spec = PreprocessingSpec(height=48, width=48, class_names=folder.class_names)
+
+    def epochs(level, seed):
+        ds = make_dataset(folder, spec, 8, shuffle=False, seed=seed, cache=True, augment=level)
+        return [np.concatenate([x.numpy() for x, _ in ds]) for _ in range(2)], np.concatenate([y.numpy() for _, y in ds])
+
+    plain, labels = epochs("none", 1)
+    (first, second), augmented_labels = epochs("light", 1)
+    (again, _), _ = epochs("light", 1)
+    np.testing.assert_array_equal(first, again)  # the same seed, the same images
+    assert not np.array_equal(first, second)  # a new draw every epoch
+    assert not np.array_equal(first, plain[0])
+    np.testing.assert_array_equal(labels, augmented_labels)  # labels untouched
+    assert first.dtype == np.uint8 and first.shape == plain[0].shape
+    (strong, _), _ = epochs("strong", 1)
+    # Strong changes images more than light (mean absolute pixel change from the originals).
+    assert np.abs(strong.astype(int) - plain[0]).mean() > np.abs(first.astype(int) - plain[0]).mean()
+
+
+@pytest.mark.slow
+def test_augmented_training_exports_no_augmentation_and_validates_on_plain_images(tmp_path, cli):
+    import keras
+
+    from hh.converters.cli import app as convert_app
+
+    data = small_dataset(tmp_path / "data", {"spots": 30, "streaks": 30})
+    out = tmp_path / "run"
+    result = cli(
+        train_app,
+        data,
+        "--arch",
+        "edge",
+        "--image-size",
+        32,
+        "--epochs",
+        2,
+        "--batch-size",
+        16,
+        "--augment",
+        "strong",
+        "--out",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "run.json").read_text())["config"]["augment"] == "strong"
+    model = keras.models.load_model(out / "model.keras")
+    assert not [layer for layer in model.layers if "random" in type(layer).__name__.lower()]
+    assert cli(convert_app, out, "--min-agreement", 0).exit_code == 0
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(out / "model_float32.tflite"))
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert not {op for op in ops if "RANDOM" in op or "TRANSFORM" in op}, ops
+
+
+# -- pretrained backbones -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def backbone_weights(tmp_path_factory):
+    """A MobileNetV3Small backbone's weights, written by the test (no download): seeded
+    random values, so loading them is visible."""
+    import keras
+
+    keras.utils.set_random_seed(42)
+    backbone = keras.applications.MobileNetV3Small(input_shape=(64, 64, 3), include_top=False, weights=None)
+    path = tmp_path_factory.mktemp("weights") / "mine.weights.h5"
+    backbone.save_weights(path)
+    return path, [w.copy() for w in backbone.get_weights()]
+
+
+def backbone_of(path):
+    import keras
+
+    return keras.models.load_model(path, safe_mode=True, compile=False).get_layer("backbone")
+
+
+@pytest.mark.slow
+def test_a_backbone_trains_from_a_weights_file_in_two_phases_and_resumes_in_each(tmp_path, backbone_weights, cli):
+    from hh.trainer.config import TrainConfig
+    from hh.trainer.run_folder import RunFolder
+    from hh.trainer.train import resume, train
+
+    weights_file, weights = backbone_weights
+    data = small_dataset(tmp_path / "data", {"spots": 24, "streaks": 24}, size=64)
+    config = TrainConfig(
+        data_dir=str(data), out=str(tmp_path / "run"), arch="mobilenetv3small", weights=str(weights_file), image_size=64,
+        batch_size=16, epochs=2, fine_tune_epochs=2, fine_tune_layers=10, augment="none",
+    )  # fmt: skip
+    stop_after = {"epoch 1/4", "epoch 3/4"}
+
+    def interrupt(line):
+        if line.split(":")[0] in stop_after:
+            stop_after.discard(line.split(":")[0])
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # inside phase 1, the head
+        train(config, progress=interrupt)
+    run = RunFolder(tmp_path / "run")
+    head_only = backbone_of(run.checkpoint_dir() / run.read_state().last_file)
+    assert not head_only.trainable
+    for got, want in zip(head_only.get_weights(), weights):  # the file was loaded, and stays frozen
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(KeyboardInterrupt):  # resumed; stopped again inside phase 2
+        resume(run.path, progress=interrupt)
+    assert run.read_state().epochs_done == 3
+    fine_tuned = backbone_of(run.checkpoint_dir() / run.read_state().last_file)
+    assert fine_tuned.trainable
+    trainable = {layer.name for layer in fine_tuned.layers if layer.trainable and layer.weights}
+    assert trainable and trainable <= {layer.name for layer in fine_tuned.layers[-10:]}  # only the top 10
+    assert not [layer for layer in fine_tuned.layers if layer.trainable and "BatchNormalization" in type(layer).__name__]
+    result = resume(run.path, progress=lambda line: None)  # and finishes
+    assert result.epochs_run == 4
+    # The last epoch (model.keras is the best one, which may be a head-only epoch).
+    final = backbone_of(run.checkpoint_dir() / run.read_state().last_file).get_weights()
+    changed = [not np.array_equal(a, b) for a, b in zip(final, weights)]
+    assert any(changed) and not all(changed)  # the top fine-tuned, the rest as loaded
+
+
+@pytest.mark.slow
+def test_imagenet_weights_offline_fail_in_one_line(tmp_path, cli, one_line_error, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # an empty cache
+    monkeypatch.setenv("HH_WEIGHTS_MIRROR", "http://127.0.0.1:9/weights")  # nothing listens: offline
+    data = small_dataset(tmp_path / "data", {"a": 4, "b": 4})
+    result = cli(train_app, data, "--arch", "mobilenetv3small", "--image-size", 64, "--out", tmp_path / "run")
+    one_line_error(result, "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5", "--weights PATH", str(tmp_path / "keras"))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--arch", "edge", "--weights", "imagenet"], "--weights applies to the pretrained backbones"),
+        (["--arch", "mobilenetv3small", "--weights", "missing.h5"], "no such weights file"),
+        (["--arch", "mobilenetv3small", "--weights", "none", "--fine-tune-epochs", "2"], "needs a pretrained backbone"),
+        (["--augment", "heavy"], "--augment must be one of none, light, strong"),
+        (["--class-weight", "inverse"], "--class-weight must be one of none, balanced"),
+        (["--optimizer", "sgd"], "--optimizer must be one of rmsprop, adam"),
+        (["--patience", "0"], "--patience must be at least 1"),
+    ],
+)
+def test_bad_field_options(tmp_path, cli, one_line_error, args, fragment):
+    data = small_dataset(tmp_path / "data", {"a": 3, "b": 3})
+    one_line_error(cli(train_app, data, "--out", tmp_path / "run", *args), fragment)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_backbone_from_scratch_converts_to_int8(tmp_path, cli):
+    from hh.converters.cli import app as convert_app
+
+    data = small_dataset(tmp_path / "data", {"spots": 30, "streaks": 30}, size=64)
+    out = tmp_path / "run"
+    result = cli(train_app, data, "--arch", "mobilenetv3small", "--weights", "none", "--image-size", 64, "--epochs", 2,
+                 "--batch-size", 16, "--out", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    converted = cli(convert_app, out, "--int8", "--min-agreement", 0)
+    assert converted.exit_code == 0, converted.output
+    report = json.loads((out / "model_int8.report.json").read_text())
+    assert report["size_mb"] < 2.0 and report["eval_images"] == 12
+
+
+# -- imbalance, early stopping, optimizer, evaluation ------------------------------------------
+def test_balanced_class_weights_are_inverse_shares():
+    from hh.trainer.config import TrainConfig
+    from hh.trainer.train import RunData, class_weights
+
+    folder = type("F", (), {"counts": lambda self: {"a": 400, "b": 100, "c": 50}})()
+    data = RunData(train=folder, val=None, spec=None, split=None)
+    weights = class_weights(TrainConfig(data_dir="d", out="o", class_weight="balanced"), data)
+    assert weights == pytest.approx({0: 550 / 1200, 1: 550 / 300, 2: 550 / 150})
+    assert class_weights(TrainConfig(data_dir="d", out="o"), data) is None
+
+
+@pytest.mark.slow
+def test_training_evaluates_per_class_and_draws_the_pictures(tmp_path, cli):
+    import cv2
+
+    data = small_dataset(tmp_path / "data", {"spots": 40, "streaks": 20, "third": 10})
+    out = tmp_path / "run"
+    result = cli(train_app, data, "--arch", "edge", "--image-size", 32, "--epochs", 3, "--batch-size", 16, "--class-weight",
+                 "balanced", "--optimizer", "adam", "--out", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (
+        "training images: spots 32, streaks 16, third 8; balanced class weights spots 0.58, streaks 1.17, third 2.33"
+        in result.stderr
+    )
+    report = json.loads((out / "evaluation.json").read_text())
+    confusion = np.array(report["confusion"])
+    assert confusion.sum() == report["images"] == 14 and confusion.sum(axis=1).tolist() == [8, 4, 2]
+    for i, name in enumerate(report["labels"]):
+        assert report["per_class"][name]["support"] == confusion[i].sum()
+        assert report["per_class"][name]["recall"] == pytest.approx(confusion[i, i] / confusion[i].sum(), abs=1e-4)
+    recalls = [report["per_class"][n]["recall"] for n in report["labels"]]
+    assert report["balanced_accuracy"] == pytest.approx(np.mean(recalls), abs=1e-4)
+    assert len(report["mistakes"]) == confusion.sum() - np.trace(confusion)
+    for picture in ("confusion.png", "mistakes.png"):
+        assert cv2.imread(str(out / picture)) is not None
+    assert "balanced accuracy" in result.stdout and "precision" in result.stdout
+    import keras
+
+    assert type(keras.models.load_model(out / "model.keras").optimizer).__name__ == "Adam"
+
+
+@pytest.mark.slow
+def test_patience_stops_early_and_keeps_the_best_epoch(tmp_path, cli):
+    data = small_dataset(tmp_path / "data", {"a": 12, "b": 12})
+    out = tmp_path / "run"
+    # A learning rate this large blows the loss up: no epoch after the first improves on it.
+    result = cli(train_app, data, "--arch", "edge", "--image-size", 32, "--epochs", 20, "--batch-size", 8, "--lr", 1e4,
+                 "--patience", 2, "--out", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "run.json").read_text())
+    assert record["stopped_early"] is True and record["status"] == "complete"
+    assert record["epochs_done"] == record["best_epoch"] + 2 < 20
+    assert "--patience 2" in result.stderr
+
+
+@pytest.mark.slow
+def test_predict_reports_per_class_and_writes_the_pictures(cli, int8_model, synth_data, tmp_path):
+    from hh.edge.cli_predict import app as predict_app
+
+    result = cli(predict_app, int8_model, synth_data / "validation", "--report", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert "balanced accuracy" in result.stdout and "brown_spot" in result.stdout
+    report = json.loads((tmp_path / "report" / "evaluation.json").read_text())
+    assert report["images"] == 40 and set(report["per_class"]) == {"brown_spot", "healthy"}
+    assert (tmp_path / "report" / "mistakes.png").stat().st_size > 0
+    shutil.rmtree(tmp_path / "report")
