@@ -2,7 +2,7 @@
 #   make demo   set up .venv and run the whole flow on a synthetic data set
 #   make test   set up .venv, check the code with the linter, run the whole test suite
 # Both are idempotent: the venv is rebuilt only when pyproject.toml changes.
-# Also: make test-fast (the suite without tests marked slow), make lint, make bench.
+# Also: make test-fast (the suite without tests marked slow), make lint, make bench, make web.
 
 PYTHON ?= python3
 VENV := .venv
@@ -12,9 +12,13 @@ STAMP := $(VENV)/.installed-dev
 # protobuf that cannot share hh's environment.
 STOCK := .venv-stock
 STOCK_STAMP := $(STOCK)/.installed
+# The web app's own packages (LiteRT.js, esbuild), pinned by web/package-lock.json.
+WEB_STAMP := web/node_modules/.installed
+# make web MODEL=models/run1/model_int8.tflite OUT=web-build
+OUT ?= web/dist
 DEMO ?= demo
 
-.PHONY: setup demo test test-fast lint format bench clean-demo
+.PHONY: setup demo test test-fast lint format bench web chromium clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +32,21 @@ $(STOCK_STAMP): Makefile
 	$(STOCK)/bin/python -m pip install --quiet mediapipe==1.2.3
 	touch $(STOCK_STAMP)
 
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $(WEB_STAMP)
+
+# The browser tests drive Debian's chromium with Playwright's Python package (no browser download).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 setup: $(STAMP)
+
+# The phone's app: a static folder (any server can host it) with MODEL built in.
+web: $(WEB_STAMP)
+	node web/build.mjs $(OUT) $(MODEL)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -38,7 +56,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint $(STOCK_STAMP)
+test: lint $(STOCK_STAMP) $(WEB_STAMP) chromium
 	$(BIN)/pytest
 
 test-fast: $(STAMP)

@@ -6,9 +6,9 @@
     dynamic   int8      float32       float32   float32   model_dynamic.tflite
     int8      int8      int8          uint8     uint8     model_int8.tflite
 
-Every exported graph outputs one probability per class: a binary model's single sigmoid p
-becomes [1-p, p], because stock classifiers (MediaPipe) refuse an output narrower than the
-label list. The Keras model itself keeps its one-unit head.
+Every exported graph takes a batch of exactly one image and outputs one probability per
+class: a binary model's single sigmoid p becomes [1-p, p], because stock classifiers
+(MediaPipe) refuse an output narrower than the label list. The Keras model itself keeps its one-unit head.
 """
 
 from __future__ import annotations
@@ -43,17 +43,23 @@ MODES = {
 }
 
 
-def per_class_probabilities(model: keras.Model, spec: PreprocessingSpec) -> keras.Model:
-    """The graph to export: for a one-unit sigmoid, append a fixed Dense giving [1-p, p]."""
-    if model.output_shape[-1] == spec.num_classes:
-        return model
-    if spec.class_mode != "binary" or model.output_shape[-1] != 1:
+def export_graph(model: keras.Model, spec: PreprocessingSpec) -> keras.Model:
+    """The graph to export: batch 1, and one probability per class.
+
+    Batch 1, not a dynamic batch: a device classifies one frame at a time, LiteRT.js (the
+    browser runtime) refuses a dynamic batch dimension, and fixed shapes are what edge
+    accelerators want. For a one-unit sigmoid, a fixed Dense appends [1-p, p].
+    """
+    if model.output_shape[-1] != spec.num_classes and (spec.class_mode != "binary" or model.output_shape[-1] != 1):
         raise ValueError(f"model outputs {model.output_shape[-1]} values for {spec.num_classes} classes")
-    # [1-p, p] = p * [-1, 1] + [1, 0]: a constant Dense quantizes cleanly, unlike a Lambda.
-    two = keras.layers.Dense(2, name="probabilities", trainable=False)
-    outputs = two(model.output)
-    two.set_weights([np.array([[-1.0, 1.0]], np.float32), np.array([1.0, 0.0], np.float32)])
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_per_class")
+    inputs = keras.Input(shape=(spec.height, spec.width, 3), batch_size=1, name="image")
+    outputs = model(inputs, training=False)
+    if model.output_shape[-1] != spec.num_classes:
+        # [1-p, p] = p * [-1, 1] + [1, 0]: a constant Dense quantizes cleanly, unlike a Lambda.
+        two = keras.layers.Dense(2, name="probabilities", trainable=False)
+        outputs = two(outputs)
+        two.set_weights([np.array([[-1.0, 1.0]], np.float32), np.array([1.0, 0.0], np.float32)])
+    return keras.Model(inputs, outputs, name=f"{model.name}_export")
 
 
 def representative_data(images: np.ndarray) -> Iterator[list[np.ndarray]]:
@@ -71,7 +77,7 @@ def representative_data(images: np.ndarray) -> Iterator[list[np.ndarray]]:
 
 def convert(model: keras.Model, spec: PreprocessingSpec, mode: str, calibration: np.ndarray | None = None) -> bytes:
     """The bare .tflite flatbuffer for `mode` (no metadata yet)."""
-    export = per_class_probabilities(model, spec)
+    export = export_graph(model, spec)
     converter = tf.lite.TFLiteConverter.from_keras_model(export)
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -92,10 +98,34 @@ def convert(model: keras.Model, spec: PreprocessingSpec, mode: str, calibration:
     return converter.convert()
 
 
+QUANTIZATION_FILENAME = "quantization.json"
+
+
+def tensor_io(tflite: bytes) -> str:
+    """The input and output tensors' types and quantization, as JSON: runtimes that do not
+    expose quantization parameters (LiteRT.js in the browser) read them from here."""
+    import json
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from hh.edge.quiet import native_output_captured
+
+    with native_output_captured():  # LiteRT announces its XNNPACK delegate
+        interpreter = Interpreter(model_content=tflite)
+
+    def describe(details: dict) -> dict:
+        scale, zero_point = details["quantization"]
+        return {"dtype": np.dtype(details["dtype"]).name, "scale": float(scale), "zero_point": int(zero_point)}
+
+    return json.dumps(
+        {"input": describe(interpreter.get_input_details()[0]), "output": describe(interpreter.get_output_details()[0])}
+    )
+
+
 def with_contract(tflite: bytes, spec: PreprocessingSpec, mode: str, version: str, selftest: SelfTest | None = None) -> bytes:
     """Embed labels and spec (standard metadata + zip) so one file is enough on the device,
     and the golden self-test when given."""
-    extra = selftest.to_files() if selftest else {}
+    extra = {QUANTIZATION_FILENAME: tensor_io(tflite).encode(), **(selftest.to_files() if selftest else {})}
     metadata = build_model_metadata(
         spec,
         name=f"hh image classifier ({mode})",

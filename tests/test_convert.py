@@ -35,6 +35,8 @@ def test_each_mode_converts_loads_and_agrees(converted, mode, min_int8_agreement
     interpreter.allocate_tensors()
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
     assert list(inp["shape"]) == [1, 64, 64, 3]
+    # Batch 1 in the signature too, not a dynamic batch: LiteRT.js and accelerators need it fixed.
+    assert list(inp["shape_signature"]) == [1, 64, 64, 3]
     assert list(out["shape"]) == [1, 2]  # one probability per class, even for a sigmoid model
     report = json.loads((run / f"model_{mode}.report.json").read_text())
     assert report["passed"] is True and report["eval_images"] == 40

@@ -1,0 +1,169 @@
+// hh in the browser: the same int8 .tflite, offline, on the phone's camera.
+// LiteRT.js (WebAssembly/XNNPACK on the CPU) runs the model; the preprocessing contract is
+// src/preprocess.js; labels and the spec come from inside the model file (src/modelfile.js).
+
+import { loadAndCompile, loadLiteRt, Tensor } from "@litertjs/core";
+
+import { ModelFileError, readAssociatedFiles, readModelFile } from "./modelfile.js";
+import { fitToSpec } from "./preprocess.js";
+
+const $ = (id) => document.getElementById(id);
+const state = { model: null, spec: null, io: null, facing: "environment", stream: null, frames: [], running: false };
+let runtime = null;
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+function ensureRuntime() {
+  // The wasm files are served from ./wasm/ beside the page (and cached for offline use).
+  runtime ??= loadLiteRt(new URL("wasm/", document.baseURI).href);
+  return runtime;
+}
+
+const TYPED = { uint8: Uint8Array, int8: Int8Array, float32: Float32Array };
+
+// Load an hh .tflite from its bytes: labels and spec from inside, then compile for the CPU.
+export async function loadModel(buffer, name = "model") {
+  const { spec, labels } = readModelFile(buffer);
+  const files = readAssociatedFiles(buffer);
+  const io = files["quantization.json"] ? JSON.parse(new TextDecoder().decode(files["quantization.json"])) : null;
+  if (!io) throw new ModelFileError("this model has no quantization.json: convert it again with hh-convert");
+  await ensureRuntime();
+  let model;
+  try {
+    model = await loadAndCompile(new Uint8Array(buffer), { accelerator: "wasm" });
+  } catch (error) {
+    throw new ModelFileError(`LiteRT.js cannot load it (${String(error.message || error).split("\n")[0]})`);
+  }
+  const shape = Array.from(model.getInputDetails()[0].shape);
+  if (shape.join(",") !== [1, spec.height, spec.width, 3].join(",")) {
+    throw new ModelFileError(`its input is [${shape}] but its spec says ${spec.height}x${spec.width}`);
+  }
+  Object.assign(state, { model, spec, io, labels });
+  $("model-name").textContent = `${name}: ${labels.join(", ")} (${spec.height}x${spec.width})`;
+  showError("");
+  return { labels, spec };
+}
+
+function quantize(rgb) {
+  const { dtype, scale, zero_point: zero } = state.io.input;
+  if (dtype === "uint8" && scale === 1 && zero === 0) return rgb; // hh's int8: raw pixels go in
+  const Out = TYPED[dtype];
+  if (dtype === "float32") return Float32Array.from(rgb);
+  const [low, high] = dtype === "uint8" ? [0, 255] : [-128, 127];
+  return Out.from(rgb, (v) => Math.max(low, Math.min(high, Math.round(v / scale + zero))));
+}
+
+function dequantize(values) {
+  const { dtype, scale, zero_point: zero } = state.io.output;
+  return Array.from(values, (v) => (dtype === "float32" || !scale ? v : (v - zero) * scale));
+}
+
+// RGBA pixels of a frame -> {label, probability, probabilities, ms}.
+export async function classifyRgba(rgba, width, height) {
+  const started = performance.now();
+  const { spec, model } = state;
+  const input = new Tensor(quantize(fitToSpec(rgba, width, height, spec)), [1, spec.height, spec.width, 3]);
+  const outputs = await model.run(input);
+  input.delete();
+  const probabilities = dequantize(outputs[0].toTypedArray());
+  for (const tensor of outputs) tensor.delete();
+  let best = 0;
+  probabilities.forEach((p, i) => { if (p > probabilities[best]) best = i; });
+  return { label: state.labels[best], probability: probabilities[best], probabilities, ms: performance.now() - started };
+}
+
+// An image URL as the page decodes it -> classification (used by the tests, and handy).
+export async function classifyImageUrl(url) {
+  const bitmap = await createImageBitmap(await (await fetch(url)).blob());
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const context = canvas.getContext("2d");
+  context.drawImage(bitmap, 0, 0); // same size: no resampling, just the decoded pixels
+  return classifyRgba(context.getImageData(0, 0, bitmap.width, bitmap.height).data, bitmap.width, bitmap.height);
+}
+
+function render(result) {
+  const threshold = Number($("threshold").value);
+  const sure = result.probability >= threshold;
+  $("label").textContent = sure ? result.label : "uncertain";
+  $("label").className = sure ? "sure" : "unsure";
+  $("probability").textContent = `${(result.probability * 100).toFixed(0)}%`;
+  const now = performance.now();
+  state.frames = [...state.frames.filter((t) => now - t < 2000), now];
+  $("fps").textContent = `${(state.frames.length / 2).toFixed(1)} FPS, ${result.ms.toFixed(1)} ms`;
+}
+
+async function startCamera() {
+  stopCamera();
+  try {
+    state.stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: state.facing }, audio: false });
+  } catch (error) {
+    const denied = error && (error.name === "NotAllowedError" || error.name === "SecurityError");
+    showError(denied
+      ? "The camera was denied: allow this page to use the camera (site settings), then reload."
+      : `No camera could be opened (${error && error.name ? error.name : error}).`);
+    return false;
+  }
+  $("video").srcObject = state.stream;
+  await $("video").play();
+  state.running = true;
+  requestAnimationFrame(loop);
+  return true;
+}
+
+function stopCamera() {
+  state.running = false;
+  if (state.stream) for (const track of state.stream.getTracks()) track.stop();
+  state.stream = null;
+}
+
+async function loop() {
+  if (!state.running) return;
+  const video = $("video");
+  if (state.model && video.videoWidth) {
+    const canvas = $("frame");
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    context.drawImage(video, 0, 0); // at the video's own size: the pixels as they come
+    const result = await classifyRgba(context.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
+    render(result);
+    window.hhLast = result;
+  }
+  requestAnimationFrame(loop);
+}
+
+async function loadFromFile(file) {
+  try {
+    await loadModel(await file.arrayBuffer(), file.name);
+    if (!state.running) await startCamera();
+  } catch (error) {
+    showError(error instanceof ModelFileError ? `${file.name}: ${error.message}` : `${file.name}: ${error.message || error}`);
+  }
+}
+
+async function main() {
+  $("model-file").addEventListener("change", (event) => event.target.files[0] && loadFromFile(event.target.files[0]));
+  $("switch").addEventListener("click", () => {
+    state.facing = state.facing === "environment" ? "user" : "environment";
+    startCamera();
+  });
+  $("threshold").addEventListener("input", () => { $("threshold-value").textContent = $("threshold").value; });
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("sw.js").catch(() => {});
+  // A model built into the page (make web MODEL=...) loads at once; otherwise the user picks one.
+  try {
+    const response = await fetch("model.tflite");
+    if (response.ok) {
+      await loadModel(await response.arrayBuffer(), "model.tflite");
+      await startCamera();
+    }
+  } catch (error) {
+    showError(`model.tflite: ${error.message || error}`);
+  }
+  window.hhReady = true;
+}
+
+window.hh = { loadModel, classifyRgba, classifyImageUrl, fitToSpec, readModelFile, state };
+main();
