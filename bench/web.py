@@ -96,7 +96,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{args.model}: 640x480 frame -> label, ms per frame (mean of {args.frames})")
-    print(f"  Chromium, LiteRT.js wasm (1 thread)   {web['total_ms']:.2f}  (of which JS preprocessing {web['preprocess_ms']:.2f})")
+    print(f"  Chromium, LiteRT.js wasm (1 thread)   {web['total_ms']:.2f}  (JS preprocessing {web['preprocess_ms']:.2f})")
     print(f"  Python, LiteRT, 1 thread              {one_thread:.2f}")
     print(f"  Python, LiteRT, 2 threads             {two_threads:.2f}")
     print(f"  web / Python (1 thread)               {result['web_vs_python_1_thread']:.2f}x")
