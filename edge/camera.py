@@ -464,10 +464,12 @@ def run_loop(
     on_result: Callable[[FrameResult], None],
     on_status: Callable[[dict], None] | None = None,
     health: HealthWatch | None = None,
+    on_frame: Callable[[np.ndarray, FrameResult, float], None] | None = None,
 ) -> LoopSummary:
     """Classify frames until the source ends, max_frames, q/Esc, or Ctrl-C (a normal end).
 
-    on_status gets a status event (FPS so far, device health) every options.status_every s.
+    on_status gets a status event (FPS so far, device health) every options.status_every s;
+    on_frame(frame, result, fps) gets each classified frame itself (the live view, collection).
     """
     smoother = Smoother(options.smooth)
     health = health or HealthWatch(interval=options.status_every)
@@ -498,7 +500,10 @@ def run_loop(
             summary.inference_ms.append(invoke_ms)
             elapsed = time.monotonic() - started
             fps = summary.frames_classified / elapsed if elapsed > 0 else 0.0
-            on_result(FrameResult(index, time.time(), result, label, retake, invoke_ms, preprocess_ms, loop_ms))
+            frame_result = FrameResult(index, time.time(), result, label, retake, invoke_ms, preprocess_ms, loop_ms)
+            on_result(frame_result)
+            if on_frame:
+                on_frame(frame, frame_result, fps)
             now = time.monotonic()
             if health.due(now):
                 status = {"type": "status", "time": round(time.time(), 3), "fps": round(fps, 2), **health.read(now)}

@@ -46,6 +46,21 @@ def camera(
     no_selftest: Annotated[
         bool, typer.Option("--no-selftest", help="Start even when the model's self-test fails on this device.")
     ] = False,
+    serve: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve the live view and its JSON API at [HOST:]PORT (default host 127.0.0.1; "
+            "any other host needs the access token printed at start)."
+        ),
+    ] = None,
+    token: Annotated[str | None, typer.Option(help="The live view's access token (default: a new one each start).")] = None,
+    collect: Annotated[
+        Path | None,
+        typer.Option(help="Keep the frames the model is unsure of (and frames filed from the live view) in this folder."),
+    ] = None,
+    collect_below: Annotated[float, typer.Option(help="--collect: a frame is unsure below this probability.")] = 0.6,
+    collect_every: Annotated[float, typer.Option(help="--collect: save at most one unsure frame per this many seconds.")] = 2.0,
+    collect_max_mb: Annotated[float, typer.Option(help="--collect: stop collecting when the folder holds this much.")] = 500.0,
     verbose: VerboseOption = False,
 ) -> None:
     """Classify frames from --source with MODEL and show or print the labels.
@@ -66,13 +81,20 @@ def camera(
     """
     setup_output(verbose)
     from hh.edge.camera import FrameGrabber, LoopOptions, display_available, open_source, run_loop, source_opener
+    from hh.edge.collect import FieldCollector
     from hh.edge.files import check_output_file
     from hh.edge.health import HealthWatch
     from hh.edge.record import FrameJournal
     from hh.edge.runtime import TFLiteClassifier, default_threads
+    from hh.edge.serve import LiveServer, LiveState, needs_token, new_token, parse_bind
 
     if quality_gate not in ("on", "off"):
         raise ParameterError("quality_gate", f"must be on or off, got {quality_gate!r}")
+    if not 0.0 <= collect_below <= 1.0:
+        raise ParameterError("collect_below", f"must be between 0 and 1, got {collect_below}")
+    if collect_every < 0 or collect_max_mb <= 0:
+        raise ParameterError("collect_every", "must be 0 or more, and {param:collect_max_mb} more than 0")
+    bind = parse_bind(serve) if serve is not None else None
     options = LoopOptions(threshold=threshold, smooth=smooth, every=every, max_frames=max_frames).validate()
     _, info = source_opener(source)  # checks a file source exists before the model loads
     if record is not None:
@@ -86,11 +108,25 @@ def camera(
     # Everything that can refuse to start comes before the first line of output: a mistake is
     # one line on stderr, nothing else.
     capture, info, opener = open_source(source)
+    journal = collector = server = None
     try:
         selftest_line = check_on_this_device(classifier, no_selftest, json_out)
         journal = FrameJournal(record, names, on_error=warn) if record else None
+        if collect is not None:
+            collector = FieldCollector(
+                collect, names, model.name, info.description, collect_below, collect_every, collect_max_mb, on_note=warn
+            )
+        if bind is not None:
+            host, port = bind
+            secret = token or (new_token() if needs_token(host) else None)
+            live = LiveState(names, info.description, model.name)
+            live.collector = collector
+            server = LiveServer(live, host, port, secret).start()
     except BaseException:
         capture.release()
+        for opened in (journal, collector):
+            if opened:
+                opened.close()
         raise
     print(f"{classifier.describe()}; source {info.description}", file=sys.stderr)
     print(selftest_line, file=sys.stderr)
@@ -106,6 +142,10 @@ def camera(
         options.show = False
     if journal and journal.appended_to:
         print(f"appending to {record} ({journal.appended_to} rows already there)", file=sys.stderr)
+    if server:
+        print(f"live view: {server.url}", file=sys.stderr, flush=True)
+    if collector:
+        print(f"collecting unsure frames (below {collect_below:g}) into {collector.folder}", file=sys.stderr)
 
     stdout_lock = threading.Lock()  # frames print from the loop, events from the capture thread
 
@@ -115,7 +155,20 @@ def camera(
             with stdout_lock:
                 print(line, flush=True)
 
+    def on_frame(frame, result, fps: float) -> None:
+        if server:
+            server.state.update(frame, result, result.as_event(names), fps)
+        if collector:
+            collector.consider(frame, result)
+
+    def on_status(event: dict) -> None:
+        print_json(event)
+        if server:
+            server.state.health = {k: v for k, v in event.items() if k not in ("type", "time", "fps")}
+
     def on_source_event(ev: dict) -> None:
+        if server:
+            server.state.source_event(ev)
         if ev["type"] == "outage":
             print(f"source {info.description}: outage {ev['outage']} ({ev['reason']}); reconnecting", file=sys.stderr, flush=True)
         else:
@@ -142,11 +195,17 @@ def camera(
     try:
         # Ctrl-C and SIGTERM are how a field session ends: run_loop returns, we release and summarise.
         with sigterm_as_interrupt():
-            summary = run_loop(classifier, grabber, options, emit, on_status=print_json, health=health)
+            summary = run_loop(
+                classifier, grabber, options, emit, on_status=on_status, health=health,
+                on_frame=on_frame if (server or collector) else None,
+            )  # fmt: skip
     finally:
         grabber.stop()
-        if journal:
-            journal.close()
+        if server:
+            server.stop()
+        for opened in (journal, collector):
+            if opened:
+                opened.close()
     print(summary.line(), file=sys.stderr)
     print_json({"type": "summary", **summary.as_dict()})
 

@@ -91,8 +91,11 @@ def check_class_name(name: str, folder: Path) -> None:
         raise UserError(f"class folder {folder!r} starts or ends with a space; rename it")
 
 
-def list_image_folder(root: str | Path, what: str = "data folder") -> ImageFolder:
-    """List ROOT/<class>/**/<image>; every problem a user can make is a one-line UserError."""
+def list_image_folder(root: str | Path, what: str = "data folder", min_classes: int = 2) -> ImageFolder:
+    """List ROOT/<class>/**/<image>; every problem a user can make is a one-line UserError.
+
+    min_classes: 2 for anything a classifier trains or is scored on; 1 for images to add to
+    a training folder (hh-data merge)."""
     root = Path(root)
     if not root.exists():
         raise UserError(f"{what} {root} does not exist")
@@ -108,7 +111,7 @@ def list_image_folder(root: str | Path, what: str = "data folder") -> ImageFolde
                 f"point at its parent {root.parent} (which should hold one sub-folder per class)"
             )
         raise UserError(f"{what} {root} has no class sub-folders (expected {root}/<class name>/<images>)")
-    if len(class_dirs) == 1:
+    if len(class_dirs) < min_classes:
         raise UserError(f"{what} {root} has only one class folder ({class_dirs[0].name}); a classifier needs at least 2")
     for class_dir in class_dirs:
         check_class_name(class_dir.name, class_dir)

@@ -52,12 +52,23 @@ def _cut_torn_tail(path: Path) -> None:
 class FrameJournal:
     """Append rows of hh-camera results to a CSV file, durably."""
 
-    def __init__(self, path: str | Path, class_names, flush_seconds: float = FLUSH_SECONDS, on_error=None):
+    def __init__(
+        self,
+        path: str | Path,
+        class_names,
+        flush_seconds: float = FLUSH_SECONDS,
+        on_error=None,
+        header: list[str] | None = None,
+        param: str = "record",
+    ):
+        """header: the columns, when not hh-camera's (journal_header); param: the parameter
+        the path came from, for the error that refuses a foreign file."""
         self.path = Path(path)
+        self.param = param
         self.on_error = on_error or (lambda message: None)
         self.error: str | None = None
         self.rows = 0
-        self.header = journal_header(class_names)
+        self.header = header or journal_header(class_names)
         self.appended_to = 0  # rows already in the file when this session started
         existing = self.path.exists() and self.path.stat().st_size > 0
         if existing:
@@ -71,7 +82,7 @@ class FrameJournal:
                 self._writer.writerow(self.header)
                 self._sync()
         except OSError as exc:
-            raise ParameterError("record", f"{self.path}: cannot write ({exc.strerror or exc})") from None
+            raise ParameterError(self.param, f"{self.path}: cannot write ({exc.strerror or exc})") from None
         self._lock = threading.Lock()
         self._dirty = False
         self._stop = threading.Event()
@@ -88,9 +99,9 @@ class FrameJournal:
         header = next(csv.reader(io.StringIO(first)), []) if first.endswith("\n") else []
         if header != self.header:
             raise ParameterError(
-                "record",
-                f"{self.path} exists and is not an hh-camera record for this model's labels; "
-                "choose another file (an existing record is appended to)",
+                self.param,
+                f"{self.path} exists and is not an hh journal with these columns (for this model's labels); "
+                "choose another file (an existing journal is appended to)",
             )
 
     def write(self, row: list) -> None:

@@ -43,7 +43,9 @@ def test_camera_record_refuses_a_foreign_csv_and_appends_to_its_own(cli, one_lin
     mine.write_text("plot,yield\nA,3.2\n")
     before = mine.read_bytes()
     one_line_error(
-        cli(camera_app, int8_model, "--source", video, "--headless", "--record", mine), "--record", "not an hh-camera record"
+        cli(camera_app, int8_model, "--source", video, "--headless", "--record", mine),
+        "--record",
+        "not an hh journal with these columns",
     )
     assert unchanged(mine, before)
 

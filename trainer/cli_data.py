@@ -81,6 +81,23 @@ def video(
     print(f"wrote {out}: {len(paths) * repeat} frames of {width}x{height} from {len(paths)} images")
 
 
+@app.command()
+@reports_errors({"source": "SOURCE", "target": "DATA_DIR"})
+def merge(
+    source: Annotated[Path, typer.Argument(help="Class folders of new images, e.g. hh-camera --collect's DIR/labelled.")],
+    target: Annotated[Path, typer.Argument(help="The training folder (one sub-folder per class) to add them to.")],
+) -> None:
+    """Add images collected in the field to a training folder: duplicates (the same bytes
+    already anywhere in it) are skipped, taken names get a suffix, nothing there is replaced.
+
+    Example: hh-data merge field/labelled data/train
+    """
+    from hh.trainer.merge import merge as merge_folders
+
+    report = merge_folders(source, target)
+    print(report.line(target))
+
+
 def main() -> None:
     app()
 
