@@ -152,7 +152,7 @@ def model_selftest(classifier: TFLiteClassifier) -> SelfTest | None:
     return SelfTest.from_files(read_associated_files(classifier.model_path), str(classifier.model_path))
 
 
-def selftest_image(frame_bgr: np.ndarray, spec: PreprocessingSpec, quality: int = 90) -> bytes:
+def selftest_image(frame_bgr: np.ndarray, spec: PreprocessingSpec, quality: int = 80) -> bytes:
     """An image as the self-test stores it: about twice the model's input size (never larger
     than it was), aspect kept so the device's own crop or squash runs, as JPEG."""
     height, width = frame_bgr.shape[:2]
