@@ -19,10 +19,10 @@ def build_selftest(keras_model, spec: PreprocessingSpec, images: ImageFolder, pe
     converted model's (at `tflite_path`, the same graph) through the device path."""
     chosen = images.sample_per_class(per_class * spec.num_classes, seed=0)
     classifier = TFLiteClassifier(tflite_path, num_threads=1)
-    jpegs = [selftest_image(read_image_bgr(path), spec) for path in chosen.paths]
+    jpegs = [selftest_image(read_image_bgr(path, spec), spec) for path in chosen.paths]
     # Keras sees the same pixels the device will: the stored JPEG, decoded and fitted on the
     # device path (the training loader gives these same pixels; tests/test_edge.py).
-    pixels = np.stack([to_model_rgb(decode(jpeg), spec) for jpeg in jpegs])
+    pixels = np.stack([to_model_rgb(decode(jpeg, spec), spec) for jpeg in jpegs])
     keras = keras_probabilities(keras_model, pixels, spec)
     cases, files = [], {}
     for i, (jpeg, label) in enumerate(zip(jpegs, chosen.labels)):

@@ -240,7 +240,7 @@ def evaluate(
     evaluation = Evaluation(classifier.class_names)
     for i, path in enumerate(paths):
         try:
-            frame = read_image_bgr(path)
+            frame = read_image_bgr(path, classifier.spec)  # large JPEGs at reduced DCT scale
         except UnreadableImage as exc:
             evaluation.skipped.append(str(exc))
             if on_skip:

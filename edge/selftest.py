@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from hh.edge.errors import ModelFileError
-from hh.edge.preprocess import to_model_rgb
+from hh.edge.preprocess import decode_image, to_model_rgb
 from hh.edge.runtime import TFLiteClassifier
 from hh.edge.spec import PreprocessingSpec
 
@@ -108,9 +108,9 @@ class SelfTestResult:
         return {**asdict(self), "passed": self.passed}
 
 
-def decode(jpeg: bytes) -> np.ndarray:
-    """A stored image as this device decodes image files: OpenCV, BGR."""
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+def decode(jpeg: bytes, spec: PreprocessingSpec | None = None) -> np.ndarray:
+    """A stored image as this device decodes image files (hh.edge.preprocess.decode_image)."""
+    image = decode_image(np.frombuffer(jpeg, np.uint8), spec)
     if image is None:
         raise ModelFileError("a self-test image in the model cannot be decoded")
     return image
@@ -120,7 +120,7 @@ Prepare = Callable[[np.ndarray, PreprocessingSpec], np.ndarray]
 
 
 def device_probabilities(classifier: TFLiteClassifier, jpeg: bytes, prepare: Prepare = to_model_rgb) -> np.ndarray:
-    return classifier.invoke(classifier.quantize_input(prepare(decode(jpeg), classifier.spec)))
+    return classifier.invoke(classifier.quantize_input(prepare(decode(jpeg, classifier.spec), classifier.spec)))
 
 
 def run_selftest(classifier: TFLiteClassifier, selftest: SelfTest, prepare: Prepare = to_model_rgb) -> SelfTestResult:

@@ -52,6 +52,8 @@ def test_two_workers_train_and_only_the_chief_writes(synth_data, tmp_path):
             "32",
             "--epochs",
             "20",
+            "--augment",  # this tests distribution; augmentation has tests of its own
+            "none",
             "--out",
             str(out),
         ]

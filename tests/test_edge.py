@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,25 +27,57 @@ MIN_EDGE_AGREEMENT = 0.95
 MIN_VIDEO_ACCURACY = 0.75
 
 
+@pytest.fixture(scope="module")
+def photo_sizes(synth_data, tmp_path_factory):
+    """The validation leaves, plus some of them at a phone's size (4000x3000) and at 1600x1200:
+    JPEGs large enough to be decoded at reduced DCT scale."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("photos") / "photos"
+    folder = list_image_folder(synth_data / "validation")
+    for path, label in list(zip(folder.paths, folder.labels))[::5]:
+        for size in ((4000, 3000), (1600, 1200)):
+            target = root / folder.class_names[label] / f"{size[0]}_{Path(path).name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            photo = cv2.resize(cv2.imread(path), size, interpolation=cv2.INTER_CUBIC)
+            cv2.imwrite(str(target), photo, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return synth_data / "validation", root
+
+
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest", "area"])
 @pytest.mark.parametrize("aspect", ["squash", "crop"])
 @pytest.mark.parametrize("size", [(64, 64), (96, 72), (300, 300)])
-def test_training_loader_and_edge_give_identical_model_inputs(synth_data, interpolation, aspect, size):
-    """The same JPEG files through tf.data (decode_jpeg with the accurate IDCT, then fit_to_spec)
-    and through the edge (cv2.imdecode, fit_to_spec, BGR->RGB): every pixel equal. Bound: 0.
+@pytest.mark.parametrize("photos", ["leaves", "large"])
+def test_training_loader_and_edge_give_identical_model_inputs(photo_sizes, interpolation, aspect, size, photos):
+    """The same files through tf.data and through the edge's file path (OpenCV decode, with
+    reduced DCT scale for large JPEGs, fit_to_spec, BGR->RGB): every pixel equal. Bound: 0.
 
-    Before the loader shared fit_to_spec and the accurate IDCT it differed by ~1 level per pixel
-    on average (TensorFlow's default fast IDCT) and by up to 160 levels at some pixels when
-    upscaling with nearest or area (tf.image.resize vs cv2.resize)."""
+    The loader calls the device's own functions, so this tests the pipeline around them. (Before
+    the loader shared them it differed by ~1 level per pixel on average, TensorFlow's default
+    fast IDCT, and by up to 160 levels at some pixels when upscaling with nearest or area.)"""
     from hh.trainer.data import load_images
 
-    folder = list_image_folder(synth_data / "validation")
+    folder = list_image_folder(photo_sizes[0] if photos == "leaves" else photo_sizes[1])
     spec = PreprocessingSpec(
         height=size[0], width=size[1], class_names=folder.class_names, aspect=aspect, interpolation=interpolation
     )
     train_side, _ = load_images(folder, spec)
-    edge_side = np.stack([to_model_rgb(read_image_bgr(p), spec) for p in folder.paths])
+    edge_side = np.stack([to_model_rgb(read_image_bgr(p, spec), spec) for p in folder.paths])
     np.testing.assert_array_equal(train_side, edge_side)
+
+
+def test_large_jpegs_decode_at_reduced_scale_and_barely_differ(photo_sizes):
+    """A 4000x3000 photo for a 300 px model decodes at 1/4 (1000x750), 1600x1200 at 1/2; the
+    model input differs from a full decode's by less than 2 levels on average."""
+    from hh.edge.preprocess import jpeg_size, reduced_scale
+
+    spec = PreprocessingSpec(height=300, width=300, class_names=("a", "b"))
+    for path in list_image_folder(photo_sizes[1]).paths:
+        size = jpeg_size(np.fromfile(path, np.uint8))
+        assert reduced_scale(size, spec) == (4 if size == (3000, 4000) else 2)
+        reduced = to_model_rgb(read_image_bgr(path, spec), spec).astype(int)
+        full = to_model_rgb(read_image_bgr(path), spec).astype(int)
+        assert np.abs(reduced - full).mean() < 2.0
 
 
 def test_colour_order_is_rgb_from_bgr_frames():
