@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from hh.edge.errors import OutOfSpace, ParameterError, UserError, is_out_of_space
+from hh.edge.errors import OutOfSpace, ParameterError, is_out_of_space
 
 TEMP_NAME = re.compile(r"^\..+\.tmp-(\d+)(\.[^.]*)?$")
 
@@ -174,12 +174,3 @@ def remove_stale_temp_files(folder: str | Path) -> list[Path]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
-
-
-def require_folder(path: str | Path, what: str) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{what} {path} does not exist")
-    if not path.is_dir():
-        raise UserError(f"{what} {path} is not a folder")
-    return path

@@ -22,10 +22,6 @@ from collections.abc import Iterator
 _quiet = False
 
 
-def is_quiet() -> bool:
-    return _quiet
-
-
 def quiet_libraries() -> None:
     """Silence TensorFlow, absl, OpenCV, FFmpeg and Python warnings for this process."""
     global _quiet

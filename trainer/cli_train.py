@@ -106,7 +106,8 @@ def train(
         str | None, typer.Option(help="none or balanced: weigh each class by 1 / its share of the images (default none).")
     ] = None,
     patience: Annotated[
-        int | None, typer.Option(help="Stop a phase after this many epochs without a better validation loss (default: never).")
+        int | None,
+        typer.Option(help="Stop after this many epochs without a better validation loss (a backbone: in fine-tuning)."),
     ] = None,
     optimizer: Annotated[str | None, typer.Option(help=f"{' or '.join(OPTIMIZERS)} (default {DEFAULT.optimizer}).")] = None,
     resume: Annotated[

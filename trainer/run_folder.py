@@ -352,6 +352,3 @@ class RunFolder:
                 for key in HISTORY_KEYS:
                     history[key].append(float(row[key]))
         return history
-
-    def remove_stale_temp_files(self) -> list[Path]:
-        return remove_stale_temp_files(self.path)

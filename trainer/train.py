@@ -225,6 +225,7 @@ class EpochCommitter(keras.callbacks.Callback):
         self.run, self.state, self.record, self.worker = run, state, record, worker
         self.epochs, self.say, self.patience = epochs, say, patience
         self.phase_start = state.epochs_done  # early stopping counts within a phase
+        self.patience_active = True  # the last phase (fit() says which)
         self.stopped_early = False
         self._started = time.monotonic()
 
@@ -238,8 +239,8 @@ class EpochCommitter(keras.callbacks.Callback):
                 self.record = self.run.publish(self.state, self.record)
         self.say(epoch_line(self.state, self.epochs, time.monotonic() - self._started))
         waited = self.state.epochs_done - max(self.state.best_epoch, self.phase_start)
-        if self.patience and waited >= self.patience:
-            self.say(f"no better val loss for {waited} epochs (--patience {self.patience}): stopping this phase early")
+        if self.patience and self.patience_active and waited >= self.patience:
+            self.say(f"no better val loss for {waited} epochs (--patience {self.patience}): stopping early")
             self.stopped_early = True
             self.model.stop_training = True
 
@@ -376,6 +377,9 @@ def fit(model, cluster, data: RunData, datasets, config: TrainConfig, committer:
             if phase == 1:
                 switch_to_fine_tuning(model, config, data.spec, cluster, say)
             committer.phase_start = start
+            # Early stopping ends the last phase only: the head's phase has a fixed length, so
+            # the epoch numbers say which phase a run (and a resume) is in.
+            committer.patience_active = phase == len(phases) - 1
             if isinstance(cluster.strategy, tf.distribute.MultiWorkerMirroredStrategy):
                 fit_multiworker(model, cluster, data.spec, train_ds, val_ds, config.batch_size, end, start, committer, weights)
             else:
