@@ -21,7 +21,9 @@ app = make_app("Classify live camera frames with a .tflite model.")
 def camera(
     model: Annotated[Path, typer.Argument(help="A .tflite from hh-convert (labels and preprocessing inside).")],
     source: Annotated[str, typer.Option(help="Camera index (0), video file, stream URL (rtsp://...), or picamera2.")] = "0",
-    threads: Annotated[int | None, typer.Option(help="Interpreter threads (default: CPU cores, at most 4).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Interpreter threads (default: CPU cores minus one for the camera, at most 4).")
+    ] = None,
     headless: Annotated[bool, typer.Option("--headless", help="No window: one line per classified frame on stdout.")] = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="One JSON object per classified frame on stdout (implies --headless).")
@@ -99,7 +101,8 @@ def camera(
     _, info = source_opener(source)  # checks a file source exists before the model loads
     if record is not None:
         check_output_file(record, "record", append=True, inputs=[model, *([info.path] if info.path else [])])
-    classifier = TFLiteClassifier(model, num_threads=threads if threads is not None else default_threads())
+    # One core stays with the capture thread, which decodes while the model runs.
+    classifier = TFLiteClassifier(model, num_threads=threads if threads is not None else default_threads(reserve=1))
     names = classifier.class_names
 
     def warn(message: str) -> None:
