@@ -33,8 +33,9 @@ def fit_to_spec(image: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
     return cv2.resize(image, (spec.width, spec.height), interpolation=CV2_INTERPOLATION[spec.interpolation])
 
 
-def to_model_rgb(frame: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
-    """An OpenCV frame (BGR, BGRA or greyscale, uint8) -> spec-sized RGB uint8 [H, W, 3]."""
+def to_model_rgb(frame: np.ndarray, spec: PreprocessingSpec, out: np.ndarray | None = None) -> np.ndarray:
+    """An OpenCV frame (BGR, BGRA or greyscale, uint8) -> spec-sized RGB uint8 [H, W, 3],
+    written into `out` (contiguous, that shape) when given: the trainer fills its array rows."""
     if frame is None or frame.size == 0:
         raise ValueError("empty frame")
     if frame.dtype != np.uint8:
@@ -42,10 +43,10 @@ def to_model_rgb(frame: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
     # Resize first, convert colour second: the conversion then touches model-sized images only.
     resized = fit_to_spec(frame, spec)
     if resized.ndim == 2:
-        return cv2.cvtColor(resized, cv2.COLOR_GRAY2RGB)
+        return cv2.cvtColor(resized, cv2.COLOR_GRAY2RGB, dst=out)
     if resized.shape[2] == 4:
-        return cv2.cvtColor(resized, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(resized, cv2.COLOR_BGRA2RGB, dst=out)
+    return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=out)
 
 
 class UnreadableImage(UserError):
@@ -93,13 +94,16 @@ def reduced_scale(size: tuple[int, int] | None, spec: PreprocessingSpec | None) 
     return 1
 
 
-def decode_image(data: np.ndarray, spec: PreprocessingSpec | None = None) -> np.ndarray | None:
+def decode_image(
+    data: np.ndarray, spec: PreprocessingSpec | None = None, size: tuple[int, int] | None = None
+) -> np.ndarray | None:
     """Image file bytes -> an OpenCV BGR image (EXIF orientation applied), or None. With a
-    spec, a large JPEG is decoded at reduced DCT scale (`reduced_scale`). The one decoder of
-    the project: the trainer's loader, hh-predict and the self-test all read files through it."""
+    spec, a large JPEG is decoded at reduced DCT scale (`reduced_scale`; `size` is its
+    jpeg_size when the caller has read it already). The one decoder of the project: the
+    trainer's loader, hh-predict and the self-test all read files through it."""
     if not data.size:
         return None
-    scale = reduced_scale(jpeg_size(data), spec)
+    scale = reduced_scale(size or jpeg_size(data), spec)
     flag = dict(REDUCED_READS).get(scale, cv2.IMREAD_COLOR)
     return cv2.imdecode(data, flag)
 

@@ -115,3 +115,28 @@ def test_shuffled_epochs_differ_and_cover_every_image(tmp_path):
     # Labels travel with their images through the shuffle: class b images have odd red.
     for x, y in ds:
         np.testing.assert_array_equal(x.numpy()[:, 0, 0, 0] % 2, y.numpy()[:, 0])
+
+
+def test_a_split_trains_on_the_rows_the_scan_decoded(tmp_path):
+    """Training gathers from the scan's array: nothing is decoded again. Marking a row in that
+    array (and only there) shows up in the batches, and each split gets exactly its files."""
+    from hh.trainer.scan import scan_and_decode
+
+    for name in ("a", "b"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (24, 24), (i * 10 + (name == "b"), 0, 0)).save(tmp_path / "data" / name / f"{i}.png")
+    spec = PreprocessingSpec(height=16, width=16, class_names=("a", "b"))
+    folder, _, decoded = scan_and_decode(list_image_folder(tmp_path / "data"), tmp_path / "cache", spec)
+    train, val = split_validation(folder, 0.5, seed=0)
+    marked = decoded.row_of[val.paths[0]]
+    decoded.pixels[marked] = 255
+    for split, expect in ((train, 0), (val, 1)):
+        ds = make_dataset(split, spec, batch_size=4, shuffle=True, seed=2, decoded=decoded)
+        images = np.concatenate([x.numpy() for x, _ in ds])
+        assert len(images) == len(split)
+        assert int((images == 255).all(axis=(1, 2, 3)).sum()) == expect
+        # Labels travel with their rows: class b images have odd red.
+        for x, y in ds:
+            red = x.numpy()[:, 0, 0, 0]
+            np.testing.assert_array_equal(np.where(red == 255, y.numpy()[:, 0], red % 2), y.numpy()[:, 0])

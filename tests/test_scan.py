@@ -12,7 +12,7 @@ from hh.edge.preprocess import read_image_bgr, to_model_rgb
 from hh.edge.spec import PreprocessingSpec
 from hh.trainer.cli_train import app
 from hh.trainer.data import load_images
-from hh.trainer.scan import inspect_file, scan_folder
+from hh.trainer.scan import inspect_file, scan_and_decode, scan_folder
 
 runner = CliRunner()
 
@@ -94,6 +94,7 @@ def write_odd_but_real(folder):
     upright.save(folder / "actually_tiff.png", format="TIFF")
     grey16 = np.asarray(upright.convert("L")).astype(np.uint16) * 257
     Image.fromarray(grey16).save(folder / "grey16.png")
+    upright.save(folder / "actually_pcx.jpg", format="PCX")  # Pillow reads PCX, OpenCV does not
 
 
 def test_odd_formats_load_as_upright_rgb_on_both_sides(tmp_path):
@@ -102,12 +103,15 @@ def test_odd_formats_load_as_upright_rgb_on_both_sides(tmp_path):
     (root / "b").mkdir()
     write_odd_but_real(root / "a")
     upright_test_image().save(root / "b" / "plain.png")
-    folder, report = scan_folder(list_image_folder(root), tmp_path / "cache")
+    spec = PreprocessingSpec(height=60, width=40, class_names=("a", "b"))
+    folder, report, decoded = scan_and_decode(list_image_folder(root), tmp_path / "cache", spec)
     assert not report.bad
+    # Everything OpenCV reads is trained on as the device reads it; only the PCX needs a copy.
     normalised = {v.path.split("/")[-1]: v.normalise for v in report.normalised}
-    assert set(normalised) == {"exif_rotated.jpg", "cmyk.jpg", "palette.bmp", "actually_webp.jpg", "actually_tiff.png"}
-    spec = PreprocessingSpec(height=60, width=40, class_names=folder.class_names)
+    assert normalised == {"actually_pcx.jpg": "PCX format, which OpenCV cannot read"}
     images, _ = load_images(folder, spec)
+    # What the scan kept is what a separate decode gives, row for row.
+    assert np.array_equal(decoded.take(folder.paths), images)
     for name, image in zip(folder.paths, images):
         top, bottom = image[:25].reshape(-1, 3).mean(0), image[35:].reshape(-1, 3).mean(0)
         grey = name.endswith("grey16.png")
@@ -116,7 +120,7 @@ def test_odd_formats_load_as_upright_rgb_on_both_sides(tmp_path):
         else:
             assert top[0] > 180 and top[2] < 80 and bottom[2] > 180 and bottom[0] < 80, (name, top, bottom)
     # The device reads the original files (OpenCV applies EXIF orientation) the same way.
-    for original in ("exif_rotated.jpg", "cmyk.jpg", "palette.png"):
+    for original in ("exif_rotated.jpg", "cmyk.jpg", "palette.png", "actually_webp.jpg", "actually_tiff.png"):
         rgb = to_model_rgb(read_image_bgr(str(root / "a" / original)), spec)
         assert rgb[:25, :, 0].mean() > 180 and rgb[35:, :, 2].mean() > 180, original
     # Nothing on disk was changed; copies live only in the cache.
@@ -130,9 +134,10 @@ def test_odd_formats_load_as_upright_rgb_on_both_sides(tmp_path):
             "actually_webp.jpg",
             "actually_tiff.png",
             "grey16.png",
+            "actually_pcx.jpg",
         ]
     )
-    assert len(list((tmp_path / "cache").glob("*.png"))) == 5
+    assert len(list((tmp_path / "cache").glob("*.png"))) == 1
 
 
 def test_inspect_file_verdicts(tmp_path):
@@ -184,3 +189,22 @@ def test_broken_links_and_stray_images_are_reported(tmp_path):
     assert ignored == {"link.jpg": "broken link (points to nothing)", "stray.png": "image beside the class folders, not in one"}
     summary = report.summary()
     assert "ignored 2 other files" in summary and "stray.png" in summary and "link.jpg" in summary
+
+
+def test_jpeg_completeness_is_judged_by_the_image_not_the_file_end(tmp_path):
+    """A phone's motion photo carries a video after the JPEG's end: a good image. A truncated
+    photo whose EXIF thumbnail ends early in the file is still truncated: a bad one."""
+    import io
+
+    photo = io.BytesIO()
+    pixels = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    thumbnail = io.BytesIO()
+    Image.fromarray(pixels[::4, ::4]).save(thumbnail, format="JPEG")
+    exif = Image.Exif()
+    exif[0x010F] = "phone"
+    Image.fromarray(pixels).save(photo, format="JPEG", exif=exif.tobytes() + thumbnail.getvalue())
+    data = photo.getvalue()
+    (tmp_path / "motion.jpg").write_bytes(data + b"\0\0\0\x18ftypmp42" + bytes(4000))
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 3 // 4])
+    assert inspect_file(str(tmp_path / "motion.jpg")).problem is None
+    assert "damaged image" in inspect_file(str(tmp_path / "cut.jpg")).problem

@@ -16,17 +16,11 @@ import numpy as np
 import tensorflow as tf
 
 from hh.edge.folders import ImageFolder
-from hh.edge.preprocess import read_image_bgr, to_model_rgb
 from hh.edge.spec import PreprocessingSpec
+from hh.trainer.decode import DecodedImages, read_model_input
 
 # Cache decoded images in RAM below this many bytes; above it, decode every epoch.
 DEFAULT_CACHE_BYTES = 4 * 1024**3
-
-
-def read_model_input(path: bytes, spec: PreprocessingSpec) -> np.ndarray:
-    """One file -> the model's input, exactly as the device makes it: OpenCV decode (reduced
-    DCT scale for large JPEGs), fit_to_spec, BGR -> RGB. The same functions as hh-predict's."""
-    return to_model_rgb(read_image_bgr(path.decode(), spec), spec)
 
 
 def load_image(path: tf.Tensor, spec: PreprocessingSpec) -> tf.Tensor:
@@ -35,7 +29,7 @@ def load_image(path: tf.Tensor, spec: PreprocessingSpec) -> tf.Tensor:
     OpenCV releases the GIL while it decodes and resizes, so tf.data's parallel map runs
     these on every core; OpenCV's uint8 resize is also twice as fast as tf.image.resize.
     """
-    image = tf.numpy_function(lambda p: read_model_input(p, spec), [path], tf.uint8, stateful=False)
+    image = tf.numpy_function(lambda p: read_model_input(p.decode(), spec), [path], tf.uint8, stateful=False)
     image.set_shape([spec.height, spec.width, 3])
     return image
 
@@ -59,6 +53,7 @@ def make_dataset(
     seed: int = 0,
     cache: bool | str | None = None,
     augment: str = "none",
+    decoded: DecodedImages | None = None,
 ) -> tf.data.Dataset:
     """Batches of (uint8 pixels [B,H,W,3], labels) from an ImageFolder.
 
@@ -69,16 +64,21 @@ def make_dataset(
     batches from memory), a path for a tf.data cache file on disk, False to decode every
     epoch, None to choose RAM when it fits DEFAULT_CACHE_BYTES.
 
+    decoded: images the scan already decoded into RAM (hh.trainer.scan.scan_and_decode); used
+    when it holds every file of `folder`, whatever `cache` says.
+
     augment: "none", "light" or "strong" (hh.trainer.augment), applied to whole batches after
     the cache, so cached images stay the originals and every epoch draws new changes.
     """
     from hh.trainer.augment import augmented
 
-    if cache is None:
-        cache = should_cache(len(folder), spec)
     labels = encode_labels(folder.labels, spec)
-    if cache is True:
-        batches = in_memory_batches(decode_all(folder, spec), tf.constant(labels), batch_size, shuffle, seed)
+    rows = decoded.rows(folder.paths) if decoded is not None else None
+    if rows is None and (cache is True or (cache is None and should_cache(len(folder), spec))):
+        decoded = DecodedImages.of_files(folder.paths, spec)
+        rows = np.arange(len(folder))
+    if rows is not None:
+        batches = in_memory_batches(shared_tensor(decoded.pixels, spec), rows, labels, batch_size, shuffle, seed)
         return augmented(batches, augment, seed).prefetch(tf.data.AUTOTUNE)
     paths = tf.data.Dataset.from_tensor_slices(list(folder.paths))
     ds = tf.data.Dataset.zip((paths, tf.data.Dataset.from_tensor_slices(labels)))
@@ -93,32 +93,30 @@ def make_dataset(
     return augmented(ds.batch(batch_size), augment, seed).prefetch(tf.data.AUTOTUNE)
 
 
-def in_memory_batches(images: tf.Tensor, labels: tf.Tensor, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
-    """Shuffled batches gathered from decoded images held in RAM: a fresh order every epoch
-    at memory speed, with no per-image work left."""
-    order = tf.data.Dataset.range(int(images.shape[0]))
-    if shuffle:
-        order = order.shuffle(int(images.shape[0]), seed=seed, reshuffle_each_iteration=True)
-    return order.batch(batch_size).map(
-        lambda idx: (tf.gather(images, idx), tf.gather(labels, idx)), num_parallel_calls=tf.data.AUTOTUNE
-    )
-
-
-def decode_all(folder: ImageFolder, spec: PreprocessingSpec, batch_size: int = 64) -> tf.Tensor:
-    """All images of a folder decoded in parallel into one uint8 tensor [N,H,W,3].
-
-    Stays in TensorFlow: building the tensor from a numpy array instead copied at ~0.5 GB/s,
-    slower than decoding the images (measured).
-    """
-    ds = tf.data.Dataset.from_tensor_slices(list(folder.paths)).map(
-        lambda p: load_image(p, spec), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
-    batches = list(ds.batch(batch_size).prefetch(2))
-    if not batches:
+def shared_tensor(pixels: np.ndarray, spec: PreprocessingSpec) -> tf.Tensor:
+    """The pixels as a tensor over the same memory. A 64-byte aligned array (decode.aligned_empty)
+    is adopted through DLPack, without a copy; anything else is copied."""
+    if not pixels.size:
         return tf.zeros((0, spec.height, spec.width, 3), tf.uint8)
-    return tf.concat(batches, axis=0)
+    if pixels.flags.c_contiguous and pixels.ctypes.data % 64 == 0:
+        return tf.experimental.dlpack.from_dlpack(pixels.__dlpack__())
+    return tf.convert_to_tensor(np.ascontiguousarray(pixels))
+
+
+def in_memory_batches(
+    images: tf.Tensor, rows: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int
+) -> tf.data.Dataset:
+    """Shuffled batches gathered from decoded images held in RAM (the given rows of `images`):
+    a fresh order every epoch at memory speed, with no per-image work left."""
+    rows, labels = tf.constant(rows), tf.constant(labels)
+    order = tf.data.Dataset.range(len(labels))
+    if shuffle:
+        order = order.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    return order.batch(batch_size).map(
+        lambda idx: (tf.gather(images, tf.gather(rows, idx)), tf.gather(labels, idx)), num_parallel_calls=tf.data.AUTOTUNE
+    )
 
 
 def load_images(folder: ImageFolder, spec: PreprocessingSpec) -> tuple[np.ndarray, np.ndarray]:
     """All images of a folder as a uint8 array [N,H,W,3] plus integer labels (for evaluation)."""
-    return decode_all(folder, spec).numpy(), np.asarray(folder.labels, np.int64)
+    return DecodedImages.of_files(folder.paths, spec).pixels, np.asarray(folder.labels, np.int64)

@@ -1,41 +1,42 @@
-"""Check every image before training, so training never dies mid-epoch on a bad file.
+"""Check every image before training, so training never dies mid-epoch on a bad file, and
+decode it for training in the same pass.
 
 Folders scraped together from phones hold zero-byte files, truncated JPEGs, HTML pages saved as
-.jpg, HEIC or WebP under a JPEG name, 1x1 tracking pixels. Each file is opened and fully decoded
-with Pillow (in parallel threads; Pillow releases the GIL while decoding) and sorted into:
+.jpg, HEIC or WebP under a JPEG name, 1x1 tracking pixels. Each file is read once and decoded
+by the device's own decoder (OpenCV through hh.edge.preprocess, in a thread pool at the
+machine's decode limit) and sorted into:
 
-- good: TensorFlow's decoders read it as it is;
-- needs normalising: a real picture TensorFlow would read wrongly or not at all (CMYK JPEG,
-  EXIF-rotated photo, palette or 16-bit BMP, a WebP/TIFF behind an image extension). A copy is
-  written once as upright RGB PNG into the run folder's cache and trained on instead; the
-  user's file is never changed. OpenCV on the device reads these the same way (it applies EXIF
-  orientation and converts CMYK), so training and the field still agree;
-- bad: unreadable, truncated, empty or too small. Skipped and reported, or an error with --strict.
+- good: OpenCV reads it, as hh-predict and hh-camera will (EXIF orientation applied, CMYK,
+  palette, 16-bit, WebP or TIFF behind any image extension). When training keeps images in RAM,
+  the decoded model input is kept too, so the first epoch decodes nothing again;
+- needs normalising: a real picture OpenCV cannot read but Pillow can (PCX behind a .jpg name,
+  for one). A copy is written once as upright RGB PNG into the run folder's cache and trained
+  on instead; the user's file is never changed;
+- bad: unreadable by both, truncated, empty, too small or too large to decode safely. Skipped
+  and reported, or an error with --strict.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hh.edge.errors import OutOfSpace, UserError
 from hh.edge.files import atomic_path
 from hh.edge.folders import ImageFolder
+from hh.edge.preprocess import decode_image, jpeg_size, to_model_rgb
+from hh.edge.spec import PreprocessingSpec
+from hh.trainer.decode import DecodedImages, model_input_array, read_model_input, run_parallel
 
 MIN_IMAGE_SIDE = 16  # smaller is a thumbnail or a tracking pixel, not a photo of a leaf
-EXIF_ORIENTATION = 0x0112
-# What tf.io.decode_image reads correctly as it is, by (format, mode).
-TF_NATIVE = {
-    "JPEG": {"RGB", "L"},
-    "PNG": {"RGB", "RGBA", "L", "LA", "P", "I", "I;16", "I;16B", "1"},
-    "GIF": {"P", "L", "RGB"},
-    "BMP": {"RGB", "RGBA"},
-}
+# Pillow's limit for a decompression bomb: a small file that claims a huge image. OpenCV's
+# own limit is 2**30 pixels, 3 GB decoded, so the header is checked before OpenCV decodes.
+MAX_IMAGE_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 BAD_FILES_NAME = "bad_files.txt"
 
 
@@ -76,31 +77,53 @@ class ScanReport:
         return "\n".join(lines)
 
 
-def inspect_file(path: str) -> FileVerdict:
-    """Open and fully decode one file; say whether it is bad or needs normalising."""
+def inspect_file(path: str, spec: PreprocessingSpec | None = None, into: np.ndarray | None = None) -> FileVerdict:
+    """Read and fully decode one file; say whether it is bad or needs normalising.
+
+    With `spec`, a large JPEG is decoded at the reduced DCT scale training uses; with `into` (a
+    row of a model_input_array) too, a good file's model input is written there.
+    """
     try:
         stat = os.stat(path)
+        data = np.fromfile(path, np.uint8)
     except OSError as exc:
         return FileVerdict(path, problem=f"cannot read ({exc.strerror})")
     try:
-        verdict = _inspect_image(path)
+        verdict = _inspect_image(path, data, spec, into)
     except Exception as exc:  # noqa: BLE001 - one bad file must never end a scan of thousands
         verdict = FileVerdict(path, problem=f"cannot be checked ({type(exc).__name__}: {exc})")
     return FileVerdict(verdict.path, verdict.problem, verdict.normalise, stat.st_size, stat.st_mtime_ns)
 
 
-def _inspect_image(path: str) -> FileVerdict:
-    if os.path.getsize(path) == 0:
+def _inspect_image(path: str, data: np.ndarray, spec: PreprocessingSpec | None, into: np.ndarray | None) -> FileVerdict:
+    if data.size == 0:
         return FileVerdict(path, problem="empty file (0 bytes)")
+    header = jpeg_size(data)
+    is_jpeg = header is not None
+    if header is None:  # not a JPEG: Pillow reads the size from the header, and refuses a bomb
+        try:
+            with Image.open(path) as image:
+                header = image.size[::-1]
+        except Exception:  # noqa: BLE001 - whatever it is, the full check below names it
+            return _inspect_with_pillow(path)
+    height, width = header
+    if height * width > MAX_IMAGE_PIXELS:
+        return FileVerdict(path, problem=f"too large to decode safely ({width}x{height} px)")
+    if min(width, height) < MIN_IMAGE_SIDE:
+        return FileVerdict(path, problem=f"too small ({width}x{height} px)")
+    image = decode_image(data, spec, header if is_jpeg else None)
+    if image is None:  # OpenCV 5 also refuses a truncated JPEG or PNG here
+        return _inspect_with_pillow(path)
+    if into is not None and spec is not None:
+        to_model_rgb(image, spec, out=into)
+    return FileVerdict(path)
+
+
+def _inspect_with_pillow(path: str) -> FileVerdict:
+    """A file OpenCV could not read: bad, or a picture Pillow can normalise into a PNG copy."""
     try:
         with Image.open(path) as image:
-            fmt, mode = image.format, image.mode
-            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-            width, height = image.size
-            if fmt == "JPEG":
-                # Decode at 1/8 scale: several times faster, and still reads every byte, so a
-                # truncated file fails here as it would in training.
-                image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
+            fmt, (width, height) = image.format, image.size
             image.load()
     except UnidentifiedImageError:
         return FileVerdict(path, problem="not an image (unknown or unsupported format)")
@@ -110,13 +133,7 @@ def _inspect_image(path: str) -> FileVerdict:
         return FileVerdict(path, problem=f"damaged image ({str(exc).strip() or type(exc).__name__})")
     if min(width, height) < MIN_IMAGE_SIDE:
         return FileVerdict(path, problem=f"too small ({width}x{height} px)")
-    if fmt not in TF_NATIVE:
-        return FileVerdict(path, normalise=f"{fmt} format")
-    if mode not in TF_NATIVE[fmt]:
-        return FileVerdict(path, normalise=f"{fmt} in {mode} mode")
-    if orientation not in (None, 1):
-        return FileVerdict(path, normalise=f"EXIF orientation {orientation}")
-    return FileVerdict(path)
+    return FileVerdict(path, normalise=f"{fmt} format, which OpenCV cannot read")
 
 
 def normalised_copy(path: str, cache_dir: Path) -> str:
@@ -136,16 +153,35 @@ def normalised_copy(path: str, cache_dir: Path) -> str:
     return str(target)
 
 
-def scan_folder(folder: ImageFolder, cache_dir: Path, workers: int | None = None) -> tuple[ImageFolder, ScanReport]:
+def scan_folder(
+    folder: ImageFolder, cache_dir: Path, spec: PreprocessingSpec | None = None, workers: int | None = None
+) -> tuple[ImageFolder, ScanReport]:
     """The folder with bad files dropped and odd ones replaced by normalised copies."""
-    workers = workers or min(8, (os.cpu_count() or 1) * 2)
-    with ThreadPoolExecutor(workers) as pool:
-        verdicts = list(pool.map(inspect_file, folder.paths, chunksize=16))
+    cleaned, report, _ = _scan(folder, cache_dir, spec, keep_pixels=False, workers=workers)
+    return cleaned, report
+
+
+def scan_and_decode(
+    folder: ImageFolder, cache_dir: Path, spec: PreprocessingSpec, workers: int | None = None
+) -> tuple[ImageFolder, ScanReport, DecodedImages]:
+    """scan_folder, keeping every usable image's model input: one decode per file in all."""
+    cleaned, report, decoded = _scan(folder, cache_dir, spec, keep_pixels=True, workers=workers)
+    assert decoded is not None
+    return cleaned, report, decoded
+
+
+def _scan(
+    folder: ImageFolder, cache_dir: Path, spec: PreprocessingSpec | None, keep_pixels: bool, workers: int | None
+) -> tuple[ImageFolder, ScanReport, DecodedImages | None]:
+    paths = folder.paths
+    pixels = model_input_array(len(paths), spec) if keep_pixels and spec is not None else None
+    verdicts = run_parallel(lambda i: inspect_file(paths[i], spec, None if pixels is None else pixels[i]), len(paths), workers)
     report = ScanReport(checked=len(verdicts))
     report.ignored.extend(FileVerdict(path, problem=reason) for path, reason in folder.ignored)
     keep_paths: list[str] = []
     keep_labels: list[int] = []
-    for verdict, label in zip(verdicts, folder.labels):
+    row_of: dict[str, int] = {}
+    for row, (verdict, label) in enumerate(zip(verdicts, folder.labels)):
         if verdict.problem:
             report.bad.append(verdict)
             continue
@@ -153,6 +189,8 @@ def scan_folder(folder: ImageFolder, cache_dir: Path, workers: int | None = None
         if verdict.normalise:
             try:
                 path = normalised_copy(path, cache_dir)
+                if pixels is not None:
+                    read_model_input(path, spec, pixels[row])
             except (OutOfSpace, PermissionError):
                 raise
             except Exception as exc:  # noqa: BLE001 - skip this file, never abort the scan
@@ -162,11 +200,12 @@ def scan_folder(folder: ImageFolder, cache_dir: Path, workers: int | None = None
         report.kept.append(FileVerdict(verdict.path, None, verdict.normalise, verdict.size, verdict.mtime_ns, path))
         keep_paths.append(path)
         keep_labels.append(label)
+        row_of[path] = row  # rows of bad files stay unused: dropping them would copy the array
     cleaned = ImageFolder(folder.root, folder.class_names, tuple(keep_paths), tuple(keep_labels), folder.ignored)
     for name, count in cleaned.counts().items():
         if count == 0:
             raise UserError(f"class {name} in {folder.root} has no usable images (all {folder.counts()[name]} are bad)")
-    return cleaned, report
+    return cleaned, report, None if pixels is None else DecodedImages(pixels, row_of)
 
 
 def enforce(report: ScanReport, strict: bool, where: str) -> None:

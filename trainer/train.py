@@ -28,9 +28,10 @@ from hh.edge.files import check_not_inside, check_output_dir
 from hh.edge.folders import ImageFolder, check_same_classes, list_image_folder, split_validation
 from hh.edge.spec import PreprocessingSpec
 from hh.trainer.config import TrainConfig
+from hh.trainer.decode import DecodedImages
 from hh.trainer.models import build_model, compile_model
 from hh.trainer.run_folder import CheckpointState, RunFolder
-from hh.trainer.scan import ScanReport, enforce, normalised_copy, scan_folder
+from hh.trainer.scan import ScanReport, enforce, normalised_copy, scan_and_decode, scan_folder
 from hh.trainer.split import RecordedSplit, SplitEntry, describe_drift
 
 Progress = Callable[[str], None]
@@ -51,6 +52,9 @@ class RunData:
     spec: PreprocessingSpec
     split: RecordedSplit
     scan_reports: list[ScanReport] = field(default_factory=list)
+    # The model inputs the scan decoded, when training keeps images in RAM: the first epoch
+    # then decodes nothing again. Both splits may share one (a held-out fraction).
+    decoded: dict[str, DecodedImages] = field(default_factory=dict)
 
     @property
     def bad_files(self) -> list[str]:
@@ -131,13 +135,26 @@ def scan_and_split(config: TrainConfig, run: RunFolder, listing: Listing) -> Run
     """Check and split the data, choose the class mode, build the spec and the record.
 
     Every image is scanned first (hh.trainer.scan): bad files are skipped (or refused with
-    strict), odd-but-real ones are normalised into the run folder.
+    strict), odd-but-real ones are normalised into the run folder. When the images fit in RAM
+    (and no on-disk cache was asked for), the scan keeps what it decoded for training.
     """
-    folder, report = scan_folder(listing.train, run.normalized_dir)
+    from hh.trainer.data import should_cache
+
+    spec = build_spec(config, listing.train.class_names)
+    total = len(listing.train) + (len(listing.val) if listing.val is not None else 0)
+    in_ram = config.cache is None and should_cache(total, spec)
+
+    def scan(folder: ImageFolder) -> tuple[ImageFolder, ScanReport, DecodedImages | None]:
+        if in_ram:
+            return scan_and_decode(folder, run.normalized_dir, spec)
+        return (*scan_folder(folder, run.normalized_dir, spec), None)
+
+    folder, report, decoded = scan(listing.train)
     reports = [report]
+    decoded_by_split = {"train": decoded, "validation": decoded}
     if listing.val is not None:
         train = folder
-        val, val_report = scan_folder(listing.val, run.normalized_dir)
+        val, val_report, decoded_by_split["validation"] = scan(listing.val)
         reports.append(val_report)
     else:
         fraction = config.val_split if config.val_split is not None else 0.2
@@ -145,8 +162,8 @@ def scan_and_split(config: TrainConfig, run: RunFolder, listing: Listing) -> Run
     enforce(report, config.strict, config.data_dir)
     if config.val_dir:
         enforce(reports[1], config.strict, config.val_dir)
-    spec = build_spec(config, train.class_names)
-    return RunData(train, val, spec, record_split(config, train, val, reports), reports)
+    decoded_by_split = {name: d for name, d in decoded_by_split.items() if d is not None}
+    return RunData(train, val, spec, record_split(config, train, val, reports), reports, decoded_by_split)
 
 
 def recorded_data(config: TrainConfig, run: RunFolder, split: RecordedSplit, say: Progress) -> RunData:
@@ -332,9 +349,19 @@ def input_pipelines(cluster, data: RunData, config: TrainConfig, epochs_done: in
         Path(config.cache).mkdir(parents=True, exist_ok=True)
     # The seed moves with the epoch, so a resumed run does not replay the first epochs' order.
     train_ds = cluster_dataset(
-        cluster, data.train, data.spec, config.batch_size, True, config.seed + epochs_done, cache["train"], config.augment
+        cluster,
+        data.train,
+        data.spec,
+        config.batch_size,
+        True,
+        config.seed + epochs_done,
+        cache["train"],
+        config.augment,
+        data.decoded.get("train"),
     )
-    val_ds = cluster_dataset(cluster, data.val, data.spec, config.batch_size, False, 0, cache["validation"])
+    val_ds = cluster_dataset(
+        cluster, data.val, data.spec, config.batch_size, False, 0, cache["validation"], decoded=data.decoded.get("validation")
+    )
     return train_ds, val_ds
 
 
@@ -542,7 +569,11 @@ def evaluate_best(run: RunFolder, data: RunData) -> dict:
     from hh.trainer.models import keras_probabilities
 
     model = keras.models.load_model(run.model_path, safe_mode=True, compile=False)
-    images, labels = load_images(data.val, data.spec)
+    decoded = data.decoded.get("validation")
+    images = decoded.take(data.val.paths) if decoded is not None else None
+    if images is None:
+        images, _ = load_images(data.val, data.spec)
+    labels = np.asarray(data.val.labels, np.int64)
     probabilities = keras_probabilities(model, images, data.spec)
     report = write_report(
         run.path, data.spec.class_names, labels, probabilities, images[..., ::-1], [str(p) for p in data.val.paths]
