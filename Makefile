@@ -66,6 +66,8 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/cores.py bench/results/runs/seed-128/model_int8.tflite bench/results/field-640x480.avi
 
 # The demo: synthetic leaves -> trained model -> int8 TFLite -> labels on a video, as a user would.
 demo: $(STAMP)

@@ -65,6 +65,7 @@ def bench_limit(train_dir: Path) -> dict:
     from hh.edge.folders import list_image_folder
     from hh.edge.preprocess import decode_image
     from hh.edge.spec import PreprocessingSpec
+    from hh.trainer.decode import model_input_array
 
     paths = list_image_folder(train_dir).paths
     spec = PreprocessingSpec(height=SIZE, width=SIZE, class_names=("a", "b"))
@@ -76,7 +77,14 @@ def bench_limit(train_dir: Path) -> dict:
         with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
             return sum(1 for _ in pool.map(one, paths, chunksize=8))
 
-    return {"first_epoch": epoch_rate(epoch)}
+    def epoch_kept() -> int:
+        # The same, keeping every result in one new array, as any loader that holds the
+        # decoded images in RAM must: the cost of first touching that much memory shows.
+        kept = model_input_array(len(paths), spec)
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            return sum(1 for _ in pool.map(lambda i: kept.__setitem__(i, one(paths[i])), range(len(paths)), chunksize=8))
+
+    return {"first_epoch": epoch_rate(epoch), "kept_in_ram": epoch_rate(epoch_kept)}
 
 
 def bench_hh(train_dir: Path, cache_dir: Path) -> dict:
@@ -113,6 +121,32 @@ def bench_hh(train_dir: Path, cache_dir: Path) -> dict:
     }
 
 
+FIRST_TOUCH = """
+import sys, time
+import numpy as np
+n = int(sys.argv[1])
+times = []
+for _ in range(2):
+    started = time.perf_counter()
+    a = np.empty(n, np.uint8)
+    a[::4096] = 0
+    times.append(time.perf_counter() - started)
+    del a
+print(times[0], times[1])
+"""
+
+
+def memory_touch(nbytes: int) -> dict:
+    """Seconds to first touch an array of the decoded images' size in a fresh process, and
+    to touch one of the same size again after freeing the first: what keeping images costs."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FIRST_TOUCH, str(nbytes)], capture_output=True, text=True, check=True)
+    first, again = map(float, done.stdout.split())
+    return {"bytes": nbytes, "first_touch_seconds": first, "reused_seconds": again}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", choices=("demo", "800x600", "4000x3000"), default="demo")
@@ -131,28 +165,39 @@ def main() -> None:
         idg_rounds.append(bench_image_data_generator(train_dir))
         hh_rounds.append(bench_hh(train_dir, data / "normalized"))
         print(f"round {i + 1}: limit {limit_rounds[-1]}, ImageDataGenerator {idg_rounds[-1]}, hh {hh_rounds[-1]}", flush=True)
+    touch = memory_touch(n * SIZE * SIZE * 3)
     idg = {key: statistics.median(r[key] for r in idg_rounds) for key in idg_rounds[0]}
     ours = {key: statistics.median(r[key] for r in hh_rounds) for key in hh_rounds[0]}
     limit = statistics.median(r["first_epoch"] for r in limit_rounds)
+    limit_kept = statistics.median(r["kept_in_ram"] for r in limit_rounds)
     result = {
         "photos": args.photos, "rounds": args.rounds, "images": n, "target": f"{SIZE}x{SIZE}", "batch": BATCH,
-        "cpus": os.cpu_count(), "decode_limit": limit, "image_data_generator": idg, "hh": ours,
+        "cpus": os.cpu_count(), "decode_limit": limit, "decode_limit_kept_in_ram": limit_kept,
+        "image_data_generator": idg, "hh": ours,
         "ratio_first_epoch": ours["first_epoch"] / idg["first_epoch"],
         "ratio_first_epoch_with_scan": ours["first_epoch_with_scan"] / idg["first_epoch"],
         "ratio_later_epoch": ours["later_epoch"] / idg["later_epoch"],
         "share_of_limit_with_scan": ours["first_epoch_with_scan"] / limit,
         "scan_share_of_limit": n / ours["scan_seconds"] / limit,
+        "memory": touch,
+        "share_of_limit_kept_in_ram_with_scan": ours["first_epoch_with_scan"] / limit_kept,
     }  # fmt: skip
     print(f"{n} JPEGs ({args.photos}) -> {SIZE}x{SIZE}, batch {BATCH}, {os.cpu_count()} CPUs (images/s, median of {args.rounds})")
     print(f"{'loader':<40}{'first epoch':>12}{'later epoch':>12}")
     print(f"{'decode limit (thread pool, OpenCV)':<40}{limit:>12.0f}")
+    print(f"{'the same, kept in a new array in RAM':<40}{limit_kept:>12.0f}")
     print(f"{'ImageDataGenerator (tf-keras)':<40}{idg['first_epoch']:>12.0f}{idg['later_epoch']:>12.0f}")
     print(f"{'hh batches from the scan (no decode)':<40}{ours['first_epoch']:>12.0f}{ours['later_epoch']:>12.0f}")
     print(f"{'hh scan (decodes) + first epoch':<40}{ours['first_epoch_with_scan']:>12.0f}")
     print(
         f"hh first epoch with scan: {result['share_of_limit_with_scan']:.0%} of the limit, "
         f"{result['ratio_first_epoch_with_scan']:.2f}x ImageDataGenerator; later epochs {result['ratio_later_epoch']:.1f}x; "
-        f"the scan alone {result['scan_share_of_limit']:.0%} of the limit"
+        f"the scan alone {result['scan_share_of_limit']:.0%} of the limit; "
+        f"with scan {result['share_of_limit_kept_in_ram_with_scan']:.0%} of the limit that keeps its images"
+    )
+    print(
+        f"first touch of {touch['bytes'] / 1e6:.0f} MB (the decoded images' size) in a fresh process: "
+        f"{touch['first_touch_seconds']:.3f} s; again after freeing it: {touch['reused_seconds']:.3f} s"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -232,13 +232,18 @@ class TFLiteClassifier:
         return result, ((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: honours taskset and cpusets (docker --cpuset-cpus),
+    which os.cpu_count() does not."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def default_threads(reserve: int = 0) -> int:
     """Interpreter threads: the cores this process may use, minus `reserve` left for other
     work, at most 4 (XNNPACK gains little beyond). hh-camera reserves one for its capture
     thread: on 2 cores the seed int8 loop ran at 92% of its slower stage with 1 interpreter
     thread and at 74% with 2, the decoder and the interpreter fighting for the same cores."""
-    try:
-        cores = len(os.sched_getaffinity(0))  # honours taskset and container CPU limits
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores - reserve))
+    return max(1, min(4, usable_cores() - reserve))

@@ -117,3 +117,24 @@ def test_bench_reports_every_stage_and_writes_json(cli, int8_model, tmp_path):
     assert numbers["end_to_end"]["fps"] == pytest.approx(1000 / stages, rel=0.02)
     for stage in ("capture", "preprocess", "invoke", "postprocess", "end to end"):
         assert stage in result.stdout
+
+
+def test_interpreter_threads_follow_the_cores_the_process_may_use():
+    """Pinned to one core (as taskset does), every command gets one interpreter thread; on
+    more, hh-camera keeps one core for its capture thread."""
+    import os
+    import subprocess
+    import sys
+
+    script = "from hh.edge.runtime import default_threads as d; print(d(), d(reserve=1))"
+    pinned = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+    )
+    assert pinned.stdout.split() == ["1", "1"]
+    cores = len(os.sched_getaffinity(0))
+    free = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert free.stdout.split() == [str(min(4, cores)), str(max(1, min(4, cores - 1)))]

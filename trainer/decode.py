@@ -12,24 +12,16 @@ longer than decoding them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from hh.edge.preprocess import read_image_bgr, to_model_rgb
+from hh.edge.runtime import usable_cores
 from hh.edge.spec import PreprocessingSpec
 
 ALIGNMENT = 64  # bytes; TensorFlow refuses to share a buffer aligned less
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (honours taskset and container CPU limits)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def aligned_empty(shape: tuple[int, ...]) -> np.ndarray:

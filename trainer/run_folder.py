@@ -9,7 +9,7 @@ the converter, the benchmarks and a Python caller can read a run without the tra
     history.csv          per-epoch loss and accuracy, training and validation
     curves.png           the same, plotted
     bad_files.txt        files the pre-training scan skipped, with the reason
-    normalized/          upright RGB copies of odd images (CMYK, EXIF-rotated, ...)
+    normalized/          upright RGB copies of pictures OpenCV cannot read (PCX, ...)
     checkpoint/          the committed training state, for --resume (worker-N/ per extra worker)
 
 Crash safety rests on one rule: `checkpoint/state.json` is the commit. An epoch first writes

@@ -31,8 +31,8 @@ class SplitEntry:
     label: int  # index into class_names
     size: int  # bytes, when scanned
     mtime_ns: int  # modification time, when scanned
-    # Name of the upright RGB copy in RUN/normalized/ that training reads instead (CMYK,
-    # EXIF-rotated, ... files; see hh.trainer.scan), or None when the file is read as it is.
+    # Name of the upright RGB copy in RUN/normalized/ that training reads instead (pictures
+    # OpenCV cannot read but Pillow can; see hh.trainer.scan), or None when read as it is.
     normalized: str | None = None
 
     def status(self) -> str | None:
