@@ -12,6 +12,7 @@ longer than decoding them.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,8 +26,18 @@ ALIGNMENT = 64  # bytes; TensorFlow refuses to share a buffer aligned less
 
 
 def aligned_empty(shape: tuple[int, ...]) -> np.ndarray:
-    """An uninitialised uint8 array whose data starts on an ALIGNMENT-byte boundary."""
+    """An uninitialised uint8 array whose data starts on an ALIGNMENT-byte boundary.
+
+    On Linux it is anonymous memory mapped with MAP_POPULATE: the kernel backs every page in
+    one call before decoding starts, 0.12-0.13 s for 539 MB in most runs here, where first
+    touching numpy's own allocation page by page took 0.06-1.24 s (hugepage-advised memory
+    waits for the kernel to compact). A mapping starts on a page boundary, so it is aligned too.
+    """
     nbytes = int(np.prod(shape))
+    populate = getattr(mmap, "MAP_POPULATE", None)
+    if nbytes and populate is not None:
+        mapping = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+        return np.frombuffer(mapping, np.uint8).reshape(shape)
     raw = np.empty(nbytes + ALIGNMENT, np.uint8)
     offset = -raw.ctypes.data % ALIGNMENT
     return raw[offset : offset + nbytes].reshape(shape)
@@ -45,7 +56,7 @@ def read_model_input(path: str, spec: PreprocessingSpec, into: np.ndarray | None
 def run_parallel(work: Callable[[int], object], count: int, workers: int | None = None) -> list:
     """work(0) ... work(count - 1) on a thread pool (one thread per usable core), in order."""
     with ThreadPoolExecutor(workers or usable_cores()) as pool:
-        return list(pool.map(work, range(count), chunksize=8))
+        return list(pool.map(work, range(count)))
 
 
 def decode_files(paths: Sequence[str], spec: PreprocessingSpec, workers: int | None = None) -> np.ndarray:
