@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from hh.edge.folders import ImageFolder
 from hh.edge.spec import PreprocessingSpec
-from hh.trainer.decode import DecodedImages, read_model_input
+from hh.trainer.decode import ALIGNMENT, DecodedImages, read_model_input
 
 # Cache decoded images in RAM below this many bytes; above it, decode every epoch.
 DEFAULT_CACHE_BYTES = 4 * 1024**3
@@ -94,11 +94,11 @@ def make_dataset(
 
 
 def shared_tensor(pixels: np.ndarray, spec: PreprocessingSpec) -> tf.Tensor:
-    """The pixels as a tensor over the same memory. A 64-byte aligned array (decode.aligned_empty)
-    is adopted through DLPack, without a copy; anything else is copied."""
+    """The pixels as a tensor over the same memory. An ALIGNMENT-byte aligned array
+    (decode.aligned_empty) is adopted through DLPack, without a copy; anything else is copied."""
     if not pixels.size:
         return tf.zeros((0, spec.height, spec.width, 3), tf.uint8)
-    if pixels.flags.c_contiguous and pixels.ctypes.data % 64 == 0:
+    if pixels.flags.c_contiguous and pixels.ctypes.data % ALIGNMENT == 0:
         return tf.experimental.dlpack.from_dlpack(pixels.__dlpack__())
     return tf.convert_to_tensor(np.ascontiguousarray(pixels))
 

@@ -23,13 +23,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hh.edge.errors import OutOfSpace, UserError
 from hh.edge.files import atomic_path
 from hh.edge.folders import ImageFolder
-from hh.edge.preprocess import decode_image, jpeg_size, to_model_rgb
+from hh.edge.preprocess import REDUCED_READS, decode_image, jpeg_size, to_model_rgb
 from hh.edge.spec import PreprocessingSpec
 from hh.trainer.decode import DecodedImages, model_input_array, read_model_input, run_parallel
 
@@ -37,6 +38,10 @@ MIN_IMAGE_SIDE = 16  # smaller is a thumbnail or a tracking pixel, not a photo o
 # Pillow's limit for a decompression bomb: a small file that claims a huge image. OpenCV's
 # own limit is 2**30 pixels, 3 GB decoded, so the header is checked before OpenCV decodes.
 MAX_IMAGE_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
+# A JPEG only checked, not kept, is decoded at 1/8 scale: libjpeg still reads every
+# entropy-coded byte (a truncated file fails the same way) but skips most of the IDCT, 2x
+# faster on the demo images and 5x on 4000x3000 photos than a decode for a 300 px model.
+CHECK_ONLY_READ = dict(REDUCED_READS)[8]
 BAD_FILES_NAME = "bad_files.txt"
 
 
@@ -80,8 +85,8 @@ class ScanReport:
 def inspect_file(path: str, spec: PreprocessingSpec | None = None, into: np.ndarray | None = None) -> FileVerdict:
     """Read and fully decode one file; say whether it is bad or needs normalising.
 
-    With `spec`, a large JPEG is decoded at the reduced DCT scale training uses; with `into` (a
-    row of a model_input_array) too, a good file's model input is written there.
+    With `into` (a row of a model_input_array) and `spec`, a good file's model input is written
+    there, decoded as training and the device decode it; without, a JPEG is only checked.
     """
     try:
         stat = os.stat(path)
@@ -111,10 +116,14 @@ def _inspect_image(path: str, data: np.ndarray, spec: PreprocessingSpec | None, 
         return FileVerdict(path, problem=f"too large to decode safely ({width}x{height} px)")
     if min(width, height) < MIN_IMAGE_SIDE:
         return FileVerdict(path, problem=f"too small ({width}x{height} px)")
-    image = decode_image(data, spec, header if is_jpeg else None)
+    keep = into is not None and spec is not None
+    if is_jpeg and not keep:
+        image = cv2.imdecode(data, CHECK_ONLY_READ)
+    else:
+        image = decode_image(data, spec, header if is_jpeg else None)
     if image is None:  # OpenCV 5 also refuses a truncated JPEG or PNG here
         return _inspect_with_pillow(path)
-    if into is not None and spec is not None:
+    if keep:
         to_model_rgb(image, spec, out=into)
     return FileVerdict(path)
 
@@ -153,11 +162,9 @@ def normalised_copy(path: str, cache_dir: Path) -> str:
     return str(target)
 
 
-def scan_folder(
-    folder: ImageFolder, cache_dir: Path, spec: PreprocessingSpec | None = None, workers: int | None = None
-) -> tuple[ImageFolder, ScanReport]:
+def scan_folder(folder: ImageFolder, cache_dir: Path, workers: int | None = None) -> tuple[ImageFolder, ScanReport]:
     """The folder with bad files dropped and odd ones replaced by normalised copies."""
-    cleaned, report, _ = _scan(folder, cache_dir, spec, keep_pixels=False, workers=workers)
+    cleaned, report, _ = _scan(folder, cache_dir, None, workers)
     return cleaned, report
 
 
@@ -165,16 +172,17 @@ def scan_and_decode(
     folder: ImageFolder, cache_dir: Path, spec: PreprocessingSpec, workers: int | None = None
 ) -> tuple[ImageFolder, ScanReport, DecodedImages]:
     """scan_folder, keeping every usable image's model input: one decode per file in all."""
-    cleaned, report, decoded = _scan(folder, cache_dir, spec, keep_pixels=True, workers=workers)
+    cleaned, report, decoded = _scan(folder, cache_dir, spec, workers)
     assert decoded is not None
     return cleaned, report, decoded
 
 
 def _scan(
-    folder: ImageFolder, cache_dir: Path, spec: PreprocessingSpec | None, keep_pixels: bool, workers: int | None
+    folder: ImageFolder, cache_dir: Path, keep_for: PreprocessingSpec | None, workers: int | None
 ) -> tuple[ImageFolder, ScanReport, DecodedImages | None]:
-    paths = folder.paths
-    pixels = model_input_array(len(paths), spec) if keep_pixels and spec is not None else None
+    """With `keep_for`, every usable image's model input for that spec is kept too."""
+    paths, spec = folder.paths, keep_for
+    pixels = model_input_array(len(paths), spec) if spec is not None else None
     verdicts = run_parallel(lambda i: inspect_file(paths[i], spec, None if pixels is None else pixels[i]), len(paths), workers)
     report = ScanReport(checked=len(verdicts))
     report.ignored.extend(FileVerdict(path, problem=reason) for path, reason in folder.ignored)

@@ -147,7 +147,7 @@ def scan_and_split(config: TrainConfig, run: RunFolder, listing: Listing) -> Run
     def scan(folder: ImageFolder) -> tuple[ImageFolder, ScanReport, DecodedImages | None]:
         if in_ram:
             return scan_and_decode(folder, run.normalized_dir, spec)
-        return (*scan_folder(folder, run.normalized_dir, spec), None)
+        return (*scan_folder(folder, run.normalized_dir), None)
 
     folder, report, decoded = scan(listing.train)
     reports = [report]
