@@ -30,7 +30,9 @@ _EXPORTS = {
     "RunFolder": ("hh.trainer.run_folder", "RunFolder"),
     "ConversionReport": ("hh.converters.pipeline", "ConversionReport"),
     # device (numpy + OpenCV + LiteRT)
-    "Classifier": ("hh.edge.runtime", "TFLiteClassifier"),
+    "Classifier": ("hh.edge.runtime", "Classifier"),
+    "CameraSession": ("hh.edge.session", "CameraSession"),
+    "CameraOptions": ("hh.edge.session", "CameraOptions"),
     "Classification": ("hh.edge.runtime", "Classification"),
     "evaluate": ("hh.edge.evaluate", "evaluate"),
     "Evaluation": ("hh.edge.evaluate", "Evaluation"),
@@ -50,8 +52,8 @@ if TYPE_CHECKING:  # for editors and type checkers; nothing here runs
     from hh.edge.errors import HHError, UserError, VerificationFailed
     from hh.edge.evaluate import Evaluation, evaluate
     from hh.edge.preprocess import read_image_bgr as read_image
-    from hh.edge.runtime import Classification
-    from hh.edge.runtime import TFLiteClassifier as Classifier
+    from hh.edge.runtime import Classification, Classifier
+    from hh.edge.session import CameraOptions, CameraSession
     from hh.edge.spec import PreprocessingSpec
     from hh.trainer.api import train
     from hh.trainer.config import TrainConfig

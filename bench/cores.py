@@ -64,7 +64,7 @@ def main() -> None:
     if shutil.which("taskset") is None:
         sys.exit("taskset (util-linux) is needed to pin hh-bench to one core")
 
-    from hh.edge.runtime import default_threads
+    from hh.edge.machine import default_threads
 
     default = default_threads(reserve=1)
     rounds: dict[str, list[float]] = {}

@@ -138,10 +138,10 @@ def part_classweight(work: Path) -> dict:
 
 
 def int8_latency(model_path: Path, frames: int = 100) -> float:
-    from hh.edge.runtime import TFLiteClassifier
+    from hh.edge.runtime import Classifier
     from hh.edge.stage_timing import synthetic_frames, time_stages
 
-    classifier = TFLiteClassifier(model_path, num_threads=2)
+    classifier = Classifier(model_path, num_threads=2)
     return float(np.mean(time_stages(classifier, synthetic_frames().__next__, frames).ms["invoke"]))
 
 

@@ -119,10 +119,10 @@ def keras_latency(run: Path, frames: list[np.ndarray], n: int) -> float:
 
 
 def tflite_stages(model: Path, frames: list[np.ndarray], n: int) -> dict:
-    from hh.edge.runtime import TFLiteClassifier
+    from hh.edge.runtime import Classifier
     from hh.edge.stage_timing import time_stages
 
-    classifier = TFLiteClassifier(model, num_threads=THREADS)
+    classifier = Classifier(model, num_threads=THREADS)
     source = iter(frames * (n // len(frames) + 2))
     return time_stages(classifier, source.__next__, n).as_dict()
 
@@ -147,7 +147,7 @@ def camera_run(model: Path, video: Path, *extra: str) -> dict:
 def invoke_at_300(arch: str, calibration: np.ndarray, tmp: Path) -> dict:
     """int8 invoke ms of an untrained `arch` at 300x300."""
     from hh.converters.tflite import convert, with_contract
-    from hh.edge.runtime import TFLiteClassifier
+    from hh.edge.runtime import Classifier
     from hh.edge.spec import PreprocessingSpec
     from hh.edge.stage_timing import time_stages
     from hh.trainer.models import build_model
@@ -156,7 +156,7 @@ def invoke_at_300(arch: str, calibration: np.ndarray, tmp: Path) -> dict:
     model = build_model(arch, spec)
     path = tmp / f"{arch}-300-int8.tflite"
     path.write_bytes(with_contract(convert(model, spec, "int8", calibration), spec, "int8", "bench"))
-    classifier = TFLiteClassifier(path, num_threads=THREADS)
+    classifier = Classifier(path, num_threads=THREADS)
     frames = iter([np.zeros((480, 640, 3), np.uint8)] * 200)
     stages = time_stages(classifier, frames.__next__, 100).as_dict()
     return {"params": model.count_params(), "int8_mb": path.stat().st_size / 1e6, "invoke_ms": stages["invoke"]["mean_ms"]}

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def python_ms(model: Path, frame: np.ndarray, frames: int, threads: int) -> float:
-    from hh.edge.runtime import TFLiteClassifier
+    from hh.edge.runtime import Classifier
 
-    classifier = TFLiteClassifier(model, num_threads=threads)
+    classifier = Classifier(model, num_threads=threads)
     for _ in range(20):
         classifier.classify(frame)
     started = time.perf_counter()

@@ -4,7 +4,7 @@ Public names load lazily."""
 
 from __future__ import annotations
 
-from hh.edge.lazy import lazy_exports
+from ..edge.lazy import lazy_exports
 
 _EXPORTS = {
     "convert_run": "hh.converters.pipeline",

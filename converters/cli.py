@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from hh.edge.cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, require_train_extra, setup_output
-from hh.edge.errors import UserError
+from ..edge.cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, require_train_extra, setup_output
+from ..edge.errors import UserError
 
 app = make_app("Convert a trained model to TFLite.")
 
@@ -56,7 +56,7 @@ def convert(
     if len(chosen) > 1:
         raise UserError(f"choose one quantization, not {' and '.join('--' + c for c in chosen)}")
     require_train_extra("hh-convert")
-    from hh.converters.pipeline import convert_run
+    from .pipeline import convert_run
 
     report = convert_run(
         source,

@@ -22,7 +22,7 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as tflite_schema
 
-from hh.edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec
+from ..edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"

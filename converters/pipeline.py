@@ -20,17 +20,17 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from hh.converters.tflite import MODES, convert, with_contract
-from hh.converters.verify import Verification, VerificationInput, verify
-from hh.edge.errors import ParameterError, UserError, VerificationFailed
-from hh.edge.files import atomic_write_bytes, atomic_write_text, check_output_file
-from hh.edge.folders import ImageFolder, list_image_folder
-from hh.edge.metadata import sidecar_spec
-from hh.edge.quality import calibrate
-from hh.edge.quiet import native_output_captured
-from hh.edge.spec import SPEC_FILENAME, PreprocessingSpec, QualityThresholds
-from hh.trainer.run_folder import RunFolder
-from hh.trainer.split import describe_drift
+from ..edge.errors import ParameterError, UserError, VerificationFailed
+from ..edge.files import atomic_write_bytes, atomic_write_text, check_output_file
+from ..edge.folders import ImageFolder, list_image_folder
+from ..edge.metadata import sidecar_spec
+from ..edge.quality import calibrate
+from ..edge.quiet import native_output_captured
+from ..edge.spec import SPEC_FILENAME, PreprocessingSpec, QualityThresholds
+from ..trainer.run_folder import RunFolder
+from ..trainer.split import describe_drift
+from .tflite import MODES, convert, with_contract
+from .verify import Verification, VerificationInput, verify
 
 MIN_CALIBRATION_IMAGES = 100  # below this, int8 ranges are a guess: warn
 
@@ -155,7 +155,7 @@ def recorded_images(source: Source, split: str, instead: str) -> ImageFolder | N
 
 def checked_folder(path: Path, what: str, cache: Path) -> ImageFolder:
     """A user-given folder of class folders with unusable images dropped (and said so)."""
-    from hh.trainer.scan import scan_folder
+    from ..trainer.scan import scan_folder
 
     folder, report = scan_folder(list_image_folder(path, what), cache)
     if report.bad:
@@ -207,7 +207,7 @@ def float32_reference_size(model, spec: PreprocessingSpec, folder: Path) -> int:
 def quality_thresholds(source: Source, calib_dir: Path | None, count: int, calibration) -> QualityThresholds | None:
     """The quality gate's thresholds from training images: the int8 calibration images when
     loaded, else a sample of the run's training images; None when there are none to use."""
-    from hh.trainer.data import load_images
+    from ..trainer.data import load_images
 
     if calibration is None:
         try:
@@ -222,12 +222,12 @@ def quality_thresholds(source: Source, calib_dir: Path | None, count: int, calib
 def pack_selftest(model, spec: PreprocessingSpec, evaluation: ImageFolder, per_class: int, pending: Path):
     """The golden self-test for `pending` (the converted model), checked here first: a model
     whose self-test fails on the machine that made it would fail on every device."""
-    from hh.converters.selftest import build_selftest
-    from hh.edge.runtime import TFLiteClassifier
-    from hh.edge.selftest import run_selftest
+    from ..edge.runtime import Classifier
+    from ..edge.selftest import run_selftest
+    from .selftest import build_selftest
 
     selftest = build_selftest(model, spec, evaluation, per_class, pending)
-    result = run_selftest(TFLiteClassifier(pending, num_threads=1), selftest)
+    result = run_selftest(Classifier(pending, num_threads=1), selftest)
     if not result.passed:
         raise VerificationFailed(f"the self-test fails on the machine that made it: {result.line()}")
     return selftest
@@ -273,7 +273,7 @@ def convert_run(
     Raises VerificationFailed (keeping the file as *.rejected.tflite) when the converted model
     agrees with Keras on less than `min_agreement` of the held-out images.
     """
-    from hh.trainer.data import load_images
+    from ..trainer.data import load_images
 
     check_options(mode, calib_count, min_agreement)
     if selftest_per_class < 0:
@@ -351,9 +351,9 @@ def convert_run(
 def make_report(
     mode, out, tflite, ratio, seconds, calibration, verification: Verification | None, min_agreement, path
 ) -> ConversionReport:
-    from hh.edge.runtime import TFLiteClassifier
+    from ..edge.runtime import Classifier
 
-    runtime = TFLiteClassifier(path, num_threads=1).runtime
+    runtime = Classifier(path, num_threads=1).runtime
     v = verification
     return ConversionReport(
         mode=mode,

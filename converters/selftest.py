@@ -6,19 +6,19 @@ from pathlib import Path
 
 import numpy as np
 
-from hh.edge.folders import ImageFolder
-from hh.edge.preprocess import read_image_bgr, to_model_rgb
-from hh.edge.runtime import TFLiteClassifier
-from hh.edge.selftest import SelfTest, SelfTestCase, decode, device_probabilities, selftest_image
-from hh.edge.spec import PreprocessingSpec
-from hh.trainer.models import keras_probabilities
+from ..edge.folders import ImageFolder
+from ..edge.preprocess import read_image_bgr, to_model_rgb
+from ..edge.runtime import Classifier
+from ..edge.selftest import SelfTest, SelfTestCase, decode, device_probabilities, selftest_image
+from ..edge.spec import PreprocessingSpec
+from ..trainer.models import keras_probabilities
 
 
 def build_selftest(keras_model, spec: PreprocessingSpec, images: ImageFolder, per_class: int, tflite_path: Path) -> SelfTest:
     """`per_class` held-out images per class, with the Keras model's probabilities and the
     converted model's (at `tflite_path`, the same graph) through the device path."""
     chosen = images.sample_per_class(per_class * spec.num_classes, seed=0)
-    classifier = TFLiteClassifier(tflite_path, num_threads=1)
+    classifier = Classifier(tflite_path, num_threads=1)
     jpegs = [selftest_image(read_image_bgr(path, spec), spec) for path in chosen.paths]
     # Keras sees the same pixels the device will: the stored JPEG, decoded and fitted on the
     # device path (the training loader gives these same pixels; tests/test_edge.py).

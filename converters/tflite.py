@@ -20,9 +20,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hh.converters.metadata import attach_metadata, build_model_metadata
-from hh.edge.selftest import SelfTest
-from hh.edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec
+from ..edge.selftest import SelfTest
+from ..edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec
+from .metadata import attach_metadata, build_model_metadata
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def tensor_io(tflite: bytes) -> str:
 
     from ai_edge_litert.interpreter import Interpreter
 
-    from hh.edge.quiet import native_output_captured
+    from ..edge.quiet import native_output_captured
 
     with native_output_captured():  # LiteRT announces its XNNPACK delegate
         interpreter = Interpreter(model_content=tflite)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hh.edge.errors import UserError
-from hh.edge.folders import ImageFolder
-from hh.edge.runtime import TFLiteClassifier
-from hh.edge.spec import PreprocessingSpec
-from hh.trainer.models import keras_probabilities
+from ..edge.errors import UserError
+from ..edge.folders import ImageFolder
+from ..edge.runtime import Classifier
+from ..edge.spec import PreprocessingSpec
+from ..trainer.models import keras_probabilities
 
 
 @dataclass(frozen=True)
@@ -46,14 +46,14 @@ class Verification:
 
 
 def verify(given: VerificationInput) -> Verification:
-    from hh.trainer.data import load_images
+    from ..trainer.data import load_images
 
     if given.images.class_names != given.spec.class_names:
         raise UserError(
             f"evaluation folder {given.images.root} has classes {given.images.class_names}, the model {given.spec.class_names}"
         )
     print(f"verifying on {len(given.images)} images from {given.images.root}", file=sys.stderr, flush=True)
-    classifier = TFLiteClassifier(given.tflite_path, num_threads=2)
+    classifier = Classifier(given.tflite_path, num_threads=2)
     images, labels = load_images(given.images, given.spec)
     keras_probs = keras_probabilities(given.keras_model, images, given.spec)
     tflite_probs = classifier.predict_rgb(images)

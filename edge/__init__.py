@@ -9,11 +9,11 @@ TensorFlow. Public names load lazily.
 
 from __future__ import annotations
 
-from hh.edge.lazy import lazy_exports
+from .lazy import lazy_exports
 
 _EXPORTS = {
     "PreprocessingSpec": "hh.edge.spec",
-    "TFLiteClassifier": "hh.edge.runtime",
+    "Classifier": "hh.edge.runtime",
     "Classification": "hh.edge.runtime",
     "evaluate": "hh.edge.evaluate",
     "Evaluation": "hh.edge.evaluate",

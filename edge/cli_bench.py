@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from hh.edge.cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, setup_output, sigterm_as_interrupt
-from hh.edge.errors import ParameterError, UserError
+from .cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, setup_output
+from .errors import ParameterError, UserError
+from .signals import sigterm_as_interrupt
 
 app = make_app("Measure a .tflite model on this device.")
 
@@ -34,10 +35,11 @@ def bench(
     Example: hh-bench models/run1/model_int8.tflite --threads 4
     """
     setup_output(verbose)
-    from hh.edge.camera import open_source, source_opener
-    from hh.edge.files import atomic_write_text, check_output_file
-    from hh.edge.runtime import TFLiteClassifier, default_threads
-    from hh.edge.stage_timing import STAGES, synthetic_frames, time_stages
+    from .capture import open_source, source_opener
+    from .files import atomic_write_text, check_output_file
+    from .machine import default_threads
+    from .runtime import Classifier
+    from .stage_timing import STAGES, synthetic_frames, time_stages
 
     if frames < 1:
         raise ParameterError("frames", f"must be at least 1, got {frames}")
@@ -47,7 +49,7 @@ def bench(
     if json_out is not None:
         check_output_file(json_out, "json_out", overwrite, inputs=[model, *([info.path] if info and info.path else [])])
     threads = threads or default_threads()
-    classifier = TFLiteClassifier(model, num_threads=threads)
+    classifier = Classifier(model, num_threads=threads)
     if source is None:
         generator = synthetic_frames()
         read_frame = generator.__next__

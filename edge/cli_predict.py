@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from hh.edge.cli_util import VerboseOption, make_app, reports_errors, setup_output
-from hh.edge.errors import UserError
+from .cli_util import VerboseOption, make_app, reports_errors, setup_output
+from .errors import UserError
 
 app = make_app("Classify image files with a .tflite model.")
 
@@ -40,11 +40,12 @@ def predict(
     Example: hh-predict models/run1/model_int8.tflite data/validation
     """
     setup_output(verbose)
-    from hh.edge.evaluate import evaluate, format_confusion, format_metrics
-    from hh.edge.files import check_output_dir
-    from hh.edge.runtime import TFLiteClassifier, default_threads
+    from .evaluate import evaluate, format_confusion, format_metrics
+    from .files import check_output_dir
+    from .machine import default_threads
+    from .runtime import Classifier
 
-    classifier = TFLiteClassifier(model, num_threads=threads if threads is not None else default_threads())
+    classifier = Classifier(model, num_threads=threads if threads is not None else default_threads())
     names = classifier.class_names
     if selftest:
         run_packed_selftest(classifier, json_out)
@@ -77,7 +78,7 @@ def predict(
 
 
 def run_packed_selftest(classifier, json_out: bool) -> None:
-    from hh.edge.selftest import model_selftest, run_selftest
+    from .selftest import model_selftest, run_selftest
 
     packed = model_selftest(classifier)
     if packed is None:

@@ -1,4 +1,4 @@
-"""What every hh command shares: the typer app, errors as one line, quiet libraries, signals.
+"""What every hh command shares: the typer app, flags made from options, errors as one line, quiet libraries.
 
 The library raises `hh.edge.errors.HHError` subclasses; here, and only here, they become one
 `error: ...` line on stderr and the error's exit code. Anything else is a bug and keeps its
@@ -7,18 +7,20 @@ traceback.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import functools
-import signal
+import inspect
 import sys
-import threading
-from collections.abc import Callable, Iterator
+import typing
+from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 import typer
 
-from hh.edge.errors import HHError, MissingExtraError
-from hh.edge.quiet import native_output_captured, quiet_libraries
+from .errors import HHError, MissingExtraError
+from .log import show_on_stderr
+from .options import FLAGS, HELP, option_fields
+from .quiet import native_output_captured, quiet_libraries
 
 F = TypeVar("F", bound=Callable)
 
@@ -69,9 +71,54 @@ def make_app(help_text: str) -> typer.Typer:
 
 
 def setup_output(verbose: bool) -> None:
-    """First thing every command does: unless --verbose, keep library chatter out."""
+    """First thing every command does: hh's own lines on stderr, and unless --verbose, library
+    chatter kept out."""
+    show_on_stderr(verbose)
     if not verbose:
         quiet_libraries()
+
+
+def options_command(options_cls: type, flags: dict[str, str] | None = None, unset_defaults: bool = False) -> Callable[[F], F]:
+    """Give a command taking `**options` one flag per option field of `options_cls` (declared
+    with hh.edge.options.option: type, default and help written once, in the library).
+
+    unset_defaults: flags default to None ("not given"), each help saying the real default, so
+    the command can tell what was given (hh-train --resume refuses changed settings).
+    flags: how the command spells a field's flag where the field does not say.
+    """
+    spellings = flags or {}
+
+    def decorate(command: F) -> F:
+        signature = inspect.signature(command, eval_str=True)
+        explicit = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD
+        ]
+        hints = typing.get_type_hints(options_cls)
+        generated = []
+        for spec in option_fields(options_cls):
+            default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+            kind, help_text = hints[spec.name], spec.metadata[HELP]
+            decls = spec.metadata[FLAGS] or ((spellings[spec.name],) if spec.name in spellings else ())
+            value = default
+            if unset_defaults and kind is not bool:
+                kind, value = kind | None, None
+                if default is not None:
+                    help_text += f" (default {default})"
+            annotation = Annotated[kind, typer.Option(*decls, help=help_text)]
+            generated.append(inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=value, annotation=annotation))
+        arguments = [p for p in explicit if isinstance(_typer_info(p), typer.models.ArgumentInfo)]
+        rest = [p for p in explicit if p not in arguments]
+        command.__signature__ = signature.replace(parameters=[*arguments, *generated, *rest])  # type: ignore[attr-defined]
+        return command
+
+    return decorate
+
+
+def _typer_info(parameter: inspect.Parameter):
+    for extra in getattr(parameter.annotation, "__metadata__", ()):
+        if isinstance(extra, typer.models.ParameterInfo):
+            return extra
+    return None
 
 
 TRAIN_MODULES = ("tensorflow", "keras", "matplotlib", "PIL", "flatbuffers")
@@ -92,21 +139,3 @@ def require_train_extra(command: str) -> None:
             f"{command} needs TensorFlow and the other training packages ({missing} is not installed): "
             "pip install 'hh[train]' (this looks like a device install, hh[edge])"
         )
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (systemd stop, docker stop, kill) ends a command the way Ctrl-C does: its
-    KeyboardInterrupt handling saves what there is and prints the summary."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

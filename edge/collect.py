@@ -27,8 +27,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hh.edge.files import atomic_write_bytes, check_output_dir
-from hh.edge.record import FrameJournal
+from .events import Event, FrameEvent
+from .files import atomic_write_bytes, check_output_dir
+from .record import FrameJournal
 
 JOURNAL = "collected.csv"
 
@@ -86,6 +87,11 @@ class FieldCollector:
             *(f"{p:.5f}" for p in c.probabilities), self.source, self.model,
         ])  # fmt: skip
         return relative
+
+    def on_event(self, event: Event) -> None:
+        """The session's frames: each is considered for the collection."""
+        if isinstance(event, FrameEvent):
+            self.consider(event.image, event.result)
 
     def consider(self, frame: np.ndarray, result) -> str | None:
         """Save the frame when the model is unsure of it (low probability, or a flip), within

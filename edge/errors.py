@@ -86,3 +86,16 @@ NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 def is_out_of_space(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """What a library's exception says, as one line for an error message: its first line
+    or its type when it says nothing."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+def last_line(exc: BaseException, limit: int = 200) -> str:
+    """The last line of an exception's message (OpenCV's cv2.error ends with the reason)."""
+    text = str(exc).strip()
+    return text.splitlines()[-1][:limit] if text else type(exc).__name__

@@ -18,11 +18,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hh.edge.errors import UserError
-from hh.edge.files import atomic_write_bytes, atomic_write_text
-from hh.edge.folders import is_image_file, list_image_folder
-from hh.edge.preprocess import UnreadableImage, fit_to_spec, read_image_bgr
-from hh.edge.runtime import Classification, TFLiteClassifier
+from .errors import UserError
+from .files import atomic_write_bytes, atomic_write_text
+from .folders import is_image_file, list_image_folder
+from .preprocess import UnreadableImage, fit_to_spec, read_image_bgr
+from .runtime import Classification, Classifier
 
 
 @dataclass
@@ -209,7 +209,7 @@ def format_confusion(matrix: np.ndarray, names) -> str:
     return "\n".join(rows)
 
 
-def images_to_classify(classifier: TFLiteClassifier, images: str | Path) -> tuple[list[str], list[int] | None]:
+def images_to_classify(classifier: Classifier, images: str | Path) -> tuple[list[str], list[int] | None]:
     """(paths, true label indexes or None) for an image, a folder, or a folder of class folders."""
     images = Path(images)
     names = classifier.class_names
@@ -230,7 +230,7 @@ def images_to_classify(classifier: TFLiteClassifier, images: str | Path) -> tupl
 
 
 def evaluate(
-    classifier: TFLiteClassifier,
+    classifier: Classifier,
     images: str | Path,
     on_result: Callable[[ImageResult], None] | None = None,
     on_skip: Callable[[str], None] | None = None,

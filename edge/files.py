@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from hh.edge.errors import OutOfSpace, ParameterError, is_out_of_space
+from .errors import OutOfSpace, ParameterError, is_out_of_space
 
 TEMP_NAME = re.compile(r"^\..+\.tmp-(\d+)(\.[^.]*)?$")
 

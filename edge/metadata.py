@@ -10,7 +10,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from hh.edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec, SpecError, parse_labels, read_spec
+from .spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec, SpecError, parse_labels, read_spec
 
 
 def read_associated_files(model_path: str | Path) -> dict[str, bytes]:

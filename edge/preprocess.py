@@ -10,8 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from hh.edge.errors import UserError
-from hh.edge.spec import PreprocessingSpec, center_crop_box
+from .errors import UserError
+from .spec import PreprocessingSpec, center_crop_box
 
 # Spec interpolation names -> OpenCV flags. INTER_NEAREST_EXACT, not INTER_NEAREST: it samples
 # pixel centres (as PIL and tf.image.resize do); INTER_NEAREST is shifted by half a pixel.

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from hh.edge.spec import QualityThresholds
+from .spec import QualityThresholds
 
 RETAKE = "retake"
 REASONS = ("blurry", "too dark", "too bright", "low contrast")

@@ -22,7 +22,7 @@ import os
 import threading
 from pathlib import Path
 
-from hh.edge.errors import ParameterError
+from .errors import ParameterError
 
 FLUSH_SECONDS = 1.0
 

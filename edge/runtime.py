@@ -7,23 +7,23 @@ tensor's scale and zero point, and integer outputs are dequantized the same way.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from hh.edge.errors import ModelFileError, ParameterError
-from hh.edge.metadata import read_model_spec
-from hh.edge.preprocess import to_model_rgb
-from hh.edge.quality import check, measure
-from hh.edge.quiet import native_output_captured
-from hh.edge.spec import QualityThresholds
+from .errors import ModelFileError, ParameterError, first_line
+from .metadata import read_model_spec
+from .preprocess import to_model_rgb
+from .quality import check, measure
+from .quiet import native_output_captured
+from .spec import QualityThresholds
 
 # In order of preference: LiteRT is the maintained successor of tflite-runtime and works with
-# numpy 2 (measured on a 300x300 int8 model: 2.3 ms per invoke against tflite-runtime 2.14's
-# 10.8 ms, which also crashes at load under numpy 2); tf.lite is the last resort on a workstation.
+# numpy 2 (tflite-runtime 2.14 crashes at load under numpy 2, and is slower: the measurement is
+# in docs/architecture.md); tf.lite is the last resort on a workstation.
 RUNTIMES = ("ai-edge-litert", "tflite-runtime", "tensorflow")
 # A probe output further than this from a probability distribution means the model gives scores.
 PROBABILITY_TOLERANCE = 0.02
@@ -47,7 +47,7 @@ def load_interpreter(model_path: str | Path, num_threads: int | None = None, run
     """(interpreter with tensors allocated, name of the runtime that loaded it)."""
     path = Path(model_path)
     if num_threads is not None and num_threads < 1:
-        raise ParameterError("threads", f"must be at least 1, got {num_threads}")
+        raise ParameterError("num_threads", f"must be at least 1, got {num_threads}")
     if path.is_dir():
         raise ModelFileError(f"{path}: is a folder; give the .tflite file (for example {path}/model_int8.tflite)")
     if not path.is_file():
@@ -69,8 +69,7 @@ def load_interpreter(model_path: str | Path, num_threads: int | None = None, run
                 interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
                 interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelFileError(f"{path}: cannot be loaded by {runtime} ({reason})") from None
+            raise ModelFileError(f"{path}: cannot be loaded by {runtime} ({first_line(exc)})") from None
         return interpreter, runtime
     raise ModelFileError(f"no TFLite runtime is installed; pip install {RUNTIMES[0]}")
 
@@ -90,10 +89,25 @@ class Classification:
         }
 
 
-class TFLiteClassifier:
+class FrameClassification(NamedTuple):
+    """One frame through the device path: the answer, the quality gate's verdict, and the
+    milliseconds each stage took."""
+
+    classification: Classification
+    retake: str | None  # why the frame should be retaken ("blurry", ...), or None
+    preprocess_ms: float
+    invoke_ms: float
+    postprocess_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.preprocess_ms + self.invoke_ms + self.postprocess_ms
+
+
+class Classifier:
     """One .tflite image classifier with its preprocessing contract.
 
-    >>> clf = TFLiteClassifier("model_int8.tflite", num_threads=2)
+    >>> clf = Classifier("model_int8.tflite", num_threads=2)
     >>> clf.classify(cv2.imread("leaf.jpg")).label
     """
 
@@ -200,12 +214,11 @@ class TFLiteClassifier:
         """An OpenCV BGR frame -> top label, its probability and all class probabilities."""
         return self.result(self.invoke(self.prepare(frame_bgr)))
 
-    def classify_frame(
-        self, frame_bgr: np.ndarray, smooth=None, quality: QualityThresholds | None = None
-    ) -> tuple[Classification, str | None, tuple[float, float, float]]:
-        """classify_timed() behind the image-quality gate: (classification, why the frame should
-        be retaken or None, milliseconds). A retake frame is still classified (its probabilities
-        are reported) but kept out of the smoothing, so it does not drag the next labels."""
+    def classify_frame(self, frame_bgr: np.ndarray, smooth=None, quality: QualityThresholds | None = None) -> FrameClassification:
+        """classify(), timed stage by stage, behind the image-quality gate when `quality` is
+        given. smooth: a function of the raw probabilities (hh-camera's --smooth). A retake
+        frame is still classified (its probabilities are reported) but kept out of the
+        smoothing, so it does not drag the next labels."""
         t0 = time.perf_counter()
         rgb = to_model_rgb(frame_bgr, self.spec)
         retake = check(measure(rgb), quality) if quality is not None else None
@@ -215,35 +228,4 @@ class TFLiteClassifier:
         t2 = time.perf_counter()
         result = self.result(smooth(raw) if smooth and retake is None else raw)
         t3 = time.perf_counter()
-        return result, retake, ((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
-
-    def classify_timed(self, frame_bgr: np.ndarray, smooth=None) -> tuple[Classification, tuple[float, float, float]]:
-        """classify(), with milliseconds spent in (preprocess, invoke, postprocess).
-
-        smooth: optional function applied to the raw probabilities (hh-camera's --smooth).
-        """
-        t0 = time.perf_counter()
-        tensor = self.prepare(frame_bgr)
-        t1 = time.perf_counter()
-        raw = self.invoke(tensor)
-        t2 = time.perf_counter()
-        result = self.result(smooth(raw) if smooth else raw)
-        t3 = time.perf_counter()
-        return result, ((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on: honours taskset and cpusets (docker --cpuset-cpus),
-    which os.cpu_count() does not."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
-
-
-def default_threads(reserve: int = 0) -> int:
-    """Interpreter threads: the cores this process may use, minus `reserve` left for other
-    work, at most 4 (XNNPACK gains little beyond). hh-camera reserves one for its capture
-    thread: on 2 cores the seed int8 loop ran at 92% of its slower stage with 1 interpreter
-    thread and at 74% with 2, the decoder and the interpreter fighting for the same cores."""
-    return max(1, min(4, usable_cores() - reserve))
+        return FrameClassification(result, retake, (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)

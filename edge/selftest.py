@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from hh.edge.errors import ModelFileError
-from hh.edge.preprocess import decode_image, to_model_rgb
-from hh.edge.runtime import TFLiteClassifier
-from hh.edge.spec import PreprocessingSpec
+from .errors import ModelFileError
+from .preprocess import decode_image, to_model_rgb
+from .runtime import Classifier
+from .spec import PreprocessingSpec
 
 MANIFEST = "selftest.json"
 IMAGE_PREFIX = "selftest/"
@@ -119,11 +119,11 @@ def decode(jpeg: bytes, spec: PreprocessingSpec | None = None) -> np.ndarray:
 Prepare = Callable[[np.ndarray, PreprocessingSpec], np.ndarray]
 
 
-def device_probabilities(classifier: TFLiteClassifier, jpeg: bytes, prepare: Prepare = to_model_rgb) -> np.ndarray:
+def device_probabilities(classifier: Classifier, jpeg: bytes, prepare: Prepare = to_model_rgb) -> np.ndarray:
     return classifier.invoke(classifier.quantize_input(prepare(decode(jpeg, classifier.spec), classifier.spec)))
 
 
-def run_selftest(classifier: TFLiteClassifier, selftest: SelfTest, prepare: Prepare = to_model_rgb) -> SelfTestResult:
+def run_selftest(classifier: Classifier, selftest: SelfTest, prepare: Prepare = to_model_rgb) -> SelfTestResult:
     """Run the packed images through this device's path and compare with the stored answers.
 
     prepare: frame -> model-sized RGB, the device's preprocessing (to_model_rgb).
@@ -145,9 +145,9 @@ def run_selftest(classifier: TFLiteClassifier, selftest: SelfTest, prepare: Prep
     return SelfTestResult(len(selftest.cases), max(worst, 0.0), agree_expected, agree_keras, selftest.tolerance, worst_text)
 
 
-def model_selftest(classifier: TFLiteClassifier) -> SelfTest | None:
+def model_selftest(classifier: Classifier) -> SelfTest | None:
     """The self-test packed into the classifier's model file, or None."""
-    from hh.edge.metadata import read_associated_files
+    from .metadata import read_associated_files
 
     return SelfTest.from_files(read_associated_files(classifier.model_path), str(classifier.model_path))
 

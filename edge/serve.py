@@ -36,7 +36,9 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 import numpy as np
 
-from hh.edge.errors import ParameterError
+from .collect import FieldCollector
+from .errors import ParameterError
+from .events import Event, FrameEvent, SourceEvent, StatusEvent
 
 BOUNDARY = "hhframe"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -59,7 +61,7 @@ class LiveState:
     """What the camera loop shares with the server. The loop's side is cheap: update() swaps
     references under a lock; the server's threads do the encoding."""
 
-    def __init__(self, class_names, source: str, model: str, history: int = 100):
+    def __init__(self, class_names, source: str, model: str, history: int = 100, collector: FieldCollector | None = None):
         self.class_names = tuple(class_names)
         self.source, self.model = source, model
         self.lock = threading.Lock()
@@ -73,7 +75,17 @@ class LiveState:
         self.started = time.time()
         self.viewers = 0  # clients reading the MJPEG stream right now
         self.health: dict = {}
-        self.collector = None  # a FieldCollector with --collect
+        self.collector = collector  # with --collect: the live view files frames into it
+
+    def on_event(self, event: Event) -> None:
+        """The session's events: the newest frame, outages, device health."""
+        if isinstance(event, FrameEvent):
+            self.update(event.image, event.result, event.json, event.fps)
+        elif isinstance(event, SourceEvent):
+            self.source_event(event.data)
+        elif isinstance(event, StatusEvent):
+            with self.lock:
+                self.health = event.health
 
     def update(self, frame: np.ndarray, result, event: dict, fps: float) -> None:
         with self.lock:

@@ -18,7 +18,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from hh.edge.errors import SpecError
+from .errors import SpecError
 
 SPEC_FILENAME = "preprocessing.json"
 LABELS_FILENAME = "labels.txt"

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hh.edge.camera import peak_rss_mb
-from hh.edge.runtime import TFLiteClassifier
+from .machine import peak_rss_mb
+from .runtime import Classifier
 
 STAGES = ("capture", "preprocess", "invoke", "postprocess")
 
@@ -56,7 +56,7 @@ def synthetic_frames(width: int = 640, height: int = 480, seed: int = 0) -> Iter
         i += 1
 
 
-def time_stages(classifier: TFLiteClassifier, read_frame, frames: int, warmup: int = 10) -> StageTimes:
+def time_stages(classifier: Classifier, read_frame, frames: int, warmup: int = 10) -> StageTimes:
     """Run `frames` frames through the pipeline; read_frame() -> BGR frame or None at the end."""
     times = StageTimes(classifier.runtime)
     for i in range(warmup + frames):
@@ -65,10 +65,10 @@ def time_stages(classifier: TFLiteClassifier, read_frame, frames: int, warmup: i
         if frame is None:
             break
         capture_ms = (time.perf_counter() - t0) * 1000
-        _, stage_ms = classifier.classify_timed(frame)
+        answer = classifier.classify_frame(frame)
         if i < warmup:
             continue
-        for stage, ms in zip(STAGES, (capture_ms, *stage_ms)):
+        for stage, ms in zip(STAGES, (capture_ms, answer.preprocess_ms, answer.invoke_ms, answer.postprocess_ms)):
             times.ms[stage].append(ms)
         times.frames += 1
     return times

@@ -104,10 +104,10 @@ def test_keras_model_that_does_not_match_its_spec(tmp_path, one_line_error):
 
 def test_model_loads_when_contract_is_consistent(bare_tflite, tmp_path):
     """The control: the same bare file with consistent sidecars classifies."""
-    from hh.edge.runtime import TFLiteClassifier
+    from hh.edge.runtime import Classifier
 
     model = write_model(tmp_path / "m", bare_tflite, SPEC, labels=["a", "b"])
-    classifier = TFLiteClassifier(model)
+    classifier = Classifier(model)
     assert classifier.spec_source == "sidecar"
     result = classifier.classify(np.zeros((40, 50, 3), np.uint8))
     assert result.label in ("a", "b") and abs(result.probabilities.sum() - 1) < 1e-5

@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from hh.edge.camera import FrameGrabber, Smoother
+from hh.edge.camera import Smoother
+from hh.edge.capture import FrameGrabber
 
 
 class ScriptedCapture:
@@ -126,7 +127,7 @@ def test_interpreter_threads_follow_the_cores_the_process_may_use():
     import subprocess
     import sys
 
-    script = "from hh.edge.runtime import default_threads as d; print(d(), d(reserve=1))"
+    script = "from hh.edge.machine import default_threads as d; print(d(), d(reserve=1))"
     pinned = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,

@@ -70,7 +70,7 @@ def test_int8_is_full_integer_with_raw_uint8_pixels_and_small(converted):
 @pytest.mark.slow
 def test_labels_and_spec_read_back_from_the_tflite_alone(converted, tmp_path):
     from hh.converters.metadata import read_model_metadata
-    from hh.edge.runtime import TFLiteClassifier
+    from hh.edge.runtime import Classifier
 
     run, _ = converted
     lonely = tmp_path / "model_int8.tflite"  # no labels.txt or preprocessing.json beside it
@@ -81,7 +81,7 @@ def test_labels_and_spec_read_back_from_the_tflite_alone(converted, tmp_path):
     assert embedded == read_spec(run / "preprocessing.json").with_quality(embedded.quality)
     files = read_associated_files(lonely)
     assert files["labels.txt"].decode() == (run / "labels.txt").read_text()
-    classifier = TFLiteClassifier(lonely)
+    classifier = Classifier(lonely)
     assert classifier.spec_source == "embedded" and classifier.class_names == ("brown_spot", "healthy")
     # The standard metadata flatbuffer is there, with its identifier and the label file named.
     metadata = read_model_metadata(lonely.read_bytes())

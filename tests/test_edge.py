@@ -15,7 +15,7 @@ from hh.edge.cli_camera import app as camera_app
 from hh.edge.cli_predict import app as predict_app
 from hh.edge.folders import list_image_folder
 from hh.edge.preprocess import read_image_bgr, to_model_rgb
-from hh.edge.runtime import TFLiteClassifier
+from hh.edge.runtime import Classifier
 from hh.edge.spec import PreprocessingSpec
 from hh.trainer.synth import write_video
 
@@ -97,7 +97,7 @@ def test_keras_and_int8_through_the_edge_path_agree(trained_run, int8_model, syn
     from hh.trainer.data import load_images
 
     folder = list_image_folder(synth_data / "validation")
-    classifier = TFLiteClassifier(int8_model)
+    classifier = Classifier(int8_model)
     model = keras.models.load_model(trained_run / "model.keras")
     images, labels = load_images(folder, classifier.spec)
     keras_top = (model.predict(images.astype(np.float32), verbose=0)[:, 0] > 0.5).astype(int)
@@ -219,9 +219,9 @@ def test_edge_imports_and_classifies_without_tensorflow(int8_model, synth_data):
 
         sys.meta_path.insert(0, NoTensorFlow())
         import hh.edge, hh.edge.camera, hh.edge.cli_camera, hh.edge.cli_predict
-        from hh.edge.runtime import TFLiteClassifier
+        from hh.edge.runtime import Classifier
         from hh.edge.preprocess import read_image_bgr
-        clf = TFLiteClassifier({str(int8_model)!r})
+        clf = Classifier({str(int8_model)!r})
         result = clf.classify(read_image_bgr({image!r}))
         assert not [m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")]
         print(clf.runtime, result.label, round(sum(result.probabilities), 3))

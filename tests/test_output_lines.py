@@ -168,7 +168,7 @@ def test_a_model_that_outputs_scores_gets_probabilities(tmp_path):
     """A model saved without its softmax outputs logits: hh applies the softmax and says so."""
     import keras
 
-    from hh.edge.runtime import TFLiteClassifier
+    from hh.edge.runtime import Classifier
     from hh.edge.spec import PreprocessingSpec
 
     inputs = keras.Input((32, 32, 3))
@@ -180,7 +180,7 @@ def test_a_model_that_outputs_scores_gets_probabilities(tmp_path):
     (tmp_path / "preprocessing.json").write_text(
         PreprocessingSpec(height=32, width=32, class_names=("r", "g", "b"), class_mode="categorical").to_json()
     )
-    classifier = TFLiteClassifier(tmp_path / "m.tflite")
+    classifier = Classifier(tmp_path / "m.tflite")
     assert classifier.outputs_scores and "softmax applied" in classifier.describe()
     blue = np.zeros((40, 40, 3), np.uint8)
     blue[..., 0] = 200  # OpenCV order: blue first

@@ -102,10 +102,10 @@ def test_convert_out_elsewhere_leaves_that_folders_files_alone(cli, one_line_err
     assert result.exit_code == 0, result.output
     assert (other / "labels.txt").read_text() == "cat\ndog\n"
     assert (other / "preprocessing.json").read_text() == '{"someone": "else"}\n'
-    from hh.edge.runtime import TFLiteClassifier
+    from hh.edge.runtime import Classifier
 
     # The model carries its own labels: the folder's other labels.txt does not confuse it.
-    assert TFLiteClassifier(other / "m.tflite").class_names == ("brown_spot", "healthy")
+    assert Classifier(other / "m.tflite").class_names == ("brown_spot", "healthy")
     before = (other / "m.tflite").read_bytes()
     one_line_error(cli(convert_app, trained_run, "--out", other / "m.tflite"), "already exists", "--overwrite")
     assert unchanged(other / "m.tflite", before)

@@ -12,7 +12,7 @@ from hh.edge.folders import list_image_folder
 from hh.edge.health import HealthWatch, decode_throttled, read_health
 from hh.edge.preprocess import read_image_bgr
 from hh.edge.quality import calibrate, check, measure
-from hh.edge.runtime import TFLiteClassifier
+from hh.edge.runtime import Classifier
 from hh.trainer.synth import write_video
 
 
@@ -36,7 +36,7 @@ def blank(frame):
 
 @pytest.fixture(scope="module")
 def gate(int8_model, synth_data):
-    classifier = TFLiteClassifier(int8_model)
+    classifier = Classifier(int8_model)
     frames = [read_image_bgr(p) for p in list_image_folder(synth_data / "validation").paths]
     return classifier, frames
 
@@ -97,7 +97,7 @@ def test_camera_reports_retake_with_the_reason_and_the_gate_can_be_turned_off(cl
     assert rows[-1].split(",")[2:4] == ["retake", "low contrast"]
     headless = cli(camera_app, int8_model, "--source", video, "--headless")
     assert "retake (blurry)" in headless.stdout and "3 retakes" in headless.stderr
-    off = cli(camera_app, int8_model, "--source", video, "--json", "--quality-gate", "off")
+    off = cli(camera_app, int8_model, "--source", video, "--json", "--no-quality-gate")
     assert '"retake": "' not in off.stdout and '"label": "retake"' not in off.stdout
 
 

@@ -8,8 +8,8 @@ import cv2
 import pytest
 from mjpeg_server import FlakyMjpegServer
 
-from hh.edge.camera import redact_url
 from hh.edge.folders import list_image_folder
+from hh.edge.redact import redact_url
 
 
 @pytest.mark.parametrize(

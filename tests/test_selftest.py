@@ -15,7 +15,7 @@ from hh.edge.cli_predict import app as predict_app
 from hh.edge.folders import list_image_folder
 from hh.edge.metadata import read_associated_files
 from hh.edge.preprocess import fit_to_spec
-from hh.edge.runtime import TFLiteClassifier
+from hh.edge.runtime import Classifier
 from hh.edge.selftest import MANIFEST, SelfTest, model_selftest, run_selftest
 from hh.trainer.synth import write_video
 
@@ -48,7 +48,7 @@ def test_a_clean_model_passes_on_this_device(cli, int8_model, converted_run):
     assert result.stdout.startswith("self-test passed: 4 images")
     report = json.loads((converted_run[0] / "model_int8.report.json").read_text())
     assert report["selftest_images"] == 4 and 0 < report["selftest_kb"] < 60  # 4 JPEGs of 128 px: small
-    packed = model_selftest(TFLiteClassifier(int8_model))
+    packed = model_selftest(Classifier(int8_model))
     assert [case.label for case in packed.cases] == ["brown_spot", "brown_spot", "healthy", "healthy"]
 
 
@@ -65,7 +65,7 @@ def test_tampered_expectations_fail_and_the_camera_will_not_start(cli, one_line_
 
 
 def test_a_device_that_feeds_bgr_fails(int8_model):
-    classifier = TFLiteClassifier(int8_model)
+    classifier = Classifier(int8_model)
     packed = model_selftest(classifier)
 
     def bgr_to_the_model(frame, spec):  # a camera path that forgot OpenCV's channel order
@@ -96,7 +96,7 @@ def test_a_model_without_a_self_test_says_so(cli, one_line_error, converted_run,
 def test_selftest_images_are_twice_the_input_and_keep_their_aspect(int8_model):
     import cv2
 
-    packed = model_selftest(TFLiteClassifier(int8_model))
+    packed = model_selftest(Classifier(int8_model))
     for jpeg in packed.images.values():
         image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         assert min(image.shape[:2]) == 128  # twice the 64 px input, the longer side in proportion
@@ -110,4 +110,4 @@ def test_convert_without_a_self_test(cli, trained_run, tmp_path):
     shutil.copytree(trained_run, run)
     result = cli(convert_app, run, "--selftest", 0)
     assert result.exit_code == 0, result.output
-    assert model_selftest(TFLiteClassifier(run / "model_float32.tflite")) is None
+    assert model_selftest(Classifier(run / "model_float32.tflite")) is None

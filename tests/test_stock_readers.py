@@ -9,7 +9,7 @@ import pytest
 
 from hh.edge.folders import list_image_folder
 from hh.edge.preprocess import read_image_bgr
-from hh.edge.runtime import TFLiteClassifier
+from hh.edge.runtime import Classifier
 
 ROOT = Path(__file__).resolve().parent.parent
 STOCK_PYTHON = ROOT / ".venv-stock" / "bin" / "python"
@@ -23,7 +23,7 @@ def test_mediapipe_reads_labels_and_agrees_with_hh(int8_model, synth_data):
     done = subprocess.run([str(STOCK_PYTHON), str(script), str(int8_model), *paths], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     stock = [json.loads(line) for line in done.stdout.splitlines()]
-    classifier = TFLiteClassifier(int8_model)
+    classifier = Classifier(int8_model)
     ours = [classifier.classify(read_image_bgr(p)) for p in paths]
     assert len(stock) == len(paths)
     # MediaPipe resizes with its own filter, so scores differ a little; labels come from the

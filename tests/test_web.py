@@ -21,7 +21,7 @@ import pytest
 
 from hh.edge.folders import list_image_folder
 from hh.edge.preprocess import read_image_bgr, to_model_rgb
-from hh.edge.runtime import TFLiteClassifier
+from hh.edge.runtime import Classifier
 from hh.edge.spec import PreprocessingSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +152,7 @@ def test_web_labels_agree_with_hh_predict(site, playwright, int8_model, synth_da
     out, url = site
     browser, _, page = open_page(playwright, url)
     page.wait_for_function("window.hh.state.model !== null", timeout=60_000)
-    classifier = TFLiteClassifier(int8_model)
+    classifier = Classifier(int8_model)
     folder = list_image_folder(synth_data / "validation")
     agree, worst = 0, 0.0
     for path in folder.paths:

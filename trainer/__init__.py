@@ -6,7 +6,7 @@ converter or a Python caller reads without it. Public names load lazily.
 
 from __future__ import annotations
 
-from hh.edge.lazy import lazy_exports
+from ..edge.lazy import lazy_exports
 
 _EXPORTS = {
     "TrainConfig": "hh.trainer.config",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hh.trainer.config import TrainConfig
+from .config import TrainConfig
 
 
 def train(data_dir: str | Path, out: str | Path, *, verbose: bool = True, **options):
@@ -14,8 +14,8 @@ def train(data_dir: str | Path, out: str | Path, *, verbose: bool = True, **opti
     Paths may be relative: they are made absolute, so the run folder works from anywhere.
     Returns a TrainResult; prints one line per epoch to stderr unless verbose=False.
     """
-    from hh.trainer.train import print_progress, silent
-    from hh.trainer.train import train as run_training
+    from .train import print_progress, silent
+    from .train import train as run_training
 
     for name in ("val_dir", "cache"):
         if options.get(name) is not None:

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from hh.edge.cli_util import OverwriteOption, make_app, reports_errors
-from hh.edge.errors import ParameterError, UserError
+from ..edge.cli_util import OverwriteOption, make_app, reports_errors
+from ..edge.errors import ParameterError, UserError
 
 app = make_app("Make data sets for hh.")
 
@@ -36,7 +36,7 @@ def synth(
     """Write a synthetic leaf-disease data set: leaves at random places, sizes and angles on
     cluttered backgrounds, in JPEGs of 200-500 px a side. Classes differ by lesions, mottling or
     streaks on the leaf, not by colour."""
-    from hh.trainer.synth import write_dataset
+    from .synth import write_dataset
 
     started = time.monotonic()
 
@@ -63,9 +63,9 @@ def video(
     overwrite: OverwriteOption = False,
 ) -> None:
     """Write a video of IMAGES, for trying hh-camera without a camera: hh-camera MODEL --source OUT."""
-    from hh.edge.files import check_not_inside, check_output_file
-    from hh.edge.folders import is_image_file
-    from hh.trainer.synth import write_video
+    from ..edge.files import check_not_inside, check_output_file
+    from ..edge.folders import is_image_file
+    from .synth import write_video
 
     if repeat < 1:
         raise ParameterError("repeat", f"must be at least 1, got {repeat}")
@@ -92,7 +92,7 @@ def merge(
 
     Example: hh-data merge field/labelled data/train
     """
-    from hh.trainer.merge import merge as merge_folders
+    from .merge import merge as merge_folders
 
     report = merge_folders(source, target)
     print(report.line(target))

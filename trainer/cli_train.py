@@ -9,10 +9,11 @@ from typing import Annotated
 
 import typer
 
-from hh.edge.cli_util import VerboseOption, make_app, reports_errors, require_train_extra, setup_output, sigterm_as_interrupt
-from hh.edge.errors import ParameterError, UserError
-from hh.edge.spec import ASPECTS, INTERPOLATIONS
-from hh.trainer.config import ARCH_NAMES, AUGMENTS, OPTIMIZERS, STRATEGIES, TrainConfig
+from ..edge.cli_util import VerboseOption, make_app, reports_errors, require_train_extra, setup_output
+from ..edge.errors import ParameterError, UserError
+from ..edge.signals import sigterm_as_interrupt
+from ..edge.spec import ASPECTS, INTERPOLATIONS
+from .config import ARCH_NAMES, AUGMENTS, OPTIMIZERS, STRATEGIES, TrainConfig
 
 app = make_app("Train an image classifier from a folder of class folders.")
 DEFAULT = TrainConfig(data_dir="", out="")  # the one place the defaults live
@@ -156,8 +157,8 @@ def train(
     if resume is None and data_dir is None:
         raise UserError("give a training folder DATA_DIR (or --resume RUN_DIR)")
     require_train_extra("hh-train")
-    import hh.trainer.train as training
-    from hh.trainer.run_folder import RunFolder
+    from . import train as training
+    from .run_folder import RunFolder
 
     if resume is not None:
         recorded = RunFolder(resume)
@@ -183,7 +184,7 @@ def train(
         f"val loss {result.best_val_loss:.4f} ({result.seconds:.0f}s)"
     )
     if result.evaluation:
-        from hh.edge.evaluate import format_metrics
+        from ..edge.evaluate import format_metrics
 
         print(format_metrics(result.evaluation))
     print(f"wrote {run}/model.keras, labels.txt, preprocessing.json, split.json, history.csv, curves.png,")

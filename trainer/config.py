@@ -7,8 +7,8 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from hh.edge.errors import ParameterError
-from hh.edge.spec import ASPECTS, INTERPOLATIONS
+from ..edge.errors import ParameterError
+from ..edge.spec import ASPECTS, INTERPOLATIONS
 
 # Trained from scratch: the classic course's convnet and a 17k-weight net for devices.
 SCRATCH_ARCHS = ("seed", "edge")

@@ -15,9 +15,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from hh.edge.folders import ImageFolder
-from hh.edge.spec import PreprocessingSpec
-from hh.trainer.decode import ALIGNMENT, DecodedImages, read_model_input
+from ..edge.folders import ImageFolder
+from ..edge.spec import PreprocessingSpec
+from .decode import ALIGNMENT, DecodedImages, read_model_input
 
 # Cache decoded images in RAM below this many bytes; above it, decode every epoch.
 DEFAULT_CACHE_BYTES = 4 * 1024**3
@@ -70,7 +70,7 @@ def make_dataset(
     augment: "none", "light" or "strong" (hh.trainer.augment), applied to whole batches after
     the cache, so cached images stay the originals and every epoch draws new changes.
     """
-    from hh.trainer.augment import augmented
+    from .augment import augmented
 
     labels = encode_labels(folder.labels, spec)
     rows = decoded.rows(folder.paths) if decoded is not None else None

@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from hh.edge.preprocess import read_image_bgr, to_model_rgb
-from hh.edge.runtime import usable_cores
-from hh.edge.spec import PreprocessingSpec
+from ..edge.machine import usable_cores
+from ..edge.preprocess import read_image_bgr, to_model_rgb
+from ..edge.spec import PreprocessingSpec
 
 ALIGNMENT = 64  # bytes; TensorFlow refuses to share a buffer aligned less
 

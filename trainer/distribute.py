@@ -27,11 +27,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hh.edge.errors import ParameterError, UserError
-from hh.edge.folders import ImageFolder
-from hh.edge.spec import PreprocessingSpec
-from hh.trainer.config import STRATEGIES
-from hh.trainer.data import make_dataset
+from ..edge.errors import ParameterError, UserError
+from ..edge.folders import ImageFolder
+from ..edge.spec import PreprocessingSpec
+from .config import STRATEGIES
+from .data import make_dataset
 
 TF_CONFIG_EXAMPLE = (
     'TF_CONFIG must be JSON like {"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'

@@ -15,8 +15,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hh.edge.errors import UserError
-from hh.edge.folders import list_image_folder
+from ..edge.errors import UserError
+from ..edge.folders import list_image_folder
 
 
 def content_hash(path: Path) -> str:

@@ -13,9 +13,9 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
-from hh.edge.errors import ParameterError
-from hh.edge.spec import PreprocessingSpec
-from hh.trainer.config import ARCH_NAMES
+from ..edge.errors import ParameterError, first_line
+from ..edge.spec import PreprocessingSpec
+from .config import ARCH_NAMES
 
 Builder = Callable[..., keras.Model]  # (spec, weights) -> model
 ARCHITECTURES: dict[str, Builder] = {}
@@ -105,16 +105,14 @@ def build_transfer(arch: str, spec: PreprocessingSpec, weights: str) -> keras.Mo
     of images, are never overwritten by a few hundred field photos, not even when fine-tuning
     unfreezes its top layers (`unfreeze_top`). From scratch (weights "none"): it all trains.
     """
-    from hh.trainer.weights import imagenet_weights
+    from .weights import imagenet_weights
 
     pretrained = weights != "none"
     path = str(imagenet_weights(arch)) if weights == "imagenet" else (weights if pretrained else None)
     try:
         backbone = APPLICATIONS[arch](input_shape=(spec.height, spec.width, 3), include_top=False, weights=path)
     except (ValueError, OSError) as exc:
-        raise ParameterError(
-            "weights", f"{weights}: cannot be loaded into {arch} ({str(exc).strip().splitlines()[0][:160]})"
-        ) from None
+        raise ParameterError("weights", f"{weights}: cannot be loaded into {arch} ({first_line(exc, 160)})") from None
     backbone.name = BACKBONE
     backbone.trainable = not pretrained
     if not pretrained:

@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # files only: no display on a workstation over ssh or in 
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from hh.edge.files import atomic_path  # noqa: E402
+from ..edge.files import atomic_path  # noqa: E402
 
 
 def plot_curves(history: dict[str, list[float]], path: Path, title: str = "") -> Path:

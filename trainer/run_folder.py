@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hh.edge.errors import ParameterError, UserError
-from hh.edge.files import (
+from ..edge.errors import ParameterError, UserError
+from ..edge.files import (
     atomic_link_or_copy,
     atomic_path,
     atomic_write_text,
@@ -42,9 +42,9 @@ from hh.edge.files import (
     check_output_dir,
     remove_stale_temp_files,
 )
-from hh.edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec, read_spec
-from hh.trainer.config import TrainConfig
-from hh.trainer.split import RecordedSplit
+from ..edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec, read_spec
+from .config import TrainConfig
+from .split import RecordedSplit
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 

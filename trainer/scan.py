@@ -27,12 +27,12 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hh.edge.errors import OutOfSpace, UserError
-from hh.edge.files import atomic_path
-from hh.edge.folders import ImageFolder
-from hh.edge.preprocess import REDUCED_READS, decode_image, jpeg_size, to_model_rgb
-from hh.edge.spec import PreprocessingSpec
-from hh.trainer.decode import DecodedImages, model_input_array, read_model_input, run_parallel
+from ..edge.errors import OutOfSpace, UserError
+from ..edge.files import atomic_path
+from ..edge.folders import ImageFolder
+from ..edge.preprocess import REDUCED_READS, decode_image, jpeg_size, to_model_rgb
+from ..edge.spec import PreprocessingSpec
+from .decode import DecodedImages, model_input_array, read_model_input, run_parallel
 
 MIN_IMAGE_SIDE = 16  # smaller is a thumbnail or a tracking pixel, not a photo of a leaf
 # Pillow's limit for a decompression bomb: a small file that claims a huge image. OpenCV's

@@ -18,8 +18,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hh.edge.errors import UserError
-from hh.edge.folders import ImageFolder, list_image_folder
+from ..edge.errors import UserError
+from ..edge.folders import ImageFolder, list_image_folder
 
 SPLIT_VERSION = 1
 SPLITS = ("train", "validation")

@@ -20,8 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hh.edge.errors import ParameterError, UserError
-from hh.edge.files import atomic_path, atomic_write_text, check_output_dir
+from ..edge.errors import ParameterError, UserError
+from ..edge.files import atomic_path, atomic_write_text, check_output_dir
 
 # Named after cassava conditions, the field case that motivates the toolkit.
 CLASS_NAMES = ("healthy", "brown_spot", "mosaic", "streak")

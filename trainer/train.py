@@ -23,16 +23,16 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from hh.edge.errors import OutOfSpace, ParameterError, UserError
-from hh.edge.files import check_not_inside, check_output_dir
-from hh.edge.folders import ImageFolder, check_same_classes, list_image_folder, split_validation
-from hh.edge.spec import PreprocessingSpec
-from hh.trainer.config import TrainConfig
-from hh.trainer.decode import DecodedImages
-from hh.trainer.models import build_model, compile_model
-from hh.trainer.run_folder import CheckpointState, RunFolder
-from hh.trainer.scan import ScanReport, enforce, normalised_copy, scan_and_decode, scan_folder
-from hh.trainer.split import RecordedSplit, SplitEntry, describe_drift
+from ..edge.errors import OutOfSpace, ParameterError, UserError
+from ..edge.files import check_not_inside, check_output_dir
+from ..edge.folders import ImageFolder, check_same_classes, list_image_folder, split_validation
+from ..edge.spec import PreprocessingSpec
+from .config import TrainConfig
+from .decode import DecodedImages
+from .models import build_model, compile_model
+from .run_folder import CheckpointState, RunFolder
+from .scan import ScanReport, enforce, normalised_copy, scan_and_decode, scan_folder
+from .split import RecordedSplit, SplitEntry, describe_drift
 
 Progress = Callable[[str], None]
 
@@ -138,7 +138,7 @@ def scan_and_split(config: TrainConfig, run: RunFolder, listing: Listing) -> Run
     strict), odd-but-real ones are normalised into the run folder. When the images fit in RAM
     (and no on-disk cache was asked for), the scan keeps what it decoded for training.
     """
-    from hh.trainer.data import should_cache
+    from .data import should_cache
 
     spec = build_spec(config, listing.train.class_names)
     total = len(listing.train) + (len(listing.val) if listing.val is not None else 0)
@@ -341,7 +341,7 @@ def record_training_start(run: RunFolder, record: dict, data: RunData) -> dict:
 
 
 def input_pipelines(cluster, data: RunData, config: TrainConfig, epochs_done: int):
-    from hh.trainer.distribute import cluster_dataset
+    from .distribute import cluster_dataset
 
     cache = {split: None for split in ("train", "validation")}
     if config.cache:
@@ -377,7 +377,7 @@ def class_weights(config: TrainConfig, data: RunData) -> dict[int, float] | None
 def switch_to_fine_tuning(model, config: TrainConfig, spec: PreprocessingSpec, cluster, say: Progress) -> None:
     """The second phase: the backbone's top layers train too, at a tenth of the learning rate
     (large steps would wreck what ImageNet taught them)."""
-    from hh.trainer.models import BACKBONE, unfreeze_top
+    from .models import BACKBONE, unfreeze_top
 
     if model.get_layer(BACKBONE).trainable:  # resumed inside this phase: already switched
         return
@@ -391,7 +391,7 @@ def switch_to_fine_tuning(model, config: TrainConfig, spec: PreprocessingSpec, c
 def fit(model, cluster, data: RunData, datasets, config: TrainConfig, committer: EpochCommitter, say: Progress) -> bool:
     """Train through both phases (the head; then, for a backbone with fine_tune_epochs, its
     top layers too) up to config.total_epochs; True when interrupted (Ctrl-C, SIGTERM)."""
-    from hh.trainer.distribute import fit_multiworker
+    from .distribute import fit_multiworker
 
     train_ds, val_ds = datasets
     weights = class_weights(config, data)
@@ -437,7 +437,7 @@ def finish(
 ) -> TrainResult:
     if record is not None:
         if state.epochs_done:
-            from hh.trainer.plots import plot_curves
+            from .plots import plot_curves
 
             plot_curves(state.history, run.curves_path, title=f"{config.arch} on {config.data_dir}")
         done = state.epochs_done >= config.total_epochs or stopped_early
@@ -472,7 +472,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Progress = print_
     """Train per `config` into `config.out`; with resume, continue that run from its last
     committed epoch (with its recorded split). Raises KeyboardInterrupt after saving when
     interrupted, OutOfSpace when the disk fills (the run stays resumable)."""
-    from hh.trainer.distribute import resolve_cluster
+    from .distribute import resolve_cluster
 
     config = config.resolved()
     config.validate()
@@ -497,7 +497,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Progress = print_
     if not resume:
         list_data(config)  # a wrong folder is refused before the run folder is made
     if config.resolved_weights == "imagenet" and state.epochs_done == 0:
-        from hh.trainer.weights import imagenet_weights
+        from .weights import imagenet_weights
 
         imagenet_weights(config.arch)  # fetched (or refused, offline) before anything is written
     existed = run.path.exists()
@@ -564,9 +564,9 @@ def evaluate_best(run: RunFolder, data: RunData) -> dict:
     confusion.png and mistakes.png (the most confident wrong answers) in the run folder."""
     import numpy as np
 
-    from hh.edge.evaluate import write_report
-    from hh.trainer.data import load_images
-    from hh.trainer.models import keras_probabilities
+    from ..edge.evaluate import write_report
+    from .data import load_images
+    from .models import keras_probabilities
 
     model = keras.models.load_model(run.model_path, safe_mode=True, compile=False)
     decoded = data.decoded.get("validation")

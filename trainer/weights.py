@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hh.edge.errors import UserError
+from ..edge.errors import UserError
 
 # arch -> (file name, folder URL): the "no top" files keras.applications itself would fetch.
 IMAGENET_FILES = {

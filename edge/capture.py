@@ -1,0 +1,245 @@
+"""Frame sources for hh-camera: cameras, video files, stream URLs, the Pi camera, and the
+capture thread that reads them. OpenCV + numpy only.
+
+A capture thread reads frames as fast as the source gives them. For a live source (camera
+index, stream URL, Pi camera) it keeps only the newest frame, so a model slower than the camera
+always works on the present, never on a queue of stale frames (OpenCV's buffer lag). For a
+video file nothing is dropped: every frame is classified, in order.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import cv2
+import numpy as np
+
+from .errors import ParameterError, UserError, last_line
+from .redact import redact_url
+
+FILE_QUEUE_FRAMES = 4
+
+
+class Capture(Protocol):
+    """What hh needs of a frame source: OpenCV's VideoCapture interface."""
+
+    def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's name
+
+    def read(self) -> tuple[bool, np.ndarray | None]: ...
+
+    def release(self) -> None: ...
+
+
+class Frame(NamedTuple):
+    """A frame as the capture thread handed it over."""
+
+    index: int  # its number since the source opened (frames read, not classified)
+    image: np.ndarray  # BGR, as OpenCV gives it
+    arrived: float  # wall-clock time it was read: what every record of it is stamped with
+
+
+class PiCameraCapture:
+    """The Raspberry Pi camera through picamera2, with OpenCV's read()/release() interface."""
+
+    def __init__(self, size: tuple[int, int] = (640, 480)):
+        try:
+            from picamera2 import Picamera2
+        except ImportError:
+            raise UserError(
+                "{param:source} picamera2 needs the picamera2 package (Raspberry Pi OS: sudo apt install python3-picamera2)"
+            ) from None
+        self.camera: Any = Picamera2()
+        # picamera2's "RGB888" is laid out B, G, R in memory: exactly OpenCV's BGR.
+        self.camera.configure(self.camera.create_preview_configuration(main={"format": "RGB888", "size": size}))
+        self.camera.start()
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return True
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        try:
+            return True, self.camera.capture_array()  # type: ignore[union-attr] - None only once released
+        except Exception:  # noqa: BLE001 - picamera2 raises plain exceptions on a lost camera
+            return False, None
+
+    def release(self) -> None:
+        if self.camera is not None:
+            self.camera.stop()
+            self.camera.close()
+            self.camera = None
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    description: str  # safe to print: passwords redacted
+    live: bool  # drop stale frames (cameras, streams) or classify every frame (files)
+    path: Path | None = None  # a video file, so no output of the command overwrites it
+
+
+def source_opener(source: str) -> tuple[Callable[[], Capture], SourceInfo]:
+    """(a function that opens --source, SourceInfo). Opening again is how outages heal."""
+    if source == "picamera2":
+        return PiCameraCapture, SourceInfo("Raspberry Pi camera (picamera2)", live=True)
+    if source.isdigit():
+        return (lambda: cv2.VideoCapture(int(source))), SourceInfo(f"camera {source}", live=True)
+    if "://" in source:
+        return (lambda: cv2.VideoCapture(source)), SourceInfo(redact_url(source), live=True)
+    if Path(source).is_dir():
+        raise ParameterError("source", f"{source} is a folder; give a video file, a camera index like 0 or a stream URL")
+    if not Path(source).is_file():
+        raise ParameterError("source", f"{source}: no such file (give a camera index like 0, a video file or a stream URL)")
+    return (lambda: cv2.VideoCapture(source)), SourceInfo(source, live=False, path=Path(source))
+
+
+def open_source(source: str) -> tuple[Capture, SourceInfo, Callable[[], Capture]]:
+    """(an opened capture, SourceInfo, opener) for --source.
+
+    A source that does not open at the start is an error: there is nothing to recover.
+    """
+    opener, info = source_opener(source)
+    capture = opener()
+    if not capture.isOpened():
+        capture.release()
+        raise ParameterError("source", f"{info.description}: could not be opened")
+    return capture, info, opener
+
+
+class FrameGrabber:
+    """Reads a capture on its own thread and hands out frames: the newest, or every one.
+
+    Faults never end a live run: when a camera or stream stops giving frames (unplugged,
+    empty frames, dropped connection) the grabber reports an outage, reopens the source with
+    exponential backoff, and reports the reconnection. A file ends at its end, or starts over
+    with `loop`.
+    """
+
+    def __init__(
+        self,
+        capture: Capture,
+        drop_stale: bool,
+        reopen: Callable[[], Capture] | None = None,
+        loop: bool = False,
+        on_event: Callable[[dict], None] | None = None,
+        backoff: tuple[float, float] = (0.25, 8.0),
+    ):
+        self.capture = capture
+        self.drop_stale = drop_stale
+        self.reopen = reopen
+        self.loop = loop
+        self.on_event = on_event or (lambda event: None)
+        self.backoff = backoff
+        self.frames_read = 0
+        self.outages = 0
+        # Live: one slot, a new frame replaces an unread one. Files: a short queue, nothing
+        # dropped; a few frames of slack let decoding run ahead instead of taking turns.
+        self._frames: deque[Frame] = deque(maxlen=1 if drop_stale else None)
+        self._capacity = 1 if drop_stale else FILE_QUEUE_FRAMES
+        self._ended = False
+        self._stopping = threading.Event()
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="hh-capture", daemon=True)
+
+    def start(self) -> FrameGrabber:
+        self._thread.start()
+        return self
+
+    def _deliver(self, frame: np.ndarray) -> None:
+        arrived = time.time()
+        with self._cond:
+            if not self.drop_stale:
+                while len(self._frames) >= self._capacity and not self._stopping.is_set():
+                    self._cond.wait(0.5)
+            self._frames.append(Frame(self.frames_read, frame, arrived))
+            self.frames_read += 1
+            self._cond.notify_all()
+
+    def _end(self) -> None:
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def _reconnect(self, reason: str) -> bool:
+        """Release, then reopen with backoff until it works or we stop. False if stopping."""
+        self.outages += 1
+        started = time.monotonic()
+        self.on_event({"type": "outage", "outage": self.outages, "reason": reason, "time": round(time.time(), 3)})
+        self.capture.release()
+        delay, longest = self.backoff
+        attempts = 0
+        while not self._stopping.wait(delay):
+            attempts += 1
+            try:
+                capture = self.reopen()
+            except Exception:  # noqa: BLE001 - a source that cannot be opened yet is part of the outage
+                capture = None
+            if capture is not None and capture.isOpened():
+                self.capture = capture
+                self.on_event(
+                    {
+                        "type": "reconnected",
+                        "outage": self.outages,
+                        "attempts": attempts,
+                        "seconds": round(time.monotonic() - started, 3),
+                        "time": round(time.time(), 3),
+                    }
+                )
+                return True
+            if capture is not None:
+                capture.release()
+            delay = min(delay * 2, longest)
+        return False
+
+    def _run(self) -> None:
+        frames_since_open = 0
+        while not self._stopping.is_set():
+            try:
+                ok, frame = self.capture.read()
+            except cv2.error as exc:
+                ok, frame = False, None
+                reason = f"read error: {last_line(exc)}"
+            else:
+                reason = "no frame" if not ok else "empty frame"
+            if ok and frame is not None and frame.size:
+                frames_since_open += 1
+                self._deliver(frame)
+                continue
+            if not self.drop_stale:  # a file
+                if self.loop and frames_since_open and self.reopen is not None:
+                    self.capture.release()
+                    self.capture = self.reopen()
+                    frames_since_open = 0
+                    continue
+                break
+            if self.reopen is None or not self._reconnect(reason):
+                break
+            frames_since_open = 0
+        self._end()
+
+    def next(self) -> Frame | None:
+        """The newest frame not handed out yet; None at the end.
+
+        Blocks through outages: a live source that is reconnecting is not an end.
+        """
+        with self._cond:
+            while not self._frames and not self._ended:
+                self._cond.wait(0.5)  # in slices, so Ctrl-C gets through promptly
+            if not self._frames:
+                return None
+            item = self._frames.popleft()
+            self._cond.notify_all()
+            return item
+
+    def stop(self) -> None:
+        """Stop reading and release the source (again: a no-op)."""
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5.0)
+        self.capture.release()

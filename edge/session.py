@@ -1,0 +1,248 @@
+"""A camera session: one model, one source, and everything that watches it. OpenCV + LiteRT.
+
+`CameraSession` is what hh-camera runs, and a Python program runs it the same way:
+
+    options = CameraOptions(source="field.avi", record=Path("field.csv"))
+    with CameraSession("model_int8.tflite", options) as session:
+        session.subscribe(lambda event: print(event.as_json()))
+        summary = session.run()
+
+Opening does everything that can refuse to start before anything is shown or written: the
+options, the source, the record's path, the model, its self-test on this device, the
+collection folder, the live view's port. What it opens it owns in one ExitStack, so a refusal
+or an end at any point releases the camera, closes the journals and stops the server.
+Everything that happens is published on one EventBus (hh.edge.events): the record, the live
+view and the collection subscribe to it, and so do a command's terminal and --json output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .camera import LoopSettings, run_loop
+from .capture import FrameGrabber, SourceInfo, open_source, source_opener
+from .collect import FieldCollector
+from .errors import ParameterError, VerificationFailed
+from .events import Event, EventBus, FrameEvent, LoopSummary, SelftestEvent, SourceEvent, Subscriber, SummaryEvent
+from .files import check_output_file
+from .health import HealthWatch
+from .machine import default_threads
+from .options import option
+from .record import FrameJournal
+from .runtime import Classifier
+from .selftest import SelfTestResult, model_selftest, run_selftest
+from .serve import LiveServer, LiveState, needs_token, new_token, parse_bind
+
+log = logging.getLogger("hh.camera")
+
+
+@dataclass
+class CameraOptions:
+    """Everything that determines a camera session. hh-camera's flags are these fields."""
+
+    source: str = option("0", "Camera index (0), video file, stream URL (rtsp://...), or picamera2.")
+    threads: int | None = option(None, "Interpreter threads (default: CPU cores minus one for the camera, at most 4).")
+    threshold: float = option(0.0, "Below this probability report 'uncertain' instead of a label.")
+    smooth: int = option(1, "Average probabilities over the last K classified frames.")
+    every: int = option(1, "Classify every Nth frame.")
+    max_frames: int | None = option(None, "Stop after classifying this many frames.")
+    loop: bool = option(False, "Start a video file over at its end (a stand-in for an endless camera).", ("--loop",))
+    quality_gate: bool = option(True, "Frames that are blurry, too dark, too bright or flat report 'retake', not a label.")
+    selftest_required: bool = option(
+        True,
+        "Refuse to start when the model's self-test fails on this device (--no-selftest: start anyway).",
+        ("--selftest/--no-selftest",),
+    )
+    record: Path | None = option(
+        None,
+        "Append per-frame results to this CSV journal as they come (flushed every second; "
+        "an existing record of the same model is continued).",
+    )
+    serve: str | None = option(
+        None,
+        "Serve the live view and its JSON API at [HOST:]PORT (default host 127.0.0.1; "
+        "any other host needs the access token printed at start).",
+    )
+    token: str | None = option(None, "The live view's access token (default: a new one each start).")
+    collect: Path | None = option(
+        None, "Keep the frames the model is unsure of (and frames filed from the live view) in this folder."
+    )
+    collect_below: float = option(0.6, "--collect: a frame is unsure below this probability.")
+    collect_every: float = option(2.0, "--collect: save at most one unsure frame per this many seconds.")
+    collect_max_mb: float = option(500.0, "--collect: stop collecting when the folder holds this much.")
+    show_window: bool = False  # draw on a window (the command decides from --headless and the display)
+    status_every: float = 10.0  # seconds between device-health status events
+
+    def validate(self) -> CameraOptions:
+        """Refuse a value that cannot work, naming it; returns self."""
+        for name in ("threshold", "collect_below"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:  # NaN fails this too
+                raise ParameterError(name, f"must be between 0 and 1, got {value}")
+        for name in ("smooth", "every", "max_frames", "threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ParameterError(name, f"must be at least 1, got {value}")
+        if not (math.isfinite(self.collect_every) and self.collect_every >= 0):
+            raise ParameterError("collect_every", f"must be a number of seconds, 0 or more, got {self.collect_every}")
+        if not (math.isfinite(self.collect_max_mb) and self.collect_max_mb > 0):
+            raise ParameterError("collect_max_mb", f"must be a number of megabytes more than 0, got {self.collect_max_mb}")
+        if self.serve is not None:
+            parse_bind(self.serve)
+        return self
+
+    def loop_settings(self) -> LoopSettings:
+        return LoopSettings(
+            threshold=self.threshold,
+            smooth=self.smooth,
+            every=self.every,
+            max_frames=self.max_frames,
+            quality_gate=self.quality_gate,
+            show_window=self.show_window,
+            status_every=self.status_every,
+        )
+
+
+class CameraSession:
+    """One model on one source, with its record, collection and live view, until it ends."""
+
+    def __init__(self, model: str | Path, options: CameraOptions | None = None):
+        self.model_path = Path(model)
+        self.options = (options or CameraOptions()).validate()
+        self.events = EventBus()
+        self.classifier: Classifier | None = None
+        self.source: SourceInfo | None = None
+        self.selftest: SelfTestResult | None = None
+        self.journal: FrameJournal | None = None
+        self.collector: FieldCollector | None = None
+        self.server: LiveServer | None = None
+        self._grabber: FrameGrabber | None = None
+        self._resources = contextlib.ExitStack()
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Call `subscriber(event)` for everything the session publishes (hh.edge.events)."""
+        self.events.subscribe(subscriber)
+
+    def __enter__(self) -> CameraSession:
+        return self.open()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- opening: every refusal before the first line of output -----------------------------
+    def open(self) -> CameraSession:
+        """Check and open everything the session needs; on any refusal, close what was opened."""
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _open(self) -> None:
+        options = self.options
+        _, info = source_opener(options.source)  # a missing file is refused before the model loads
+        if options.record is not None:
+            inputs = [self.model_path, *([info.path] if info.path else [])]
+            check_output_file(options.record, "record", append=True, inputs=inputs)
+        # One core stays with the capture thread, which decodes while the model runs.
+        threads = options.threads if options.threads is not None else default_threads(reserve=1)
+        self.classifier = classifier = Classifier(self.model_path, num_threads=threads)
+        capture, self.source, reopen = open_source(options.source)
+        self._grabber = FrameGrabber(
+            capture, drop_stale=self.source.live, reopen=reopen, loop=options.loop, on_event=self._source_event
+        )
+        self._resources.callback(self._grabber.stop)
+        self.selftest = self._check_on_this_device(classifier)
+        names = classifier.class_names
+        if options.record is not None:
+            self.journal = FrameJournal(options.record, names, on_error=log.warning)
+            self._resources.callback(self.journal.close)
+            self.subscribe(self._journal_frame)
+        if options.collect is not None:
+            self.collector = FieldCollector(
+                options.collect, names, self.model_path.name, self.source.description,
+                options.collect_below, options.collect_every, options.collect_max_mb, on_note=log.warning,
+            )  # fmt: skip
+            self._resources.callback(self.collector.close)
+            self.subscribe(self.collector.on_event)
+        if options.serve is not None:
+            host, port = parse_bind(options.serve)
+            secret = options.token or (new_token() if needs_token(host) else None)
+            state = LiveState(names, self.source.description, self.model_path.name, collector=self.collector)
+            self.server = LiveServer(state, host, port, secret).start()
+            self._resources.callback(self.server.stop)
+            self.subscribe(state.on_event)
+
+    def _check_on_this_device(self, classifier: Classifier) -> SelfTestResult | None:
+        """The model's self-test through this device's path; a failure refuses to start
+        unless the options allow it."""
+        selftest = model_selftest(classifier)
+        if selftest is None:
+            return None
+        result = run_selftest(classifier, selftest)
+        if not result.passed and self.options.selftest_required:
+            raise VerificationFailed(f"{result.line()}; to run anyway: {{param:selftest_required}}")
+        return result
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self) -> LoopSummary:
+        """Classify frames until the source ends, max_frames, q/Esc or Ctrl-C; the summary.
+
+        Opens the session first if it is not open; closes nothing (the with-block does)."""
+        if self.classifier is None:
+            self.open()
+        assert self.classifier is not None and self._grabber is not None
+        self._announce()
+        if self.selftest is not None:
+            self.events.emit(SelftestEvent(self.selftest))
+        health = HealthWatch(interval=self.options.status_every, on_throttle=self._throttled)
+        self._grabber.start()
+        try:
+            summary = run_loop(self.classifier, self._grabber, self.options.loop_settings(), self.events, health)
+        finally:
+            self._grabber.stop()
+        self.events.emit(SummaryEvent(summary))
+        return summary
+
+    def close(self) -> None:
+        """Release the camera, stop the live view, close the record and the collection."""
+        self._resources.close()
+
+    def _announce(self) -> None:
+        """What the session is about to do, for the person starting it (hh's log, INFO)."""
+        assert self.classifier is not None and self.source is not None
+        log.info(f"{self.classifier.describe()}; source {self.source.description}")
+        if self.selftest is not None:
+            log.info(self.selftest.line())
+        else:
+            log.info("note: the model carries no self-test (convert it again with hh-convert to add one)")
+        if self.options.quality_gate and self.classifier.spec.quality is None:
+            log.info("note: the model carries no quality thresholds (convert it again to add them); no quality gate")
+        if self.journal is not None and self.journal.appended_to:
+            log.info(f"appending to {self.options.record} ({self.journal.appended_to} rows already there)")
+        if self.server is not None:
+            log.info(f"live view: {self.server.url}")
+        if self.collector is not None:
+            log.info(f"collecting unsure frames (below {self.options.collect_below:g}) into {self.collector.folder}")
+
+    # -- the session's own subscribers ---------------------------------------------------------
+    def _journal_frame(self, event: Event) -> None:
+        if isinstance(event, FrameEvent) and self.journal is not None:
+            self.journal.write(event.result.journal_row())
+
+    def _source_event(self, data: dict) -> None:
+        """From the capture thread: log the outage or reconnection, then publish it."""
+        where = self.source.description if self.source else "source"
+        if data["type"] == "outage":
+            log.info(f"source {where}: outage {data['outage']} ({data['reason']}); reconnecting")
+        else:
+            log.info(f"source {where}: reconnected after {data['seconds']}s")
+        self.events.emit(SourceEvent(data))
+
+    def _throttled(self, flags: list[str]) -> None:
+        log.warning(f"the device is throttling ({', '.join(flags)}): expect a lower frame rate")
