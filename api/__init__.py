@@ -23,8 +23,8 @@ from hh.edge.lazy import lazy_exports
 _EXPORTS = {
     # workstation (TensorFlow)
     "train": ("hh.trainer.api", "train"),
-    "resume": ("hh.trainer.train", "resume"),
-    "convert": ("hh.converters.pipeline", "convert_run"),
+    "resume": ("hh.trainer.api", "resume"),
+    "convert": ("hh.converters.pipeline", "convert"),
     "TrainConfig": ("hh.trainer.config", "TrainConfig"),
     "TrainResult": ("hh.trainer.train", "TrainResult"),
     "RunFolder": ("hh.trainer.run_folder", "RunFolder"),
@@ -47,15 +47,14 @@ _EXPORTS = {
 __getattr__, __dir__, __all__ = lazy_exports("hh", _EXPORTS)
 
 if TYPE_CHECKING:  # for editors and type checkers; nothing here runs
-    from hh.converters.pipeline import ConversionReport
-    from hh.converters.pipeline import convert_run as convert
+    from hh.converters.pipeline import ConversionReport, convert
     from hh.edge.errors import HHError, UserError, VerificationFailed
     from hh.edge.evaluate import Evaluation, evaluate
     from hh.edge.preprocess import read_image_bgr as read_image
     from hh.edge.runtime import Classification, Classifier
     from hh.edge.session import CameraOptions, CameraSession
     from hh.edge.spec import PreprocessingSpec
-    from hh.trainer.api import train
+    from hh.trainer.api import resume, train
     from hh.trainer.config import TrainConfig
     from hh.trainer.run_folder import RunFolder
-    from hh.trainer.train import TrainResult, resume
+    from hh.trainer.train import TrainResult

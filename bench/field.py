@@ -150,7 +150,7 @@ def untrained_int8(arch: str, size: int, work: Path) -> tuple[int, float, float]
     import contextlib
     import io
 
-    from hh.converters.tflite import convert, with_contract
+    from hh.converters.tflite import to_flatbuffer, with_contract
     from hh.edge.spec import PreprocessingSpec
     from hh.trainer.models import build_model
 
@@ -158,14 +158,14 @@ def untrained_int8(arch: str, size: int, work: Path) -> tuple[int, float, float]
     model = build_model(arch, spec, "none")
     calibration = np.random.default_rng(0).integers(0, 256, (16, size, size, 3)).astype(np.uint8)
     with contextlib.redirect_stdout(io.StringIO()):
-        tflite = with_contract(convert(model, spec, "int8", calibration), spec, "int8", "bench")
+        tflite = with_contract(to_flatbuffer(model, spec, "int8", calibration), spec, "int8", "bench")
     path = work / f"untrained-{arch}-{size}.tflite"
     path.write_bytes(tflite)
     return model.count_params(), len(tflite) / 1e6, int8_latency(path)
 
 
 def part_backbones(work: Path) -> dict:
-    from hh.converters.pipeline import convert_run
+    from hh.converters.pipeline import convert
     from hh.trainer.synth import write_dataset
 
     data = work / "bb-data"
@@ -179,7 +179,7 @@ def part_backbones(work: Path) -> dict:
         result, seconds = train_run(
             data, run, arch=arch, image_size=TRAIN_SIZE, batch_size=32, epochs=20, optimizer="adam", **weights
         )
-        reports = {mode: convert_run(run, mode, min_agreement=0.0, selftest_per_class=0) for mode in MODES}
+        reports = {mode: convert(run, mode, min_agreement=0.0, selftest_per_class=0) for mode in MODES}
         entry = {
             "val_accuracy": result.best_val_accuracy, "train_seconds": round(seconds, 1),
             "agreement": {mode: r.agreement for mode, r in reports.items()},

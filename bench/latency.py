@@ -42,13 +42,13 @@ def ensure_data(data: Path) -> None:
 
 
 def ensure_run(arch: str, data: Path, runs: Path, size: int, epochs: int) -> Path:
-    from hh.converters.pipeline import convert_run
+    from hh.converters.pipeline import convert
     from hh.trainer.config import TrainConfig
     from hh.trainer.run_folder import RunFolder
-    from hh.trainer.train import silent, train
+    from hh.trainer.train import train
 
     run = runs / f"{arch}-{size}"
-    if not RunFolder(run).is_run() or RunFolder(run).read_record().get("status") != "complete":
+    if not RunFolder(run).is_run() or RunFolder(run).read_record().status != "complete":
         shutil.rmtree(run, ignore_errors=True)
         print(f"training {arch} at {size}px ...", flush=True)
         config = TrainConfig(
@@ -61,11 +61,11 @@ def ensure_run(arch: str, data: Path, runs: Path, size: int, epochs: int) -> Pat
             arch=arch,
             seed=0,
         )
-        train(config, progress=silent)
+        train(config)
     for mode in MODES:
         if not (run / f"model_{mode}.tflite").exists():
             print(f"converting {arch} to {mode} ...", flush=True)
-            convert_run(run, mode, min_agreement=0.0)
+            convert(run, mode, min_agreement=0.0)
     return run
 
 
@@ -146,7 +146,7 @@ def camera_run(model: Path, video: Path, *extra: str) -> dict:
 
 def invoke_at_300(arch: str, calibration: np.ndarray, tmp: Path) -> dict:
     """int8 invoke ms of an untrained `arch` at 300x300."""
-    from hh.converters.tflite import convert, with_contract
+    from hh.converters.tflite import to_flatbuffer, with_contract
     from hh.edge.runtime import Classifier
     from hh.edge.spec import PreprocessingSpec
     from hh.edge.stage_timing import time_stages
@@ -155,7 +155,7 @@ def invoke_at_300(arch: str, calibration: np.ndarray, tmp: Path) -> dict:
     spec = PreprocessingSpec(height=300, width=300, class_names=("brown_spot", "healthy"))
     model = build_model(arch, spec)
     path = tmp / f"{arch}-300-int8.tflite"
-    path.write_bytes(with_contract(convert(model, spec, "int8", calibration), spec, "int8", "bench"))
+    path.write_bytes(with_contract(to_flatbuffer(model, spec, "int8", calibration), spec, "int8", "bench"))
     classifier = Classifier(path, num_threads=THREADS)
     frames = iter([np.zeros((480, 640, 3), np.uint8)] * 200)
     stages = time_stages(classifier, frames.__next__, 100).as_dict()
@@ -183,7 +183,7 @@ def main() -> None:
         run = ensure_run(arch, args.data, runs, args.size, args.epochs)
         record = RunFolder(run).read_record()
         entry = {
-            "val_accuracy": record["best_val_accuracy"],
+            "val_accuracy": record.best_val_accuracy,
             "keras_float32_ms": keras_latency(run, frames, args.frames),
             "modes": {},
         }

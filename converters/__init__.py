@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..edge.lazy import lazy_exports
 
 _EXPORTS = {
-    "convert_run": "hh.converters.pipeline",
+    "convert": "hh.converters.pipeline",
     "ConversionReport": "hh.converters.pipeline",
     "MODES": "hh.converters.tflite",
     "verify": "hh.converters.verify",

@@ -56,9 +56,9 @@ def convert(
     if len(chosen) > 1:
         raise UserError(f"choose one quantization, not {' and '.join('--' + c for c in chosen)}")
     require_train_extra("hh-convert")
-    from .pipeline import convert_run
+    from .pipeline import convert as convert_model
 
-    report = convert_run(
+    report = convert_model(
         source,
         chosen[0] if chosen else "float32",
         calib_dir=calib_dir,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import sys
+import logging
 import time
 import zipfile
 from dataclasses import asdict, dataclass
@@ -29,9 +29,10 @@ from ..edge.quiet import native_output_captured
 from ..edge.spec import SPEC_FILENAME, PreprocessingSpec, QualityThresholds
 from ..trainer.run_folder import RunFolder
 from ..trainer.split import describe_drift
-from .tflite import MODES, convert, with_contract
+from .tflite import MODES, to_flatbuffer, with_contract
 from .verify import Verification, VerificationInput, verify
 
+log = logging.getLogger("hh.convert")
 MIN_CALIBRATION_IMAGES = 100  # below this, int8 ranges are a guess: warn
 
 
@@ -83,10 +84,6 @@ class ConversionReport:
         return out
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def resolve_source(path: Path) -> Source:
     """A run folder or a .keras file (with preprocessing.json beside it)."""
     path = Path(path).absolute()
@@ -100,7 +97,9 @@ def resolve_source(path: Path) -> Source:
     run = RunFolder(model_path.parent)
     if run.is_run() and model_path == run.model_path:
         if run.repair_publication():
-            log(f"note: {run.path} was interrupted while saving an epoch; rebuilt model.keras and run.json from its checkpoint")
+            log.info(
+                f"note: {run.path} was interrupted while saving an epoch; rebuilt model.keras and run.json from its checkpoint"
+            )
     else:
         run = None
     spec = sidecar_spec(model_path)
@@ -149,7 +148,7 @@ def recorded_images(source: Source, split: str, instead: str) -> ImageFolder | N
         )
     added = recorded.added()
     if added and split == "validation":
-        log(f"note: {len(added)} image(s) added to the data folders since training are not used (not in the recorded split)")
+        log.info(f"note: {len(added)} image(s) added to the data folders since training are not used (not in the recorded split)")
     return recorded.folder(split, source.run.path)
 
 
@@ -159,7 +158,7 @@ def checked_folder(path: Path, what: str, cache: Path) -> ImageFolder:
 
     folder, report = scan_folder(list_image_folder(path, what), cache)
     if report.bad:
-        log(report.summary())
+        log.info(report.summary())
     return folder
 
 
@@ -201,7 +200,7 @@ def float32_reference_size(model, spec: PreprocessingSpec, folder: Path) -> int:
     if existing.exists():
         return model_part_size(existing.read_bytes())
     with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
-        return model_part_size(with_contract(convert(model, spec, "float32"), spec, "float32", "reference"))
+        return model_part_size(with_contract(to_flatbuffer(model, spec, "float32"), spec, "float32", "reference"))
 
 
 def quality_thresholds(source: Source, calib_dir: Path | None, count: int, calibration) -> QualityThresholds | None:
@@ -213,7 +212,7 @@ def quality_thresholds(source: Source, calib_dir: Path | None, count: int, calib
         try:
             folder = calibration_folder(source, calib_dir).sample_per_class(count)
         except UserError:
-            log("note: no training images to calibrate the quality gate on; the model carries none")
+            log.info("note: no training images to calibrate the quality gate on; the model carries none")
             return None
         calibration, _ = load_images(folder, source.spec)
     return calibrate(calibration)
@@ -253,7 +252,7 @@ def check_options(mode: str, calib_count: int, min_agreement: float) -> None:
         raise ParameterError("min_agreement", f"must be between 0 and 1, got {min_agreement}")
 
 
-def convert_run(
+def convert(
     path: str | Path,
     mode: str = "float32",
     calib_dir: Path | None = None,
@@ -298,19 +297,17 @@ def convert_run(
     if mode == "int8":
         folder = calibration_folder(source, calib_dir).sample_per_class(calib_count)
         if len(folder) < MIN_CALIBRATION_IMAGES:
-            log(
-                f"warning: only {len(folder)} calibration images; int8 ranges from fewer than {MIN_CALIBRATION_IMAGES} may be off"
-            )
-        log(f"loading {len(folder)} calibration images from {folder.root}")
+            log.warning(f"only {len(folder)} calibration images; int8 ranges from fewer than {MIN_CALIBRATION_IMAGES} may be off")
+        log.info(f"loading {len(folder)} calibration images from {folder.root}")
         calibration, _ = load_images(folder, spec)
     evaluation = eval_folder(source, eval_dir)
     model_spec = spec.with_quality(quality_thresholds(source, calib_dir, calib_count, calibration))
 
-    log(f"converting to {mode} ({MODES[mode].description})")
+    log.info(f"converting to {mode} ({MODES[mode].description})")
     started = time.monotonic()
     # The converter prints its temporary SavedModel to stdout: never a caller's business.
     with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
-        flatbuffer = convert(model, spec, mode, calibration)
+        flatbuffer = to_flatbuffer(model, spec, mode, calibration)
     seconds = time.monotonic() - started
     tflite = with_contract(flatbuffer, model_spec, mode, version)
     model_size = model_part_size(tflite)

@@ -75,7 +75,7 @@ def representative_data(images: np.ndarray) -> Iterator[list[np.ndarray]]:
         yield [image[None].astype(np.float32)]
 
 
-def convert(model: keras.Model, spec: PreprocessingSpec, mode: str, calibration: np.ndarray | None = None) -> bytes:
+def to_flatbuffer(model: keras.Model, spec: PreprocessingSpec, mode: str, calibration: np.ndarray | None = None) -> bytes:
     """The bare .tflite flatbuffer for `mode` (no metadata yet)."""
     export = export_graph(model, spec)
     converter = tf.lite.TFLiteConverter.from_keras_model(export)

@@ -8,7 +8,7 @@ disagreement is the conversion's own.
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,8 @@ from ..edge.folders import ImageFolder
 from ..edge.runtime import Classifier
 from ..edge.spec import PreprocessingSpec
 from ..trainer.models import keras_probabilities
+
+log = logging.getLogger("hh.convert")
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def verify(given: VerificationInput) -> Verification:
         raise UserError(
             f"evaluation folder {given.images.root} has classes {given.images.class_names}, the model {given.spec.class_names}"
         )
-    print(f"verifying on {len(given.images)} images from {given.images.root}", file=sys.stderr, flush=True)
+    log.info(f"verifying on {len(given.images)} images from {given.images.root}")
     classifier = Classifier(given.tflite_path, num_threads=2)
     images, labels = load_images(given.images, given.spec)
     keras_probs = keras_probabilities(given.keras_model, images, given.spec)

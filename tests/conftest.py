@@ -46,6 +46,37 @@ def _one_line_error(result, *fragments, code: int = 2) -> str:
 
 
 @pytest.fixture
+def interrupt_at_line():
+    """with interrupt_at_line(predicate): hh's log line for which predicate(line) is true
+    raises KeyboardInterrupt where it is logged, as a Ctrl-C at that moment would."""
+    import contextlib
+    import logging
+
+    class Interrupt(logging.Handler):
+        def __init__(self, predicate):
+            super().__init__()
+            self.predicate = predicate
+
+        def emit(self, record):
+            if self.predicate(record.getMessage()):
+                raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def interrupting(predicate):
+        logger = logging.getLogger("hh")
+        handler, level = Interrupt(predicate), logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+    return interrupting
+
+
+@pytest.fixture
 def one_line_error():
     """one_line_error(result, *fragments, code=2): the error line, after checking it."""
     return _one_line_error
@@ -70,7 +101,7 @@ def synth_data(tmp_path_factory) -> Path:
 def trained_run(synth_data, tmp_path_factory) -> Path:
     """A seed model trained on synth_data at 64 px: the run folder the converter and edge use."""
     from hh.trainer.config import TrainConfig
-    from hh.trainer.train import silent, train
+    from hh.trainer.train import train
 
     out = tmp_path_factory.mktemp("runs") / "seed64"
     config = TrainConfig(
@@ -82,7 +113,7 @@ def trained_run(synth_data, tmp_path_factory) -> Path:
         epochs=12,
         seed=0,
     )
-    train(config, progress=silent)
+    train(config)
     return out
 
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 from typer.testing import CliRunner
 
 from hh.converters.cli import app as convert_app
-from hh.converters.tflite import convert
+from hh.converters.tflite import to_flatbuffer
 from hh.edge.cli_predict import app as predict_app
 from hh.edge.spec import PreprocessingSpec
 
@@ -25,7 +25,7 @@ def tiny_model(spec=SPEC):
 @pytest.fixture(scope="module")
 def bare_tflite():
     """A float32 .tflite of a 32x32 two-class model with no embedded metadata."""
-    return convert(tiny_model(), SPEC, "float32")
+    return to_flatbuffer(tiny_model(), SPEC, "float32")
 
 
 def predict(model, image_dir):

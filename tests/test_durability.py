@@ -164,35 +164,32 @@ def test_full_disk_is_one_line_and_the_run_resumes(cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_interrupted_before_the_first_epoch_resumes(tmp_path):
+def test_interrupted_before_the_first_epoch_resumes(tmp_path, interrupt_at_line):
     from hh.trainer.config import TrainConfig
     from hh.trainer.train import resume, train
 
     data = make_data(tmp_path / "data")
 
-    def interrupt_after_scan(line):
-        if "holding out" in line:
-            raise KeyboardInterrupt
-
     config = TrainConfig(data_dir=str(data), out=str(tmp_path / "run"), arch="edge", image_size=32, batch_size=8, epochs=2)
     with pytest.raises(KeyboardInterrupt):
-        train(config, progress=interrupt_after_scan)
+        with interrupt_at_line(lambda line: "holding out" in line):
+            train(config)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "interrupted"
-    result = resume(tmp_path / "run", progress=lambda line: None)
+    result = resume(tmp_path / "run")
     assert result.epochs_run == 2
 
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     from hh.trainer.config import TrainConfig
-    from hh.trainer.train import silent, train
+    from hh.trainer.train import train
 
     root = tmp_path_factory.mktemp("small")
     data = make_data(root / "data")
     config = TrainConfig(
         data_dir=str(data), out=str(root / "run"), val_split=0.25, arch="edge", image_size=32, batch_size=8, epochs=4, seed=3
     )
-    train(config, progress=silent)
+    train(config)
     return root / "run"
 
 
@@ -206,18 +203,18 @@ def test_a_kill_between_model_and_record_is_repaired_from_the_checkpoint(small_r
     run = RunFolder(copy_run(small_run, tmp_path))
     record = run.read_record()
     state = run.read_state()
-    assert model_epoch(run.model_path) == record["best_epoch"] == state.best_epoch
+    assert model_epoch(run.model_path) == record.best_epoch == state.best_epoch
     # What a kill after model.keras was replaced but before run.json was rewritten leaves: the
     # model of the last epoch, a record still naming the best one.
     shutil.copy(run.checkpoint_dir() / state.last_file, run.model_path)
     if state.last_file == state.best_file:
-        record["best_epoch"] = state.best_epoch - 1 or 2
+        record.best_epoch = state.best_epoch - 1 or 2
         run.write_record(record)
         shutil.copy(run.checkpoint_dir() / state.best_file, run.model_path)
     assert run.stale_publication() is not None
     assert run.repair_publication() is True
     assert run.stale_publication() is None
-    assert model_epoch(run.model_path) == run.read_record()["best_epoch"] == state.best_epoch
+    assert model_epoch(run.model_path) == run.read_record().best_epoch == state.best_epoch
 
 
 @pytest.mark.parametrize("damage", ["state", "model"])

@@ -108,7 +108,7 @@ def backbone_of(path):
 
 
 @pytest.mark.slow
-def test_a_backbone_trains_from_a_weights_file_in_two_phases_and_resumes_in_each(tmp_path, backbone_weights, cli):
+def test_a_backbone_trains_from_a_weights_file_in_two_phases_and_resumes_in_each(tmp_path, backbone_weights, interrupt_at_line):
     from hh.trainer.config import TrainConfig
     from hh.trainer.run_folder import RunFolder
     from hh.trainer.train import resume, train
@@ -124,24 +124,25 @@ def test_a_backbone_trains_from_a_weights_file_in_two_phases_and_resumes_in_each
     def interrupt(line):
         if line.split(":")[0] in stop_after:
             stop_after.discard(line.split(":")[0])
-            raise KeyboardInterrupt
+            return True
+        return False
 
-    with pytest.raises(KeyboardInterrupt):  # inside phase 1, the head
-        train(config, progress=interrupt)
+    with pytest.raises(KeyboardInterrupt), interrupt_at_line(interrupt):  # inside phase 1, the head
+        train(config)
     run = RunFolder(tmp_path / "run")
     head_only = backbone_of(run.checkpoint_dir() / run.read_state().last_file)
     assert not head_only.trainable
     for got, want in zip(head_only.get_weights(), weights):  # the file was loaded, and stays frozen
         np.testing.assert_array_equal(got, want)
-    with pytest.raises(KeyboardInterrupt):  # resumed; stopped again inside phase 2
-        resume(run.path, progress=interrupt)
+    with pytest.raises(KeyboardInterrupt), interrupt_at_line(interrupt):  # resumed; stopped again inside phase 2
+        resume(run.path)
     assert run.read_state().epochs_done == 3
     fine_tuned = backbone_of(run.checkpoint_dir() / run.read_state().last_file)
     assert fine_tuned.trainable
     trainable = {layer.name for layer in fine_tuned.layers if layer.trainable and layer.weights}
     assert trainable and trainable <= {layer.name for layer in fine_tuned.layers[-10:]}  # only the top 10
     assert not [layer for layer in fine_tuned.layers if layer.trainable and "BatchNormalization" in type(layer).__name__]
-    result = resume(run.path, progress=lambda line: None)  # and finishes
+    result = resume(run.path)  # and finishes
     assert result.epochs_run == 4
     # The last epoch (model.keras is the best one, which may be a head-only epoch).
     final = backbone_of(run.checkpoint_dir() / run.read_state().last_file).get_weights()
@@ -200,7 +201,7 @@ def test_a_trained_backbone_converts_and_passes_the_int8_gate(tmp_path, cli):
 # -- imbalance, early stopping, optimizer, evaluation ------------------------------------------
 def test_balanced_class_weights_are_inverse_shares():
     from hh.trainer.config import TrainConfig
-    from hh.trainer.train import RunData, class_weights
+    from hh.trainer.run_data import RunData, class_weights
 
     folder = type("F", (), {"counts": lambda self: {"a": 400, "b": 100, "c": 50}})()
     data = RunData(train=folder, val=None, spec=None, split=None)

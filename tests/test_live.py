@@ -154,7 +154,7 @@ def test_a_non_loopback_bind_needs_the_token_and_the_api_takes_20_clients(int8_m
 
 def test_the_collection_loop_from_field_to_the_next_training(int8_model, synth_data, tmp_path, cli):
     from hh.trainer.cli_data import app as data_app
-    from hh.trainer.train import silent, train
+    from hh.trainer.train import train
 
     video, names = class_video(synth_data, tmp_path / "field.avi", per_image=3)
     field = tmp_path / "field"
@@ -203,7 +203,7 @@ def test_the_collection_loop_from_field_to_the_next_training(int8_model, synth_d
 
     config = TrainConfig(data_dir=str(data), out=str(tmp_path / "run"), val_dir=str(synth_data / "validation"),
                          arch="edge", image_size=32, batch_size=32, epochs=1)  # fmt: skip
-    train(config, progress=silent)
+    train(config)
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["train_images"][names[1]] == 81  # 80 from before, 1 from the field
     split = json.loads((tmp_path / "run" / "split.json").read_text())

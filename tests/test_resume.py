@@ -98,7 +98,7 @@ def test_resume_without_a_checkpoint_is_a_user_error(tmp_path):
 
 def test_ctrl_c_during_epoch_writes_waits_for_them():
     """SIGINT inside the block is held until the block's writes are done, then raised."""
-    from hh.trainer.train import deferred_interrupt
+    from hh.edge.signals import deferred_interrupt
 
     written = []
     with pytest.raises(KeyboardInterrupt):

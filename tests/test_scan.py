@@ -107,8 +107,8 @@ def test_odd_formats_load_as_upright_rgb_on_both_sides(tmp_path):
     folder, report, decoded = scan_and_decode(list_image_folder(root), tmp_path / "cache", spec)
     assert not report.bad
     # Everything OpenCV reads is trained on as the device reads it; only the PCX needs a copy.
-    normalised = {v.path.split("/")[-1]: v.normalise for v in report.normalised}
-    assert normalised == {"actually_pcx.jpg": "PCX format, which OpenCV cannot read"}
+    normalized = {v.path.split("/")[-1]: v.normalize for v in report.normalized}
+    assert normalized == {"actually_pcx.jpg": "PCX format, which OpenCV cannot read"}
     images, _ = load_images(folder, spec)
     # What the scan kept is what a separate decode gives, row for row.
     assert np.array_equal(decoded.take(folder.paths), images)
@@ -144,7 +144,7 @@ def test_inspect_file_verdicts(tmp_path):
     good = tmp_path / "good.jpg"
     upright_test_image().save(good)
     verdict = inspect_file(str(good))
-    assert verdict.problem is None and verdict.normalise is None
+    assert verdict.problem is None and verdict.normalize is None
     assert "cannot read" in inspect_file(str(tmp_path / "missing.jpg")).problem
 
 

@@ -18,10 +18,10 @@ def split_run(synth_data, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(synth_data / "train", data)
     from hh.trainer.config import TrainConfig
-    from hh.trainer.train import silent, train
+    from hh.trainer.train import train
 
     config = TrainConfig(data_dir=str(data), out=str(tmp_path / "run"), arch="edge", image_size=32, batch_size=32, epochs=2)
-    train(config, progress=silent)
+    train(config)
     return data, RunFolder(tmp_path / "run")
 
 
@@ -74,12 +74,12 @@ def test_convert_verifies_on_the_recorded_validation_set_after_the_folder_change
 @pytest.mark.slow
 def test_resume_trains_on_the_recorded_split_and_says_what_it_ignores(cli, one_line_error, split_run):
     data, run = split_run
-    before = run.read_record()["train_images"]
+    before = run.read_record().train_images
     add_images(data / "healthy", 4)
     result = cli(train_app, "--resume", run.path, "--epochs", 3)
     assert result.exit_code == 0, result.output
     assert "4 image(s) added to the data folders since this run started are not part of it" in result.stderr
-    assert run.read_record()["train_images"] == before
+    assert run.read_record().train_images == before
     victim = run.read_split().train[0].file
     os.remove(victim)
     one_line_error(cli(train_app, "--resume", run.path, "--epochs", 4), "1 missing", victim, "start a new run")

@@ -151,7 +151,7 @@ def test_existing_run_is_not_overwritten(trained_run, synth_data, one_line_error
 def test_a_shared_cache_never_serves_another_data_set(tmp_path):
     """--cache is keyed by the files (and their versions) and the spec, not by folder name."""
     from hh.trainer.config import TrainConfig
-    from hh.trainer.train import silent, train
+    from hh.trainer.train import train
 
     cache = tmp_path / "cache"
     first = make_classes(tmp_path / "first", ["a", "b"], images_per_class=6)
@@ -168,7 +168,7 @@ def test_a_shared_cache_never_serves_another_data_set(tmp_path):
             epochs=1,
             cache=str(cache),
         )
-        return train(config, progress=silent)
+        return train(config)
 
     run(first, "r1", 32)
     entries = set(p.name.split(".")[0] for p in cache.iterdir())

@@ -8,7 +8,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from ..edge.errors import ParameterError
+from ..edge.options import option
 from ..edge.spec import ASPECTS, INTERPOLATIONS
+from ..edge.spec import CLASS_MODES as SPEC_CLASS_MODES
 
 # Trained from scratch: the classic course's convnet and a 17k-weight net for devices.
 SCRATCH_ARCHS = ("seed", "edge")
@@ -22,7 +24,7 @@ AUGMENTS = ("none", "light", "strong")
 CLASS_WEIGHTS = ("none", "balanced")
 OPTIMIZERS = ("rmsprop", "adam")
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
-CLASS_MODES = ("auto", "binary", "categorical")
+CLASS_MODES = ("auto", *SPEC_CLASS_MODES)  # auto: binary for two classes, else categorical
 # What --resume may change: training longer is the point of resuming. Anything else would
 # make the resumed run something the recorded configuration does not describe.
 RESUMABLE_CHANGES = ("epochs", "fine_tune_epochs")
@@ -30,7 +32,8 @@ RESUMABLE_CHANGES = ("epochs", "fine_tune_epochs")
 
 @dataclass
 class TrainConfig:
-    """Everything that determines a run.
+    """Everything that determines a run. hh-train's flags are these fields (one declaration:
+    type, default and help), and run.json records them.
 
     The defaults are the classic Keras course's: 300 px images, batch 128, 15 epochs, RMSprop
     at 0.001, on its 3-block convnet (`arch="seed"`).
@@ -38,31 +41,52 @@ class TrainConfig:
 
     data_dir: str
     out: str
-    val_dir: str | None = None
-    val_split: float | None = None
-    image_size: int = 300
-    batch_size: int = 128
-    epochs: int = 15
-    learning_rate: float = 0.001
-    arch: str = "seed"
-    seed: int = 0
-    class_mode: str = "auto"
-    aspect: str = "squash"
-    interpolation: str = "bilinear"
-    strict: bool = False  # any unusable image is an error instead of being skipped
-    strategy: str = "auto"  # see hh.trainer.distribute
-    cache: str | None = None  # folder for an on-disk cache of decoded images (default: RAM if it fits)
-    # Random flips, rotations, zoom, shifts and light changes of training images (hh.trainer.augment).
+    val_dir: str | None = option(None, "Validation folder with the same class sub-folders.")
+    val_split: float | None = option(
+        None, "Hold out this fraction of DATA_DIR per class instead (default 0.2 without --val-dir)."
+    )
+    image_size: int = option(300, "Images are resized to SIZE x SIZE pixels.")
+    batch_size: int = option(128, "Images per training step (over all replicas).")
+    epochs: int = option(15, "Passes over the training data; with --resume, the new total.")
+    learning_rate: float = option(
+        0.001, "Learning rate of the optimizer (--optimizer); fine-tuning a backbone uses a tenth.", ("--lr",)
+    )
+    arch: str = option(
+        "seed",
+        f"{', '.join(ARCH_NAMES)}: 'seed' is the classic Keras course's 3-block convnet, "
+        "'edge' a 17k-weight net for devices, the others pretrained backbones (transfer learning).",
+    )
+    seed: int = option(0, "Random seed for weights, shuffling and --val-split.")
+    class_mode: str = option("auto", "auto: binary (1 sigmoid) for 2 classes, else categorical (softmax).")
+    aspect: str = option("squash", f"How to fit images to a square: {' or '.join(ASPECTS)} (centre-crop).")
+    interpolation: str = option("bilinear", f"Resize interpolation: {', '.join(INTERPOLATIONS)}.")
+    strict: bool = option(False, "Refuse to train when any image is unusable, instead of skipping it.", ("--strict",))
+    strategy: str = option(
+        "auto",
+        f"{', '.join(STRATEGIES)}: mirrored uses this machine's GPUs, multiworker the machines in TF_CONFIG.",
+    )  # see hh.trainer.distribute
+    cache: str | None = option(None, "Cache decoded images in this folder instead of RAM (data sets larger than memory).")
     # "light" by default: field photos differ in angle, distance and light from any training
     # set, and light changes never make a leaf look like another class.
-    augment: str = "light"
-    # Backbones: "imagenet" (the default for them), "none" (from scratch) or a weights file.
-    weights: str | None = None
-    fine_tune_epochs: int = 0  # backbones: epochs after the head's, with the backbone's top unfrozen
-    fine_tune_layers: int = 20  # how many of the backbone's last layers fine-tuning trains
-    class_weight: str = "none"  # "balanced": weigh each class by 1 / its share of the images
-    patience: int | None = None  # stop after this many epochs without a better val_loss
-    optimizer: str = "rmsprop"
+    augment: str = option(
+        "light",
+        f"{', '.join(AUGMENTS)}: random flips, rotations, zoom, shifts and light changes of training images "
+        "(never of validation images; none in the exported model).",
+    )
+    weights: str | None = option(
+        None, "Backbones: imagenet (their default; fetched once, then cached), none (from scratch) or a .h5 file."
+    )
+    fine_tune_epochs: int = option(
+        0, "Backbones: after --epochs of training the head, this many with the backbone's top unfrozen."
+    )
+    fine_tune_layers: int = option(20, "Backbones: how many of its last layers fine-tuning trains.")
+    class_weight: str = option(
+        "none", f"{' or '.join(CLASS_WEIGHTS)}: balanced weighs each class by 1 / its share of the images."
+    )
+    patience: int | None = option(
+        None, "Stop after this many epochs without a better validation loss (a backbone: in fine-tuning)."
+    )
+    optimizer: str = option("rmsprop", f"{' or '.join(OPTIMIZERS)}.")
 
     def resolved(self) -> TrainConfig:
         """The same configuration with every path absolute, so run.json works from any folder."""
@@ -151,16 +175,21 @@ class TrainConfig:
         return cls(**data)
 
     def with_resume_changes(self, changes: dict[str, object]) -> TrainConfig:
-        """This recorded configuration with what a resume may change; anything else is refused."""
-        for name, value in changes.items():
-            if value is None or value == getattr(self, name):
-                continue
-            if name not in RESUMABLE_CHANGES:
+        """This recorded configuration with what a resume may change (RESUMABLE_CHANGES); any
+        other given value that differs from the recorded one is refused. None means not given;
+        paths are compared made absolute."""
+        names = {f.name for f in fields(self)}
+        given = {name: value for name, value in changes.items() if value is not None}
+        unknown = sorted(set(given) - names)
+        if unknown:
+            raise ParameterError(unknown[0], "is not a training option")
+        updated = replace(self, **{k: str(v) if isinstance(v, Path) else v for k, v in given.items()}).resolved()
+        for name in given:
+            if name not in RESUMABLE_CHANGES and getattr(updated, name) != getattr(self, name):
                 raise ParameterError(
                     name,
                     f"cannot change when resuming (the run was started with {getattr(self, name)!r}); "
                     "start a new run to change it",
                 )
-        updated = replace(self, **{k: v for k, v in changes.items() if v is not None})
         updated.validate()
         return updated

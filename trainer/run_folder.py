@@ -30,7 +30,7 @@ import json
 import math
 import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..edge.errors import ParameterError, UserError
@@ -44,6 +44,7 @@ from ..edge.files import (
 )
 from ..edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec, read_spec
 from .config import TrainConfig
+from .run_record import RunRecord
 from .split import RecordedSplit
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -190,25 +191,23 @@ class RunFolder:
             raise UserError(f"{self.path} is not a run folder (no {self.RECORD})")
 
     # -- run.json --------------------------------------------------------------------------
-    def read_record(self) -> dict:
+    def read_record(self) -> RunRecord:
         try:
-            record = json.loads(self.record_path.read_text(encoding="utf-8"))
+            text = self.record_path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise UserError(f"{self.path} is not a run folder (no {self.RECORD})") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"{self.record_path}: unreadable run record ({exc})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
-            raise UserError(f"{self.record_path}: unreadable run record (no configuration)")
-        return record
+        try:
+            return RunRecord.from_json(text)
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"{self.record_path}: unreadable run record ({exc})") from None
 
     def read_config(self) -> TrainConfig:
-        try:
-            return TrainConfig.from_dict(self.read_record()["config"])
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"{self.record_path}: unreadable run configuration ({exc})") from None
+        return self.read_record().config
 
-    def write_record(self, record: dict) -> None:
-        atomic_write_text(self.record_path, json.dumps(record, indent=2) + "\n")
+    def write_record(self, record: RunRecord) -> None:
+        atomic_write_text(self.record_path, record.to_json())
 
     # -- the preprocessing contract ---------------------------------------------------------
     def write_contract(self, spec: PreprocessingSpec) -> None:
@@ -300,7 +299,7 @@ class RunFolder:
         remove_stale_temp_files(self.path)
 
     # -- published views: model.keras, history.csv, run.json ------------------------------------
-    def publish(self, state: CheckpointState, record: dict) -> dict:
+    def publish(self, state: CheckpointState, record: RunRecord) -> RunRecord:
         """Make model.keras, history.csv and run.json show the committed `state`.
 
         model.keras first, then run.json: a kill between the two leaves them disagreeing about
@@ -310,26 +309,26 @@ class RunFolder:
         if model_epoch(self.model_path) != state.best_epoch:
             atomic_link_or_copy(self.checkpoint_dir() / state.best_file, self.model_path)
         atomic_write_text(self.history_path, history_csv(state.history))
-        record = {
-            **record,
-            "epochs_done": state.epochs_done,
-            "best_epoch": state.best_epoch,
-            "best_val_loss": state.history["val_loss"][state.best_epoch - 1],
-            "best_val_accuracy": state.history["val_accuracy"][state.best_epoch - 1],
-        }
+        record = replace(
+            record,
+            epochs_done=state.epochs_done,
+            best_epoch=state.best_epoch,
+            best_val_loss=state.history["val_loss"][state.best_epoch - 1],
+            best_val_accuracy=state.history["val_accuracy"][state.best_epoch - 1],
+        )
         self.write_record(record)
         return record
 
     def stale_publication(self) -> str | None:
         """Why model.keras and run.json do not describe the same epoch, or None when they do."""
         record = self.read_record()
-        if "best_epoch" not in record:
+        if record.best_epoch is None:
             return None  # no epoch published yet
         if not self.model_path.exists():
             return f"{self.model_path} is missing"
         saved = model_epoch(self.model_path)
-        if saved is not None and saved != record["best_epoch"]:
-            return f"{self.model_path} is epoch {saved}, but {self.record_path} says the best is epoch {record['best_epoch']}"
+        if saved is not None and saved != record.best_epoch:
+            return f"{self.model_path} is epoch {saved}, but {self.record_path} says the best is epoch {record.best_epoch}"
         return None
 
     def repair_publication(self) -> bool:

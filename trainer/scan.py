@@ -9,7 +9,7 @@ machine's decode limit) and sorted into:
 - good: OpenCV reads it, as hh-predict and hh-camera will (EXIF orientation applied, CMYK,
   palette, 16-bit, WebP or TIFF behind any image extension). When training keeps images in RAM,
   the decoded model input is kept too, so the first epoch decodes nothing again;
-- needs normalising: a real picture OpenCV cannot read but Pillow can (PCX behind a .jpg name,
+- needs normalizing: a real picture OpenCV cannot read but Pillow can (PCX behind a .jpg name,
   for one). A copy is written once as upright RGB PNG into the run folder's cache and trained
   on instead; the user's file is never changed;
 - bad: unreadable by both, truncated, empty, too small or too large to decode safely. Skipped
@@ -42,31 +42,30 @@ MAX_IMAGE_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 # entropy-coded byte (a truncated file fails the same way) but skips most of the IDCT, 2x
 # faster on the demo images and 5x on 4000x3000 photos than a decode for a 300 px model.
 CHECK_ONLY_READ = dict(REDUCED_READS)[8]
-BAD_FILES_NAME = "bad_files.txt"
 
 
 @dataclass(frozen=True)
 class FileVerdict:
     path: str
     problem: str | None = None  # why it is bad, or None
-    normalise: str | None = None  # why it needs an RGB copy, or None
+    normalize: str | None = None  # why it needs an RGB copy, or None
     size: int = -1  # bytes and modification time when scanned: the recorded split compares them
     mtime_ns: int = -1
-    load_path: str | None = None  # what training reads: the file itself or its normalised copy
+    load_path: str | None = None  # what training reads: the file itself or its normalized copy
 
 
 @dataclass
 class ScanReport:
     checked: int = 0
     bad: list[FileVerdict] = field(default_factory=list)
-    normalised: list[FileVerdict] = field(default_factory=list)
+    normalized: list[FileVerdict] = field(default_factory=list)
     # Not images of a class: hidden files, other file types, broken links, stray images.
     ignored: list[FileVerdict] = field(default_factory=list)
     kept: list[FileVerdict] = field(default_factory=list)  # what training uses, in folder order
 
     def summary(self, first: int = 5) -> str:
         lines = [
-            f"checked {self.checked} images: {len(self.bad)} unusable, {len(self.normalised)} converted to RGB; "
+            f"checked {self.checked} images: {len(self.bad)} unusable, {len(self.normalized)} converted to RGB; "
             f"ignored {len(self.ignored)} other files"
         ]
         for verdict in self.bad[:first]:
@@ -83,7 +82,7 @@ class ScanReport:
 
 
 def inspect_file(path: str, spec: PreprocessingSpec | None = None, into: np.ndarray | None = None) -> FileVerdict:
-    """Read and fully decode one file; say whether it is bad or needs normalising.
+    """Read and fully decode one file; say whether it is bad or needs normalizing.
 
     With `into` (a row of a model_input_array) and `spec`, a good file's model input is written
     there, decoded as training and the device decode it; without, a JPEG is only checked.
@@ -97,7 +96,7 @@ def inspect_file(path: str, spec: PreprocessingSpec | None = None, into: np.ndar
         verdict = _inspect_image(path, data, spec, into)
     except Exception as exc:  # noqa: BLE001 - one bad file must never end a scan of thousands
         verdict = FileVerdict(path, problem=f"cannot be checked ({type(exc).__name__}: {exc})")
-    return FileVerdict(verdict.path, verdict.problem, verdict.normalise, stat.st_size, stat.st_mtime_ns)
+    return FileVerdict(verdict.path, verdict.problem, verdict.normalize, stat.st_size, stat.st_mtime_ns)
 
 
 def _inspect_image(path: str, data: np.ndarray, spec: PreprocessingSpec | None, into: np.ndarray | None) -> FileVerdict:
@@ -129,7 +128,7 @@ def _inspect_image(path: str, data: np.ndarray, spec: PreprocessingSpec | None, 
 
 
 def _inspect_with_pillow(path: str) -> FileVerdict:
-    """A file OpenCV could not read: bad, or a picture Pillow can normalise into a PNG copy."""
+    """A file OpenCV could not read: bad, or a picture Pillow can normalize into a PNG copy."""
     try:
         with Image.open(path) as image:
             fmt, (width, height) = image.format, image.size
@@ -142,10 +141,10 @@ def _inspect_with_pillow(path: str) -> FileVerdict:
         return FileVerdict(path, problem=f"damaged image ({str(exc).strip() or type(exc).__name__})")
     if min(width, height) < MIN_IMAGE_SIDE:
         return FileVerdict(path, problem=f"too small ({width}x{height} px)")
-    return FileVerdict(path, normalise=f"{fmt} format, which OpenCV cannot read")
+    return FileVerdict(path, normalize=f"{fmt} format, which OpenCV cannot read")
 
 
-def normalised_copy(path: str, cache_dir: Path) -> str:
+def normalized_copy(path: str, cache_dir: Path) -> str:
     """An upright RGB PNG of `path` in cache_dir, written once (keyed by path, size and mtime)."""
     stat = os.stat(path)
     key = hashlib.sha1(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
@@ -163,7 +162,7 @@ def normalised_copy(path: str, cache_dir: Path) -> str:
 
 
 def scan_folder(folder: ImageFolder, cache_dir: Path, workers: int | None = None) -> tuple[ImageFolder, ScanReport]:
-    """The folder with bad files dropped and odd ones replaced by normalised copies."""
+    """The folder with bad files dropped and odd ones replaced by normalized copies."""
     cleaned, report, _ = _scan(folder, cache_dir, None, workers)
     return cleaned, report
 
@@ -194,9 +193,9 @@ def _scan(
             report.bad.append(verdict)
             continue
         path = verdict.path
-        if verdict.normalise:
+        if verdict.normalize:
             try:
-                path = normalised_copy(path, cache_dir)
+                path = normalized_copy(path, cache_dir)
                 if pixels is not None:
                     read_model_input(path, spec, pixels[row])
             except (OutOfSpace, PermissionError):
@@ -204,8 +203,8 @@ def _scan(
             except Exception as exc:  # noqa: BLE001 - skip this file, never abort the scan
                 report.bad.append(FileVerdict(verdict.path, problem=f"cannot be converted to RGB ({exc})"))
                 continue
-            report.normalised.append(verdict)
-        report.kept.append(FileVerdict(verdict.path, None, verdict.normalise, verdict.size, verdict.mtime_ns, path))
+            report.normalized.append(verdict)
+        report.kept.append(FileVerdict(verdict.path, None, verdict.normalize, verdict.size, verdict.mtime_ns, path))
         keep_paths.append(path)
         keep_labels.append(label)
         row_of[path] = row  # rows of bad files stay unused: dropping them would copy the array

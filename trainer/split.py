@@ -62,7 +62,7 @@ class RecordedSplit:
         return self.train if split == "train" else self.validation
 
     def folder(self, split: str, run_dir: Path) -> ImageFolder:
-        """The images of one split as training reads them (normalised copies where recorded)."""
+        """The images of one split as training reads them (normalized copies where recorded)."""
         entries = self.entries(split)
         root = Path(self.val_dir) if split == "validation" and self.val_dir else Path(self.data_dir)
         paths = tuple(str(run_dir / "normalized" / e.normalized) if e.normalized else e.file for e in entries)

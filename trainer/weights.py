@@ -40,7 +40,7 @@ def imagenet_weights(arch: str) -> Path:
     url = os.environ.get("HH_WEIGHTS_MIRROR", folder_url).rstrip("/") + "/" + file_name
     import contextlib
     import io
-    import sys
+    import logging
 
     import keras
 
@@ -52,5 +52,5 @@ def imagenet_weights(arch: str) -> Path:
             f"cannot fetch the ImageNet weights {file_name} from {url} (offline?); on a machine that is online, "
             f"download that file and put it in {keras_cache_dir()}/, or give it with {{param:weights}} PATH"
         ) from None
-    print(f"fetched {file_name} into {path.parent}/ (once: later runs use it from there)", file=sys.stderr)
+    logging.getLogger("hh.train").info(f"fetched {file_name} into {path.parent}/ (once: later runs use it from there)")
     return path

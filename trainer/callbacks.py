@@ -1,0 +1,78 @@
+"""What happens after each epoch, one concern per Keras callback (run in this order):
+
+    CommitEpochs    the checkpoint is committed, then (the chief) model.keras, history.csv and
+                    run.json are published from it: a kill loses at most the running epoch
+    EpochProgress   one line per epoch on hh's log
+    EarlyStopping   --patience, counted within the last phase
+
+The multi-worker loop (hh.trainer.distribute) calls the same callbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import keras
+
+from ..edge.signals import deferred_interrupt
+from .run_folder import CheckpointState, RunFolder
+from .run_record import RunRecord
+
+log = logging.getLogger("hh.train")
+
+
+class CommitEpochs(keras.callbacks.Callback):
+    """Commit every epoch to the run folder; `state` and `record` are what is on disk."""
+
+    def __init__(self, run: RunFolder, state: CheckpointState, record: RunRecord | None, worker: int):
+        super().__init__()
+        self.run, self.state, self.record, self.worker = run, state, record, worker
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        with deferred_interrupt():  # an interrupt lands after the commit, on a consistent folder
+            self.state = self.run.commit_epoch(self.state, logs or {}, self.model.save, self.worker)
+            if self.record is not None:  # only the chief publishes
+                self.record = self.run.publish(self.state, self.record)
+
+
+def epoch_line(state: CheckpointState, epochs: int, seconds: float) -> str:
+    h = {key: values[-1] for key, values in state.history.items()}
+    best = " (best so far)" if state.best_epoch == state.epochs_done else ""
+    return (
+        f"epoch {state.epochs_done}/{epochs}: loss {h['loss']:.4f} accuracy {h['accuracy']:.3f}, "
+        f"val loss {h['val_loss']:.4f} val accuracy {h['val_accuracy']:.3f} ({seconds:.1f}s){best}"
+    )
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """One line per committed epoch: losses, accuracies, time, and whether it is the best."""
+
+    def __init__(self, committed: CommitEpochs, total_epochs: int):
+        super().__init__()
+        self.committed, self.total_epochs = committed, total_epochs
+        self._started = time.monotonic()
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self._started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        log.info(epoch_line(self.committed.state, self.total_epochs, time.monotonic() - self._started))
+
+
+class EarlyStopping(keras.callbacks.Callback):
+    """Stop after `patience` epochs without a better validation loss than the best so far
+    (the committed state's), counting from `phase_start`."""
+
+    def __init__(self, committed: CommitEpochs, patience: int, phase_start: int):
+        super().__init__()
+        self.committed, self.patience, self.phase_start = committed, patience, phase_start
+        self.stopped = False
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        state = self.committed.state
+        waited = state.epochs_done - max(state.best_epoch, self.phase_start)
+        if waited >= self.patience:
+            log.info(f"no better val loss for {waited} epochs (--patience {self.patience}): stopping early")
+            self.stopped = True
+            self.model.stop_training = True
