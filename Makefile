@@ -1,8 +1,8 @@
 # Two entry points on a fresh machine (Python 3.11, package registries only):
 #   make demo   set up .venv and run the whole flow on a synthetic data set
-#   make test   set up .venv, check the code with the linter, run the whole test suite
+#   make test   set up .venv, check the code with the linter and the type checker, run the whole test suite
 # Both are idempotent: the venv is rebuilt only when pyproject.toml changes.
-# Also: make test-fast (the suite without tests marked slow), make lint, make bench, make web.
+# Also: make test-fast (the suite without tests marked slow), make lint, make typecheck, make bench, make web.
 
 PYTHON ?= python3
 VENV := .venv
@@ -18,7 +18,7 @@ WEB_STAMP := web/node_modules/.installed
 OUT ?= web/dist
 DEMO ?= demo
 
-.PHONY: setup demo test test-fast lint format bench web chromium clean-demo
+.PHONY: setup demo test test-fast lint typecheck format bench web chromium clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,11 +52,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy needs the package as it is installed (hh, hh.edge, ...): a tree of links to the folders.
+typecheck: $(STAMP)
+	@mkdir -p build/typecheck/hh
+	@ln -sf ../../../api/__init__.py build/typecheck/hh/__init__.py
+	@for pkg in edge trainer converters; do ln -sfn ../../../$$pkg build/typecheck/hh/$$pkg; done
+	MYPYPATH=build/typecheck $(BIN)/mypy -p hh
+
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint $(STOCK_STAMP) $(WEB_STAMP) chromium
+test: lint typecheck $(STOCK_STAMP) $(WEB_STAMP) chromium
 	$(BIN)/pytest
 
 test-fast: $(STAMP)

@@ -94,8 +94,8 @@ def resolve_source(path: Path) -> Source:
         raise UserError(f"{path} is a folder without {RunFolder.MODEL} (expected a run folder from hh-train)")
     if model_path.suffix != ".keras":
         raise UserError(f"{model_path}: expected a .keras model or a run folder")
-    run = RunFolder(model_path.parent)
-    if run.is_run() and model_path == run.model_path:
+    run: RunFolder | None = RunFolder(model_path.parent)
+    if run is not None and run.is_run() and model_path == run.model_path:
         if run.repair_publication():
             log.info(
                 f"note: {run.path} was interrupted while saving an epoch; rebuilt model.keras and run.json from its checkpoint"
@@ -170,9 +170,10 @@ def calibration_folder(source: Source, calib_dir: Path | None) -> ImageFolder:
     if calib_dir is not None:
         folder = checked_folder(calib_dir, "calibration folder", scratch_dir(source))
     else:
-        folder = recorded_images(source, "train", "calib_dir")
-        if folder is None:
+        recorded = recorded_images(source, "train", "calib_dir")
+        if recorded is None:
             raise UserError("int8 needs calibration images: give {param:calib_dir} (a folder of class folders)")
+        folder = recorded
     if folder.class_names != source.spec.class_names:
         raise UserError(f"calibration folder {folder.root} has classes {folder.class_names}, the model {source.spec.class_names}")
     return folder

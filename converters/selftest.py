@@ -9,7 +9,7 @@ import numpy as np
 from ..edge.folders import ImageFolder
 from ..edge.preprocess import read_image_bgr, to_model_rgb
 from ..edge.runtime import Classifier
-from ..edge.selftest import SelfTest, SelfTestCase, decode, device_probabilities, selftest_image
+from ..edge.selftest import IMAGE_PREFIX, SelfTest, SelfTestCase, decode, device_probabilities, selftest_image
 from ..edge.spec import PreprocessingSpec
 from ..trainer.models import keras_probabilities
 
@@ -26,7 +26,7 @@ def build_selftest(keras_model, spec: PreprocessingSpec, images: ImageFolder, pe
     keras = keras_probabilities(keras_model, pixels, spec)
     cases, files = [], {}
     for i, (jpeg, label) in enumerate(zip(jpegs, chosen.labels)):
-        name = f"selftest/{i:03d}_{spec.class_names[label]}.jpg"
+        name = f"{IMAGE_PREFIX}{i:03d}_{spec.class_names[label]}.jpg"
         expected = device_probabilities(classifier, jpeg)
         cases.append(SelfTestCase(name, spec.class_names[label], _rounded(keras[i]), _rounded(expected)))
         files[name] = jpeg

@@ -105,7 +105,7 @@ def run_loop(
             elapsed = time.monotonic() - started
             fps = summary.frames_classified / elapsed if elapsed > 0 else 0.0
             result = FrameResult(
-                frame.index, frame.arrived, top, label, answer.retake, answer.invoke_ms, answer.preprocess_ms, answer.total_ms
+                frame.number, frame.arrived, top, label, answer.retake, answer.invoke_ms, answer.preprocess_ms, answer.total_ms
             )
             bus.emit(FrameEvent(result, frame.image, fps, names))
             now = time.monotonic()

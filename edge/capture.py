@@ -39,7 +39,7 @@ class Capture(Protocol):
 class Frame(NamedTuple):
     """A frame as the capture thread handed it over."""
 
-    index: int  # its number since the source opened (frames read, not classified)
+    number: int  # frames read from the source before it (not only classified ones)
     image: np.ndarray  # BGR, as OpenCV gives it
     arrived: float  # wall-clock time it was read: what every record of it is stamped with
 
@@ -54,7 +54,7 @@ class PiCameraCapture:
             raise UserError(
                 "{param:source} picamera2 needs the picamera2 package (Raspberry Pi OS: sudo apt install python3-picamera2)"
             ) from None
-        self.camera: Any = Picamera2()
+        self.camera: Any = Picamera2()  # None once released
         # picamera2's "RGB888" is laid out B, G, R in memory: exactly OpenCV's BGR.
         self.camera.configure(self.camera.create_preview_configuration(main={"format": "RGB888", "size": size}))
         self.camera.start()
@@ -64,7 +64,7 @@ class PiCameraCapture:
 
     def read(self) -> tuple[bool, np.ndarray | None]:
         try:
-            return True, self.camera.capture_array()  # type: ignore[union-attr] - None only once released
+            return True, self.camera.capture_array()
         except Exception:  # noqa: BLE001 - picamera2 raises plain exceptions on a lost camera
             return False, None
 
@@ -175,7 +175,7 @@ class FrameGrabber:
         while not self._stopping.wait(delay):
             attempts += 1
             try:
-                capture = self.reopen()
+                capture = self.reopen() if self.reopen is not None else None
             except Exception:  # noqa: BLE001 - a source that cannot be opened yet is part of the outage
                 capture = None
             if capture is not None and capture.isOpened():

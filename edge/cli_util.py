@@ -96,7 +96,7 @@ def options_command(options_cls: type, flags: dict[str, str] | None = None, unse
         hints = typing.get_type_hints(options_cls)
         generated = []
         for spec in option_fields(options_cls):
-            default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+            default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[operator]
             kind, help_text = hints[spec.name], spec.metadata[HELP]
             decls = spec.metadata[FLAGS] or ((spellings[spec.name],) if spec.name in spellings else ())
             value = default
@@ -104,7 +104,7 @@ def options_command(options_cls: type, flags: dict[str, str] | None = None, unse
                 kind, value = kind | None, None
                 if default is not None:
                     help_text += f" (default {default})"
-            annotation = Annotated[kind, typer.Option(*decls, help=help_text)]
+            annotation = Annotated[kind, typer.Option(*decls, help=help_text)]  # type: ignore[valid-type]
             generated.append(inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=value, annotation=annotation))
         arguments = [p for p in explicit if isinstance(_typer_info(p), typer.models.ArgumentInfo)]
         rest = [p for p in explicit if p not in arguments]

@@ -12,10 +12,13 @@ needs, and today they are gone the moment they are classified. So, on the device
                                                       file, predicted label, true label, all
                                                       probabilities, source (redacted), model
 
-Saving is rate-limited (at most one unsure frame every `every_s` seconds) and bounded on disk
-(`max_mb`): when full, collection stops and says so once; it never fills the SD card. Back on
-the workstation, `hh-data merge DIR/labelled data/train` folds the labelled frames into the
-training folder (duplicates skipped), and the next hh-train records them in its split.
+Both are stamped with the frame's own arrival time. Every saved frame is a new file (never
+one that replaces another, even with taps arriving at once) and a row of the journal.
+Saving is rate-limited (at most one unsure frame every `every_s` seconds), skips frames the
+quality gate refused (a black frame teaches nothing), and is bounded on disk (`max_mb`):
+when full, or when the disk itself is full, collection stops and says so once; the session
+goes on. Back on the workstation, `hh-data merge DIR/labelled data/train` folds the labelled
+frames into the training folder.
 """
 
 from __future__ import annotations
@@ -27,15 +30,35 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .events import Event, FrameEvent
-from .files import atomic_write_bytes, check_output_dir
+from .errors import OutOfSpace, ParameterError
+from .events import Event, FrameEvent, FrameResult
+from .files import check_output_dir, create_new, is_within
 from .record import FrameJournal
+from .spec import label_problem
 
 JOURNAL = "collected.csv"
+KINDS = ("unsure", "labelled")
 
 
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*.jpg") if p.is_file()) if folder.exists() else 0
+
+
+def check_not_a_training_folder(folder: Path, class_names) -> None:
+    """Refuse a collection folder that is, or lies inside, a folder of class folders: the next
+    training would take its `unsure` and `labelled` folders for classes."""
+    names = set(class_names)
+    for place in (folder.absolute(), *folder.absolute().parents[:2]):
+        try:
+            classes = [p.name for p in place.iterdir() if p.is_dir() and p.name in names]
+        except OSError:  # not there yet, or not ours to list
+            continue
+        if len(classes) >= 2:
+            raise ParameterError(
+                "collect",
+                f"{folder} is a training folder or inside one ({place} has class folders {', '.join(sorted(classes))}); "
+                "collect into a folder of its own, then hh-data merge",
+            )
 
 
 class FieldCollector:
@@ -51,41 +74,70 @@ class FieldCollector:
         on_note=None,
     ):
         self.folder = check_output_dir(folder, "collect")
+        check_not_a_training_folder(self.folder, class_names)
+        for name in class_names:  # a crafted model's label must never become a path
+            if label_problem(name):
+                raise ParameterError("collect", f"the model's label {name!r} {label_problem(name)}")
         self.class_names = tuple(class_names)
         self.model, self.source = model, source
         self.threshold, self.every_s, self.max_bytes = threshold, every_s, int(max_mb * 1e6)
         self.on_note = on_note or (lambda message: None)
         self.used = folder_bytes(self.folder)  # what earlier sessions left counts too
         self.unsure = self.labelled = 0
-        self.full = False
+        self.stopped: str | None = None  # why collecting stopped (the size bound, a full disk)
         self._last_saved = float("-inf")
         self._last_label: str | None = None
         self._lock = threading.Lock()  # the camera loop and the page's requests both save
         header = ["time", "kind", "file", "predicted", "label", "probability", *self.class_names, "source", "model"]
-        self.journal = FrameJournal(self.folder / JOURNAL, class_names, header=header, param="collect")
+        self.journal = FrameJournal(self.folder / JOURNAL, class_names, header=header, param="collect", on_error=self._stop)
+
+    @property
+    def full(self) -> bool:
+        return self.stopped is not None
 
     def status(self) -> dict:
         return {
             "unsure": self.unsure, "labelled": self.labelled, "mb": round(self.used / 1e6, 2),
-            "max_mb": self.max_bytes / 1e6, "full": self.full, "folder": str(self.folder),
+            "max_mb": self.max_bytes / 1e6, "full": self.full, "stopped": self.stopped, "folder": str(self.folder),
         }  # fmt: skip
 
-    def _save(self, frame: np.ndarray, relative: str, kind: str, result, label: str) -> str | None:
-        jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
-        if self.used + len(jpeg) > self.max_bytes:
-            if not self.full:
-                self.full = True
-                self.on_note(
-                    f"collection folder {self.folder} reached --collect-max-mb ({self.max_bytes / 1e6:g} MB): collecting stopped"
-                )
-            return None
-        atomic_write_bytes(self.folder / relative, jpeg)
-        self.used += len(jpeg)
+    def _stop(self, why: str) -> None:
+        if self.stopped is None:
+            self.stopped = why
+            self.on_note(f"collecting stopped: {why}")
+
+    def _save(self, frame: np.ndarray, kind: str, result: FrameResult, label: str) -> str | None:
+        """Save a frame and its journal row, under the lock; the file's path (relative), or None."""
+        assert kind in KINDS
         c = result.classification
-        self.journal.write([
-            f"{time.time():.3f}", kind, relative, c.label, label, f"{c.probability:.5f}",
-            *(f"{p:.5f}" for p in c.probabilities), self.source, self.model,
-        ])  # fmt: skip
+        folder_label = label if kind == "labelled" else c.label
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(result.time)) + f"-{int(result.time * 1000) % 1000:03d}"
+        name = f"{stamp}_{c.probability:.2f}.jpg" if kind == "unsure" else f"{stamp}.jpg"
+        target = self.folder / kind / folder_label / name
+        if not is_within(target, self.folder):  # belt and braces: labels were checked at start
+            return None
+        jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+        with self._lock:
+            if self.stopped is not None:
+                return None
+            if self.used + len(jpeg) > self.max_bytes:
+                self._stop(f"{self.folder} reached --collect-max-mb ({self.max_bytes / 1e6:g} MB)")
+                return None
+            try:
+                written = create_new(target, jpeg)
+            except (OutOfSpace, OSError) as exc:
+                self._stop(f"cannot write in {self.folder} ({getattr(exc, 'strerror', None) or exc})")
+                return None
+            relative = written.relative_to(self.folder).as_posix()
+            self.journal.write([
+                f"{result.time:.3f}", kind, relative, c.label, label, f"{c.probability:.5f}",
+                *(f"{p:.5f}" for p in c.probabilities), self.source, self.model,
+            ])  # fmt: skip
+            # A person's label is answered "saved" only once its row is on disk too.
+            if kind == "labelled" and not self.journal.sync():
+                written.unlink(missing_ok=True)
+                return None
+            self.used += len(jpeg)
         return relative
 
     def on_event(self, event: Event) -> None:
@@ -93,9 +145,11 @@ class FieldCollector:
         if isinstance(event, FrameEvent):
             self.consider(event.image, event.result)
 
-    def consider(self, frame: np.ndarray, result) -> str | None:
+    def consider(self, frame: np.ndarray, result: FrameResult) -> str | None:
         """Save the frame when the model is unsure of it (low probability, or a flip), within
         the rate and size limits. Returns the saved file (relative), or None."""
+        if result.retake:  # the quality gate refused it: too dark, blurry, ... not a training image
+            return None
         label = result.classification.label
         flipped = self._last_label is not None and label != self._last_label
         self._last_label = label
@@ -103,23 +157,20 @@ class FieldCollector:
         now = time.monotonic()
         if not unsure or self.full or now - self._last_saved < self.every_s:
             return None
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        relative = f"unsure/{label}/{stamp}-{int(now * 1000) % 1000:03d}_{result.classification.probability:.2f}.jpg"
-        with self._lock:
-            saved = self._save(frame, relative, "unsure", result, "")
+        saved = self._save(frame, "unsure", result, "")
         if saved:
             self._last_saved = now
             self.unsure += 1
         return saved
 
-    def label(self, frame: np.ndarray, result, label: str) -> str | None:
+    def label(self, frame: np.ndarray, result: FrameResult, label: str) -> str | None:
         """File the frame as `label` (someone in the field says what it is)."""
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        relative = f"labelled/{label}/{stamp}-{int(time.time() * 1000) % 1000:03d}.jpg"
-        with self._lock:
-            saved = self._save(frame, relative, "labelled", result, label)
+        if label not in self.class_names:
+            raise ValueError(f"unknown label {label!r}")
+        saved = self._save(frame, "labelled", result, label)
         if saved:
-            self.labelled += 1
+            with self._lock:
+                self.labelled += 1
         return saved
 
     def close(self) -> None:

@@ -45,20 +45,17 @@ class Evaluation:
 
     def confusion(self) -> np.ndarray:
         """counts[true, predicted]."""
-        n = len(self.class_names)
-        matrix = np.zeros((n, n), np.int64)
-        for r in self.results:
-            matrix[r.truth, r.classification.index] += 1
-        return matrix
+        return confusion_matrix(len(self.class_names), [r.truth for r in self.results], self._predicted())
 
     @property
     def accuracy(self) -> float:
-        matrix = self.confusion()
-        return float(np.trace(matrix) / max(1, matrix.sum()))
+        return accuracy_of(self.confusion())
+
+    def _predicted(self) -> list[int]:
+        return [r.classification.index for r in self.results]
 
     def metrics(self) -> dict:
-        truth = [r.truth for r in self.results]
-        return metrics(self.class_names, truth, [r.classification.index for r in self.results])
+        return metrics(self.class_names, [r.truth for r in self.results], self._predicted())
 
     def summary(self) -> dict:
         out = {"type": "summary", "images": len(self.results), "skipped": len(self.skipped)}
@@ -87,12 +84,21 @@ class Evaluation:
         )
 
 
-def metrics(class_names, truth, predicted) -> dict:
-    """Per-class precision, recall, F1 and support; accuracy; balanced accuracy; confusion."""
-    n = len(class_names)
+def confusion_matrix(n: int, truth, predicted) -> np.ndarray:
+    """counts[true, predicted] over n classes."""
     matrix = np.zeros((n, n), np.int64)
     for t, p in zip(truth, predicted):
         matrix[t, p] += 1
+    return matrix
+
+
+def accuracy_of(matrix: np.ndarray) -> float:
+    return float(np.trace(matrix) / max(1, matrix.sum()))
+
+
+def metrics(class_names, truth, predicted) -> dict:
+    """Per-class precision, recall, F1 and support; accuracy; balanced accuracy; confusion."""
+    matrix = confusion_matrix(len(class_names), truth, predicted)
     per_class = {}
     recalls = []
     for i, name in enumerate(class_names):
@@ -111,7 +117,7 @@ def metrics(class_names, truth, predicted) -> dict:
             recalls.append(recall)
     return {
         "images": int(matrix.sum()),
-        "accuracy": round(float(np.trace(matrix) / max(1, matrix.sum())), 4),
+        "accuracy": round(accuracy_of(matrix), 4),
         "balanced_accuracy": round(float(np.mean(recalls)) if recalls else 0.0, 4),
         "per_class": per_class,
         "labels": list(class_names),
@@ -152,7 +158,7 @@ def confusion_image(matrix: np.ndarray, class_names) -> np.ndarray:
     return image
 
 
-def mistakes_image(class_names, truth, probabilities: np.ndarray, images_bgr, paths, most: int = 16) -> np.ndarray:
+def mistakes_image(class_names, truth, probabilities: np.ndarray, images_bgr, most: int = 16) -> np.ndarray:
     """A grid of the most confident wrong answers, each captioned true / predicted (p)."""
     predicted = probabilities.argmax(axis=1)
     wrong = [i for i in range(len(truth)) if predicted[i] != truth[i] and images_bgr is not None and len(images_bgr) > i]
@@ -195,7 +201,7 @@ def write_report(folder: str | Path, class_names, truth, probabilities: np.ndarr
     atomic_write_text(folder / "evaluation.json", json.dumps(report, indent=2) + "\n")
     for name, picture in (
         ("confusion.png", confusion_image(np.array(report["confusion"]), class_names)),
-        ("mistakes.png", mistakes_image(class_names, truth, probabilities, images_bgr, paths)),
+        ("mistakes.png", mistakes_image(class_names, truth, probabilities, images_bgr)),
     ):
         atomic_write_bytes(folder / name, cv2.imencode(".png", picture)[1].tobytes())
     return report

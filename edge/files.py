@@ -7,42 +7,49 @@
   an existing file is refused unless the caller allows overwriting, an output is never one
   of the command's inputs, a folder is never where a file is expected, and the place must be
   writable. Minutes of work are never spent on a result that cannot be saved.
-- Temporary files carry the writer's PID (`.name.tmp-<pid>.ext`), so files left by a killed
+- Temporary files carry the writer's PID (`.name.tmp-<pid>-<n>.ext`), so files left by a killed
   process can be told from those of a running one and removed (`remove_stale_temp_files`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import itertools
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import OutOfSpace, ParameterError, is_out_of_space
 
-TEMP_NAME = re.compile(r"^\..+\.tmp-(\d+)(\.[^.]*)?$")
+TEMP_NAME = re.compile(r"^\..+\.tmp-(\d+)(?:-\d+)?(\.[^.]*)?$")
+_TEMP_SERIAL = itertools.count()  # two threads writing the same name never share a temp file
+_NO_LINK_LOCK = threading.Lock()
 
 
 def temp_name_for(path: Path) -> Path:
     # Keep the suffix: Keras wants ".keras", matplotlib infers the format from it.
-    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}-{next(_TEMP_SERIAL)}{path.suffix}")
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, sync: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces `path`, on error it is removed.
 
     A full disk (or a file-size limit) becomes OutOfSpace, naming the file: the old `path`, if
-    any, is still there untouched.
+    any, is still there untouched. sync=False skips the fsync, for files that are cheap to
+    make again (a synthetic data set): still never half-written, only not power-cut proof.
     """
     path = Path(path)
     tmp = temp_name_for(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        if sync:
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         if is_out_of_space(exc):
@@ -53,14 +60,77 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
+def atomic_write_bytes(path: str | Path, data: bytes, sync: bool = True) -> Path:
+    with atomic_path(path, sync=sync) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def create_new(path: str | Path, data: bytes, sync: bool = True) -> Path:
+    """Write `data` as a new file at `path`, or, when that name is taken (by anything, a
+    dangling link included), at `stem-1.ext`, `stem-2.ext`, ...: never replacing a file,
+    even with several writers at once. Returns the path written. Atomic like atomic_path.
+    """
+    path = Path(path)
+    staged = temp_name_for(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(staged, "wb") as handle:
+            handle.write(data)
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        for n in range(100_000):
+            candidate = path if n == 0 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+            if _claim(staged, candidate):
+                if sync:
+                    _sync_folder(candidate.parent)
+                return candidate
+    except OSError as exc:
+        if is_out_of_space(exc):
+            raise OutOfSpace(f"no space left to write {path} ({exc.strerror})") from None
+        raise
+    finally:
+        staged.unlink(missing_ok=True)
+    raise OutOfSpace(f"no free name for {path}")  # 100,000 files of one name: treat it as full
+
+
+def _claim(staged: Path, target: Path) -> bool:
+    """Give `staged` the name `target` unless that name exists; False when it does."""
+    try:
+        os.link(staged, target)  # fails if the name exists, atomically: no race with another writer
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        # No hard links here (a FAT-formatted SD card): check, then rename. Another writer of
+        # this process holds the same lock, so only another process could race in between.
+        with _NO_LINK_LOCK:
+            if os.path.lexists(target):
+                return False
+            os.rename(staged, target)
+            return True
+    staged.unlink()
+    return True
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder, so a new name in it survives a power cut (where the OS allows it)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
 
 
 def atomic_link_or_copy(source: Path, target: Path) -> None:
@@ -164,7 +234,7 @@ def pid_alive(pid: int) -> bool:
 
 def remove_stale_temp_files(folder: str | Path) -> list[Path]:
     """Remove temporary files below `folder` left by processes that no longer run."""
-    removed = []
+    removed: list[Path] = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed

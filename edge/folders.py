@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ParameterError, UserError
+from .spec import label_problem
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif"})
 
@@ -83,12 +84,10 @@ def _files_in(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
 
 
 def check_class_name(name: str, folder: Path) -> None:
-    """Class names become lines of labels.txt and text on a screen: no control characters,
-    no leading or trailing spaces."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise UserError(f"class folder {folder!r} has a control character (such as a newline) in its name; rename it")
-    if name != name.strip():
-        raise UserError(f"class folder {folder!r} starts or ends with a space; rename it")
+    """A class folder's name is its label (hh.edge.spec.label_problem says what a label may be)."""
+    problem = label_problem(name)
+    if problem:
+        raise UserError(f"class folder {str(folder)!r}: its name {problem}; rename it")
 
 
 def list_image_folder(root: str | Path, what: str = "data folder", min_classes: int = 2) -> ImageFolder:

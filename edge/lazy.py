@@ -5,10 +5,10 @@ while `hh.train` still works. stdlib only."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
-def lazy_exports(package: str, exports: dict[str, str | tuple[str, str]]) -> tuple[Callable, Callable, list[str]]:
+def lazy_exports(package: str, exports: Mapping[str, str | tuple[str, str]]) -> tuple[Callable, Callable, list[str]]:
     """(__getattr__, __dir__, __all__) for a package serving `exports`: public name -> module,
     or (module, attribute) where the name differs from the module's."""
 

@@ -25,7 +25,9 @@ import numpy as np
 from .spec import QualityThresholds
 
 RETAKE = "retake"
-REASONS = ("blurry", "too dark", "too bright", "low contrast")
+# Why a frame should be retaken, in the words shown to the person holding the camera.
+TOO_DARK, TOO_BRIGHT, LOW_CONTRAST, BLURRY = "too dark", "too bright", "low contrast", "blurry"
+REASONS = (TOO_DARK, TOO_BRIGHT, LOW_CONTRAST, BLURRY)  # in the order check() tries them
 PERCENTILE = 1.0  # beyond what 99% of the training images show ...
 MARGIN = 0.5  # ... and then half as far again: calibration images are a sample
 
@@ -66,17 +68,17 @@ def calibrate(images: np.ndarray) -> QualityThresholds:
 
 
 def check(measures: QualityMeasures, thresholds: QualityThresholds) -> str | None:
-    """Why a frame should be retaken ("blurry", "too dark", ...), or None when it is fine.
+    """Why a frame should be retaken (one of REASONS), or None when it is fine.
 
     Exposure first: a dark or blank frame is also flat and blurry-looking, and "too dark"
     is what the person holding the camera can fix.
     """
     if measures.brightness < thresholds.min_brightness:
-        return "too dark"
+        return TOO_DARK
     if measures.brightness > thresholds.max_brightness:
-        return "too bright"
+        return TOO_BRIGHT
     if measures.contrast < thresholds.min_contrast:
-        return "low contrast"
+        return LOW_CONTRAST
     if measures.sharpness < thresholds.min_sharpness:
-        return "blurry"
+        return BLURRY
     return None

@@ -120,6 +120,17 @@ class FrameJournal:
         self._handle.flush()
         os.fsync(self._handle.fileno())
 
+    def sync(self) -> bool:
+        """Put every row written so far on disk now; False when the journal has failed."""
+        with self._lock:
+            if self.error is None and self._dirty:
+                try:
+                    self._sync()
+                except OSError as exc:
+                    self._fail(exc)
+                self._dirty = False
+            return self.error is None
+
     def _fail(self, exc: OSError) -> None:
         """Stop recording after a failed write; called with the lock held."""
         self.error = f"{self.path}: recording stopped after {self.rows} rows ({exc.strerror or exc})"

@@ -178,7 +178,7 @@ class Classifier:
         return rgb.astype(self.input_dtype)[None]
 
     def dequantize_output(self, raw: np.ndarray) -> np.ndarray:
-        values = raw.astype(np.float32)
+        values: np.ndarray = raw.astype(np.float32)
         if np.issubdtype(self.output_dtype, np.integer) and self._out_scale:
             values = (values - self._out_zero) * self._out_scale
         if self.outputs_scores:

@@ -15,6 +15,7 @@ any field it does not know, rather than silently dropping a fact the writer thou
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -31,6 +32,21 @@ COLOR_ORDER = "RGB"
 INTERPOLATIONS = ("bilinear", "nearest", "area")
 ASPECTS = ("squash", "crop")
 CLASS_MODES = ("binary", "categorical")
+
+
+def label_problem(name: object) -> str | None:
+    """Why `name` cannot be a class label, or None. The one rule for labels: a label is one
+    line of labels.txt, text on a screen, and the name of a folder (a class folder, and the
+    folders hh-camera --collect and hh-data merge write into), never a path."""
+    if not isinstance(name, str) or not name:
+        return "is empty"
+    if name != name.strip():
+        return "starts or ends with a space"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "holds a control character (such as a newline)"
+    if "/" in name or "\\" in name or name.startswith("."):
+        return "is not a plain folder name (a slash, or a leading dot)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -52,10 +68,23 @@ class QualityThresholds:
         if not isinstance(data, dict) or set(data) != set(cls.__dataclass_fields__):
             raise SpecError(f"quality must hold exactly {', '.join(cls.__dataclass_fields__)}")
         try:
-            values = {k: (int(v) if k == "calibrated_on" else float(v)) for k, v in data.items()}
-        except (TypeError, ValueError):
+            thresholds = cls(
+                min_sharpness=float(data["min_sharpness"]),
+                min_brightness=float(data["min_brightness"]),
+                max_brightness=float(data["max_brightness"]),
+                min_contrast=float(data["min_contrast"]),
+                calibrated_on=int(data["calibrated_on"]),
+            )
+        except (TypeError, ValueError, OverflowError):
             raise SpecError("quality thresholds must be numbers") from None
-        return cls(**values)
+        # A NaN compares false with everything: a gate with one would pass every frame, silently.
+        levels = (thresholds.min_brightness, thresholds.max_brightness)
+        finite = all(math.isfinite(v) for v in (thresholds.min_sharpness, thresholds.min_contrast, *levels))
+        if not finite or thresholds.min_sharpness < 0 or thresholds.min_contrast < 0 or thresholds.calibrated_on < 1:
+            raise SpecError("quality thresholds must be finite and not negative, calibrated on at least one image")
+        if not 0 <= levels[0] <= levels[1] <= 255:
+            raise SpecError("quality brightness thresholds must lie within 0-255, the lower first")
+        return thresholds
 
 
 @dataclass(frozen=True)
@@ -95,9 +124,9 @@ class PreprocessingSpec:
         if len(set(self.class_names)) != len(self.class_names):
             raise SpecError("class names are not unique")
         for name in self.class_names:
-            # Each name is one line of labels.txt and text on a screen.
-            if not isinstance(name, str) or not name or name != name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in name):
-                raise SpecError(f"class name {name!r} is empty, padded or holds a control character")
+            problem = label_problem(name)
+            if problem:
+                raise SpecError(f"class name {name!r} {problem}")
         if self.class_mode == "binary" and len(self.class_names) != 2:
             raise SpecError(f"binary class mode needs exactly 2 classes, got {len(self.class_names)}")
 

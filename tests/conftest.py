@@ -146,7 +146,7 @@ def int8_model(converted_run) -> Path:
 
 
 # Tests that need a trained or converted model are slow whatever they check: the fixture trains.
-TRAINING_FIXTURES = {"trained_run", "converted_run", "int8_model"}
+TRAINING_FIXTURES = {"trained_run", "converted_run", "int8_model", "small_run", "split_run"}
 
 
 def pytest_collection_modifyitems(config, items):

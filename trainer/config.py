@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from ..edge.errors import ParameterError
 from ..edge.options import option
@@ -91,16 +92,19 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """The same configuration with every path absolute, so run.json works from any folder."""
 
-        def absolute(path: str | None) -> str | None:
-            return None if path is None else str(Path(path).expanduser().absolute())
+        def absolute(path: str) -> str:
+            return str(Path(path).expanduser().absolute())
 
-        weights = self.weights if self.weights in (None, "imagenet", "none") else absolute(self.weights)
+        def absolute_or_none(path: str | None) -> str | None:
+            return None if path is None else absolute(path)
+
+        weights = self.weights if self.weights in (None, "imagenet", "none") else absolute_or_none(self.weights)
         return replace(
             self,
             data_dir=absolute(self.data_dir),
             out=absolute(self.out),
-            val_dir=absolute(self.val_dir),
-            cache=absolute(self.cache),
+            val_dir=absolute_or_none(self.val_dir),
+            cache=absolute_or_none(self.cache),
             weights=weights,
         )
 
@@ -183,7 +187,8 @@ class TrainConfig:
         unknown = sorted(set(given) - names)
         if unknown:
             raise ParameterError(unknown[0], "is not a training option")
-        updated = replace(self, **{k: str(v) if isinstance(v, Path) else v for k, v in given.items()}).resolved()
+        values: dict[str, Any] = {k: str(v) if isinstance(v, Path) else v for k, v in given.items()}
+        updated = replace(self, **values).resolved()
         for name in given:
             if name not in RESUMABLE_CHANGES and getattr(updated, name) != getattr(self, name):
                 raise ParameterError(

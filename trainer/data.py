@@ -77,7 +77,7 @@ def make_dataset(
     if rows is None and (cache is True or (cache is None and should_cache(len(folder), spec))):
         decoded = DecodedImages.of_files(folder.paths, spec)
         rows = np.arange(len(folder))
-    if rows is not None:
+    if rows is not None and decoded is not None:
         batches = in_memory_batches(shared_tensor(decoded.pixels, spec), rows, labels, batch_size, shuffle, seed)
         return augmented(batches, augment, seed).prefetch(tf.data.AUTOTUNE)
     paths = tf.data.Dataset.from_tensor_slices(list(folder.paths))
@@ -86,7 +86,7 @@ def make_dataset(
         # Without a cache, shuffle cheap file names, not decoded images.
         ds = ds.shuffle(len(folder), seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(lambda p, y: (load_image(p, spec), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
-    if cache:
+    if isinstance(cache, (str, os.PathLike)):
         ds = ds.cache(os.fspath(cache))
         if shuffle:
             ds = ds.shuffle(len(folder), seed=seed, reshuffle_each_iteration=True)

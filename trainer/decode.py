@@ -3,11 +3,12 @@
 Each file goes through the device's own code (hh.edge.preprocess: OpenCV decode, reduced DCT
 scale for large JPEGs, fit_to_spec, BGR -> RGB), so training sees exactly the pixels hh-predict
 and hh-camera would. OpenCV releases the GIL while it decodes and resizes, so a plain thread
-pool runs at the machine's decode limit; tf.data's numpy_function path reached 51-75% of it.
+pool runs at the machine's decode limit, where tf.data's numpy_function path did not
+(BENCHMARKS.md, the loader).
 
 The array is allocated 64-byte aligned: TensorFlow then adopts it through DLPack without a
-copy (hh.trainer.data.shared_tensor). Copying 540 MB of pixels into a tensor took 0.5-3 s,
-longer than decoding them.
+copy (hh.trainer.data.shared_tensor); copying the pixels into a tensor took longer than
+decoding them.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ def aligned_empty(shape: tuple[int, ...]) -> np.ndarray:
     """An uninitialised uint8 array whose data starts on an ALIGNMENT-byte boundary.
 
     On Linux it is anonymous memory mapped with MAP_POPULATE: the kernel backs every page in
-    one call before decoding starts, 0.12-0.13 s for 539 MB in most runs here, where first
-    touching numpy's own allocation page by page took 0.06-1.24 s (hugepage-advised memory
-    waits for the kernel to compact). A mapping starts on a page boundary, so it is aligned too.
+    one call before decoding starts, where first touching numpy's own allocation page by page
+    was slower and far more variable (hugepage-advised memory waits for the kernel to compact;
+    BENCHMARKS.md). A mapping starts on a page boundary, so it is aligned too.
     """
     nbytes = int(np.prod(shape))
     populate = getattr(mmap, "MAP_POPULATE", None)

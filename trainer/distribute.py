@@ -43,7 +43,6 @@ class Cluster:
     strategy: tf.distribute.Strategy | None
     is_chief: bool
     worker_index: int
-    num_workers: int
     description: str
 
     def scope(self):
@@ -69,8 +68,10 @@ def read_tf_config() -> dict:
             and isinstance(task["index"], int)
             and not isinstance(task["index"], bool)
             and task["index"] >= 0
+            # The task must be one of the listed ones: index 2 of two workers is no worker at all.
+            and task["index"] < len(config["cluster"].get(task["type"]) or [])
         )
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
         valid = False
     if not valid:
         raise UserError(TF_CONFIG_EXAMPLE)
@@ -91,12 +92,12 @@ def resolve_cluster(name: str) -> Cluster:
         is_chief = task_type == "chief" or ("chief" not in cluster and index == 0)
         n_workers = len(cluster["worker"]) + len(cluster.get("chief", []))
         worker_index = index + (len(cluster.get("chief", [])) if task_type == "worker" else 0)
-        return Cluster(strategy, is_chief, worker_index, n_workers, f"multi-worker: task {task_type} {index} of {n_workers}")
+        return Cluster(strategy, is_chief, worker_index, f"multi-worker: task {task_type} {index} of {n_workers}")
     gpus = tf.config.list_physical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         strategy = tf.distribute.MirroredStrategy()
-        return Cluster(strategy, True, 0, 1, f"mirrored over {strategy.num_replicas_in_sync} device(s)")
-    return Cluster(None, True, 0, 1, "single device")
+        return Cluster(strategy, True, 0, f"mirrored over {strategy.num_replicas_in_sync} device(s)")
+    return Cluster(None, True, 0, "single device")
 
 
 def fit_multiworker(
@@ -120,6 +121,7 @@ def fit_multiworker(
     class_weight weighs each image's loss by its class, as model.fit's argument does.
     """
     strategy = cluster.strategy
+    assert strategy is not None, "the multi-worker loop runs under a strategy"
     binary = spec.class_mode == "binary"
     with strategy.scope():
         loss_fn = (keras.losses.BinaryCrossentropy if binary else keras.losses.CategoricalCrossentropy)(reduction="none")

@@ -203,7 +203,7 @@ def input_pipelines(cluster, data: RunData, config: TrainConfig, epochs_done: in
     """(training, validation) datasets, on one device or sharded over a cluster's workers."""
     from .distribute import cluster_dataset
 
-    cache = {split: None for split in ("train", "validation")}
+    cache: dict[str, str | None] = {split: None for split in ("train", "validation")}
     if config.cache:
         cache = {split: str(Path(config.cache) / f"{cache_key(data, split)}-{split}") for split in cache}
         Path(config.cache).mkdir(parents=True, exist_ok=True)

@@ -245,8 +245,8 @@ class RunFolder:
             raise UserError(
                 f"{path} is damaged ({type(exc).__name__}: {exc}); this run cannot be resumed: start a new one"
             ) from None
-        for name in {state.last_file, state.best_file} - {None}:
-            if not (self.checkpoint_dir(worker) / name).is_file():
+        for name in (state.last_file, state.best_file):
+            if name is not None and not (self.checkpoint_dir(worker) / name).is_file():
                 raise UserError(f"{path} names {name}, which is missing; this run cannot be resumed: start a new one")
         return state
 
@@ -306,6 +306,8 @@ class RunFolder:
         the best epoch, which `stale_publication` sees.
         Returns the record as written.
         """
+        if state.best_file is None:
+            raise ValueError("publish() needs a committed epoch")
         if model_epoch(self.model_path) != state.best_epoch:
             atomic_link_or_copy(self.checkpoint_dir() / state.best_file, self.model_path)
         atomic_write_text(self.history_path, history_csv(state.history))

@@ -39,8 +39,8 @@ MIN_IMAGE_SIDE = 16  # smaller is a thumbnail or a tracking pixel, not a photo o
 # own limit is 2**30 pixels, 3 GB decoded, so the header is checked before OpenCV decodes.
 MAX_IMAGE_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 # A JPEG only checked, not kept, is decoded at 1/8 scale: libjpeg still reads every
-# entropy-coded byte (a truncated file fails the same way) but skips most of the IDCT, 2x
-# faster on the demo images and 5x on 4000x3000 photos than a decode for a 300 px model.
+# entropy-coded byte (a truncated file fails the same way) but skips most of the IDCT
+# (the speed-up is in BENCHMARKS.md).
 CHECK_ONLY_READ = dict(REDUCED_READS)[8]
 
 
@@ -116,14 +116,16 @@ def _inspect_image(path: str, data: np.ndarray, spec: PreprocessingSpec | None, 
     if min(width, height) < MIN_IMAGE_SIDE:
         return FileVerdict(path, problem=f"too small ({width}x{height} px)")
     keep = into is not None and spec is not None
+    decoded: np.ndarray | None
     if is_jpeg and not keep:
-        image = cv2.imdecode(data, CHECK_ONLY_READ)
+        decoded = cv2.imdecode(data, CHECK_ONLY_READ)
     else:
-        image = decode_image(data, spec, header if is_jpeg else None)
-    if image is None:  # OpenCV 5 also refuses a truncated JPEG or PNG here
+        decoded = decode_image(data, spec, header if is_jpeg else None)
+    if decoded is None:  # OpenCV 5 also refuses a truncated JPEG or PNG here
         return _inspect_with_pillow(path)
     if keep:
-        to_model_rgb(image, spec, out=into)
+        assert spec is not None
+        to_model_rgb(decoded, spec, out=into)
     return FileVerdict(path)
 
 
@@ -196,7 +198,7 @@ def _scan(
         if verdict.normalize:
             try:
                 path = normalized_copy(path, cache_dir)
-                if pixels is not None:
+                if pixels is not None and spec is not None:
                     read_model_input(path, spec, pixels[row])
             except (OutOfSpace, PermissionError):
                 raise

@@ -12,7 +12,6 @@ numpy + OpenCV only; deterministic for a seed.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..edge.errors import ParameterError, UserError
-from ..edge.files import atomic_path, atomic_write_text, check_output_dir
+from ..edge.files import atomic_path, atomic_write_bytes, atomic_write_text, check_output_dir
 
 # Named after cassava conditions, the field case that motivates the toolkit.
 CLASS_NAMES = ("healthy", "brown_spot", "mosaic", "streak")
@@ -183,25 +182,21 @@ def write_dataset(
     for path in previous:
         path.unlink(missing_ok=True)
     counts: dict[str, dict[str, int]] = {"train": {}, "validation": {}}
-    written: list[str] = []
-    # Written as it goes: a run cut short still lets --overwrite clean up after it.
-    manifest = out_dir / MANIFEST
+    # Every file this run will write is listed before the first is written: a run cut short
+    # at any point still lets --overwrite clean up after it.
+    planned = [str(path.relative_to(out_dir)) for _, _, path in targets]
+    atomic_write_text(out_dir / MANIFEST, json.dumps({"files": planned}, indent=0) + "\n")
     for done, (name, i, path) in enumerate(targets, start=1):
         if i == 0:
             # One generator per class: adding images to one class never changes another's.
             rng = np.random.default_rng([seed, names.index(name)])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        image = render_image(name, rng)
-        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.jpg")
-        if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, 90]):
-            tmp.unlink(missing_ok=True)
-            raise UserError(f"could not write {path}")
-        tmp.replace(path)
-        written.append(str(path.relative_to(out_dir)))
+        ok, jpeg = cv2.imencode(".jpg", render_image(name, rng), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            raise UserError(f"could not encode {path}")
+        # Not fsynced: a synthetic image is cheap to make again, and a thousand fsyncs are not.
+        atomic_write_bytes(path, jpeg.tobytes(), sync=False)
         split = path.parent.parent.name
         counts[split][name] = counts[split].get(name, 0) + 1
-        if done % 100 == 0 or done == len(targets):
-            atomic_write_text(manifest, json.dumps({"files": written}, indent=0) + "\n")
         if progress:
             progress(done, len(targets))
     return counts
@@ -237,7 +232,7 @@ def write_video(
     if out_path.suffix.lower() != ".avi":
         raise ParameterError("out", f"{out_path}: the video is MJPEG in an .avi container; name it *.avi")
     with atomic_path(out_path) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"MJPG"), fps, size)
         if not writer.isOpened():
             raise UserError(f"OpenCV cannot write {out_path}")
         try:

@@ -190,7 +190,8 @@ class TrainingRun:
             with cluster.scope():
                 model = build_model(config.arch, data.spec, config.resolved_weights)
                 return compile_model(model, data.spec, config.learning_rate, config.optimizer)
-        path = self.folder.checkpoint_dir(worker) / state.last_file  # type: ignore[operator] - set once an epoch is done
+        assert state.last_file is not None  # set with the first committed epoch
+        path = self.folder.checkpoint_dir(worker) / state.last_file
         try:
             with cluster.scope():
                 return keras.models.load_model(path, safe_mode=True)
