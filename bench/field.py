@@ -1,6 +1,6 @@
 """Field-grade models, measured: augmentation, class weights, backbones. One run, side by side.
 
-    python bench/field.py [--part augment|classweight|backbones|all] [--out bench/results/field.json]
+    python bench/field.py [--part augment|classweight|backbones|all] [--out bench/results/field.json] [--smoke]
 
 augment      The edge net trained with --augment none, light and strong on the same synthetic
              leaves (3 classes), two seeds each, scored on the validation images as they are
@@ -15,6 +15,10 @@ backbones    seed, edge and the three pretrained backbones: parameters, int8 siz
              validation accuracy and the agreement with Keras of all four converted modes.
              Offline here, so the backbones train from scratch (--weights none): their
              accuracy is not what ImageNet weights give.
+
+--smoke: every part and mode at a tiny size (a few dozen images, 32 px, 1 epoch, one seed,
+latency at 32 and 64 px; of the backbones' part, seed and edge only) in a temporary folder
+unless --work is given (CI); JSON to bench/results/smoke/field.json.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +39,23 @@ import numpy as np  # noqa: E402
 
 ARCHS = ("seed", "edge", "mobilenetv3small", "mobilenetv3large", "efficientnetb0")
 MODES = ("float32", "float16", "dynamic", "int8")  # float32 first: the others' size ratio reads it
-TRAIN_SIZE = 128  # accuracy and agreement; size and latency at 224 and 300 px
+# What each part trains on and for how long. Backbones: trained at size for accuracy and
+# agreement, untrained at latency_sizes for size and latency.
+FULL = {
+    "seeds": (0, 1),
+    "augment": {"per_class": 300, "size": 96, "epochs": 20},
+    "classweight": {"per_class": 500, "counts": {"healthy": 400, "brown_spot": 100, "mosaic": 50}, "size": 64, "epochs": 15},
+    "backbones": {"per_class": 250, "size": 128, "epochs": 20, "latency_sizes": (224, 300), "archs": ARCHS},
+}
+# --smoke: the same steps at the smallest sizes that run them, but seed and edge only: a Keras
+# applications backbone takes about 85 s here even at 32 px (its graph traced for training,
+# four conversions and two untrained ones), more than a smoke run may take.
+SMOKE = {
+    "seeds": (0,),
+    "augment": {"per_class": 10, "size": 32, "epochs": 1},
+    "classweight": {"per_class": 10, "counts": {"healthy": 8, "brown_spot": 4, "mosaic": 2}, "size": 32, "epochs": 1},
+    "backbones": {"per_class": 10, "size": 32, "epochs": 1, "latency_sizes": (32, 64), "archs": ("seed", "edge")},
+}
 
 
 def log(message: str) -> None:
@@ -71,24 +92,26 @@ def keras_accuracy(run: Path, images_bgr, labels) -> float:
     return float(np.mean(keras_probabilities(model, pixels, spec).argmax(1) == np.asarray(labels)))
 
 
-def part_augment(work: Path) -> dict:
+def part_augment(work: Path, scale: dict) -> dict:
     from hh.edge.folders import list_image_folder
     from hh.edge.preprocess import read_image_bgr
     from hh.trainer.synth import write_dataset
 
     data = work / "aug-data"
     if not data.exists():
-        write_dataset(data, classes=3, per_class=300, seed=11)
+        write_dataset(data, classes=3, per_class=scale["augment"]["per_class"], seed=11)
     val = list_image_folder(data / "validation")
     plain = [read_image_bgr(p) for p in val.paths]
     field = [field_version(image) for image in plain]
+    size, epochs = scale["augment"]["size"], scale["augment"]["epochs"]
     out: dict = {}
     for level in ("none", "light", "strong"):
         rows = []
-        for seed in (0, 1):
+        for seed in scale["seeds"]:
             log(f"augment {level}, seed {seed} ...")
             run = work / f"aug-{level}-{seed}"
-            result, seconds = train_run(data, run, arch="edge", image_size=96, batch_size=32, epochs=20, augment=level, seed=seed)
+            options = {"arch": "edge", "image_size": size, "batch_size": 32, "epochs": epochs, "augment": level, "seed": seed}
+            result, seconds = train_run(data, run, **options)
             rows.append({
                 "seed": seed, "val_accuracy": keras_accuracy(run, plain, val.labels),
                 "field_accuracy": keras_accuracy(run, field, val.labels), "train_seconds": round(seconds, 1),
@@ -109,23 +132,24 @@ def imbalanced_copy(source: Path, target: Path, counts: dict[str, int]) -> None:
     shutil.copytree(source / "validation", target / "validation")
 
 
-def part_classweight(work: Path) -> dict:
+def part_classweight(work: Path, scale: dict) -> dict:
     import json as json_module
 
     from hh.trainer.synth import write_dataset
 
     source, data = work / "cw-source", work / "cw-data"
-    counts = {"healthy": 400, "brown_spot": 100, "mosaic": 50}
+    counts = scale["classweight"]["counts"]
     if not data.exists():
-        write_dataset(source, classes=3, per_class=500, seed=12)  # 400 training, 100 validation each
+        write_dataset(source, classes=3, per_class=scale["classweight"]["per_class"], seed=12)  # 80% training each
         imbalanced_copy(source, data, counts)
+    size, epochs = scale["classweight"]["size"], scale["classweight"]["epochs"]
     out: dict = {"train_counts": counts}
     for weight in ("none", "balanced"):
         rows = []
-        for seed in (0, 1):
+        for seed in scale["seeds"]:
             log(f"class weight {weight}, seed {seed} ...")
             run = work / f"cw-{weight}-{seed}"
-            train_run(data, run, arch="edge", image_size=64, batch_size=32, epochs=15, class_weight=weight, seed=seed)
+            train_run(data, run, arch="edge", image_size=size, batch_size=32, epochs=epochs, class_weight=weight, seed=seed)
             report = json_module.loads((run / "evaluation.json").read_text())
             rows.append({
                 "seed": seed, "accuracy": report["accuracy"], "balanced_accuracy": report["balanced_accuracy"],
@@ -164,20 +188,21 @@ def untrained_int8(arch: str, size: int, work: Path) -> tuple[int, float, float]
     return model.count_params(), len(tflite) / 1e6, int8_latency(path)
 
 
-def part_backbones(work: Path) -> dict:
+def part_backbones(work: Path, scale: dict) -> dict:
     from hh.converters.pipeline import convert
     from hh.trainer.synth import write_dataset
 
     data = work / "bb-data"
     if not data.exists():
-        write_dataset(data, classes=2, per_class=250, seed=13)
+        write_dataset(data, classes=2, per_class=scale["backbones"]["per_class"], seed=13)
+    size, epochs = scale["backbones"]["size"], scale["backbones"]["epochs"]
     out: dict = {}
-    for arch in ARCHS:
-        log(f"{arch}: trained at {TRAIN_SIZE} px, every mode converted ...")
+    for arch in scale["backbones"]["archs"]:
+        log(f"{arch}: trained at {size} px, every mode converted ...")
         run = work / f"bb-{arch}"
         weights = {"weights": "none"} if arch.startswith(("mobilenet", "efficientnet")) else {}
         result, seconds = train_run(
-            data, run, arch=arch, image_size=TRAIN_SIZE, batch_size=32, epochs=20, optimizer="adam", **weights
+            data, run, arch=arch, image_size=size, batch_size=32, epochs=epochs, optimizer="adam", **weights
         )
         reports = {mode: convert(run, mode, min_agreement=0.0, selftest_per_class=0) for mode in MODES}
         entry = {
@@ -185,9 +210,9 @@ def part_backbones(work: Path) -> dict:
             "agreement": {mode: r.agreement for mode, r in reports.items()},
             "int8_accuracy": reports["int8"].tflite_accuracy,
         }  # fmt: skip
-        for size in (224, 300):
-            params, mb, ms = untrained_int8(arch, size, work)
-            entry.update({"parameters": params, f"int8_mb_{size}": round(mb, 3), f"int8_ms_{size}": ms})
+        for latency_size in scale["backbones"]["latency_sizes"]:
+            params, mb, ms = untrained_int8(arch, latency_size, work)
+            entry.update({"parameters": params, f"int8_mb_{latency_size}": round(mb, 3), f"int8_ms_{latency_size}": ms})
         out[arch] = entry
     return out
 
@@ -195,35 +220,57 @@ def part_backbones(work: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=("augment", "classweight", "backbones", "all"), default="all")
-    parser.add_argument("--work", type=Path, default=Path("bench/results/field"))
-    parser.add_argument("--out", type=Path, default=Path("bench/results/field.json"))
+    parser.add_argument("--work", type=Path, default=None, help="default: bench/results/field (a temporary folder with --smoke)")
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/results/field.json")
+    parser.add_argument("--smoke", action="store_true", help="tiny, in a temporary folder (CI); JSON to bench/results/smoke/")
     args = parser.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
+    args.out = args.out or Path("bench/results/smoke/field.json" if args.smoke else "bench/results/field.json")
+    if args.work is not None or not args.smoke:
+        run(args, args.work or Path("bench/results/field"), SMOKE if args.smoke else FULL)
+    else:
+        with tempfile.TemporaryDirectory(prefix="hh-bench-field-") as tmp:
+            run(args, Path(tmp), SMOKE)
+
+
+def run(args: argparse.Namespace, work: Path, scale: dict) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     result = json.loads(args.out.read_text()) if args.out.exists() else {}
     result["cpus"] = os.cpu_count()
     parts = ("augment", "classweight", "backbones") if args.part == "all" else (args.part,)
     for part in parts:
-        result[part] = {"augment": part_augment, "classweight": part_classweight, "backbones": part_backbones}[part](args.work)
+        result[part] = {"augment": part_augment, "classweight": part_classweight, "backbones": part_backbones}[part](work, scale)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print_table(result, scale)
+    print(f"wrote {args.out}")
+
+
+def print_table(result: dict, scale: dict) -> None:
+    """The parts in `result` (this run's and earlier ones' in the same JSON), described by `scale`."""
+    seeds = len(scale["seeds"])
     if "augment" in result:
-        print("augmentation (edge, 96 px, 20 epochs; mean of 2 seeds):")
+        aug = scale["augment"]
+        print(f"augmentation (edge, {aug['size']} px, {aug['epochs']} epochs; mean of {seeds} seeds):")
         for level, r in result["augment"].items():
             print(f"  {level:<7} validation {r['val_accuracy']:.3f}   field (shifted, mirrored, dark) {r['field_accuracy']:.3f}")
     if "classweight" in result:
-        print("class weights (edge, 64 px, train 400/100/50; mean of 2 seeds):")
+        cw = scale["classweight"]
+        counts = "/".join(str(n) for n in cw["counts"].values())
+        print(f"class weights (edge, {cw['size']} px, train {counts}; mean of {seeds} seeds):")
         for weight in ("none", "balanced"):
             r = result["classweight"][weight]
             recall = ", ".join(f"{n} {v:.2f}" for n, v in r["recall"].items())
             print(f"  {weight:<9} balanced accuracy {r['balanced_accuracy']:.3f}, accuracy {r['accuracy']:.3f}, recall {recall}")
     if "backbones" in result:
-        print(f"{'arch':<18}{'params':>11}{'MB@224':>8}{'ms@224':>8}{'MB@300':>8}{'ms@300':>8}{'acc@128':>8}  agreement")
+        small, large = scale["backbones"]["latency_sizes"]
+        header = "".join(f"{f'{what}@{size}':>8}" for size in (small, large) for what in ("MB", "ms"))
+        print(f"{'arch':<18}{'params':>11}{header}{'acc@' + str(scale['backbones']['size']):>8}  agreement")
         for arch, r in result["backbones"].items():
             agreement = " ".join(f"{mode} {value:.2f}" for mode, value in r["agreement"].items())
             print(
-                f"{arch:<18}{r['parameters']:>11,}{r['int8_mb_224']:>8.2f}{r['int8_ms_224']:>8.2f}{r['int8_mb_300']:>8.2f}"
-                f"{r['int8_ms_300']:>8.2f}{r['val_accuracy']:>8.3f}  {agreement}"
+                f"{arch:<18}{r['parameters']:>11,}{r[f'int8_mb_{small}']:>8.2f}{r[f'int8_ms_{small}']:>8.2f}"
+                f"{r[f'int8_mb_{large}']:>8.2f}{r[f'int8_ms_{large}']:>8.2f}{r['val_accuracy']:>8.3f}  {agreement}"
             )
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

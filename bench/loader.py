@@ -8,10 +8,13 @@ OpenCV decode + resize of the same files: what the machine's JPEG decoding allow
 take turns for --rounds rounds and the medians are compared, because this machine is shared
 and single measurements swing by 2x.
 
-    python bench/loader.py [--photos demo|800x600|4000x3000] [--images 2000] [--rounds 5]
+    python bench/loader.py [--photos demo|800x600|4000x3000] [--images 2000] [--rounds 5] [--smoke]
 
 demo: hh-data synth's JPEGs of 200-500 px; 800x600: the same leaves at the size of the public
 cassava leaf photos; 4000x3000: at a phone camera's size.
+
+--smoke: 40 JPEGs to 64x64, batch 16, one round, in a temporary folder (CI); JSON to
+bench/results/smoke/loader.json.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 SIZE, BATCH = 300, 128
+SMOKE = {"size": 64, "batch": 16, "images": 40, "rounds": 1}
 
 
 def epoch_rate(iterate) -> float:
@@ -36,11 +41,11 @@ def epoch_rate(iterate) -> float:
     return count / (time.perf_counter() - started)
 
 
-def bench_image_data_generator(train_dir: Path) -> dict:
+def bench_image_data_generator(train_dir: Path, size: int = SIZE, batch: int = BATCH) -> dict:
     from tf_keras.preprocessing.image import ImageDataGenerator
 
     flow = ImageDataGenerator(rescale=1.0 / 255).flow_from_directory(
-        str(train_dir), target_size=(SIZE, SIZE), batch_size=BATCH, class_mode="binary", shuffle=True, seed=0
+        str(train_dir), target_size=(size, size), batch_size=batch, class_mode="binary", shuffle=True, seed=0
     )
 
     def one_epoch() -> int:
@@ -54,7 +59,7 @@ def bench_image_data_generator(train_dir: Path) -> dict:
     return {"first_epoch": epoch_rate(one_epoch), "later_epoch": epoch_rate(one_epoch)}
 
 
-def bench_limit(train_dir: Path) -> dict:
+def bench_limit(train_dir: Path, size: int = SIZE) -> dict:
     """A plain thread pool (one thread per core) over OpenCV decode + resize of the same files:
     the machine's decode limit. Large JPEGs decode at reduced DCT scale (read from the header),
     as hh's own decoder does, so both are held to the same method."""
@@ -68,10 +73,10 @@ def bench_limit(train_dir: Path) -> dict:
     from hh.trainer.decode import model_input_array
 
     paths = list_image_folder(train_dir).paths
-    spec = PreprocessingSpec(height=SIZE, width=SIZE, class_names=("a", "b"))
+    spec = PreprocessingSpec(height=size, width=size, class_names=("a", "b"))
 
     def one(path):
-        return cv2.resize(decode_image(np.fromfile(path, np.uint8), spec), (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(decode_image(np.fromfile(path, np.uint8), spec), (size, size), interpolation=cv2.INTER_LINEAR)
 
     def epoch() -> int:
         with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
@@ -87,7 +92,7 @@ def bench_limit(train_dir: Path) -> dict:
     return {"first_epoch": epoch_rate(epoch), "kept_in_ram": epoch_rate(epoch_kept)}
 
 
-def bench_hh(train_dir: Path, cache_dir: Path) -> dict:
+def bench_hh(train_dir: Path, cache_dir: Path, size: int = SIZE, batch: int = BATCH) -> dict:
     """What hh-train does: the pre-training scan checks every file and, the images fitting in
     RAM, keeps each one's model input; the first epoch then gathers batches from that array."""
     from hh.edge.folders import list_image_folder
@@ -96,14 +101,14 @@ def bench_hh(train_dir: Path, cache_dir: Path) -> dict:
     from hh.trainer.scan import scan_and_decode
 
     listing = list_image_folder(train_dir)
-    spec = PreprocessingSpec(height=SIZE, width=SIZE, class_names=listing.class_names)
+    spec = PreprocessingSpec(height=size, width=size, class_names=listing.class_names)
     started = time.perf_counter()
     folder, _, decoded = scan_and_decode(listing, cache_dir, spec)
     scan_seconds = time.perf_counter() - started
     datasets = []
 
     def first_epoch() -> int:
-        datasets.append(make_dataset(folder, spec, BATCH, shuffle=True, seed=0, decoded=decoded))
+        datasets.append(make_dataset(folder, spec, batch, shuffle=True, seed=0, decoded=decoded))
         return sum(int(x.shape[0]) for x, _ in datasets[0])
 
     def later_epoch() -> int:
@@ -150,28 +155,40 @@ def memory_touch(nbytes: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", choices=("demo", "800x600", "4000x3000"), default="demo")
-    parser.add_argument("--images", type=int, default=None, help="default: 2000 demo, 1000 800x600, 200 4000x3000")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--images", type=int, default=None, help="default: 2000 demo, 1000 800x600, 200 4000x3000; smoke 40")
+    parser.add_argument("--rounds", type=int, default=None, help="default: 5 (1 with --smoke)")
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/results/loader-PHOTOS.json")
+    parser.add_argument("--smoke", action="store_true", help="tiny, in a temporary folder (CI); JSON to bench/results/smoke/")
     args = parser.parse_args()
-    n_images = args.images or {"demo": 2000, "800x600": 1000, "4000x3000": 200}[args.photos]
-    data = Path(f"bench/results/loader-{args.photos}")
-    out = args.out or Path(f"bench/results/loader-{args.photos}.json")
-    train_dir = make_photos(data, args.photos, n_images)
+    if args.smoke:
+        out = args.out or Path("bench/results/smoke/loader.json")
+        with tempfile.TemporaryDirectory(prefix="hh-bench-loader-") as tmp:
+            data = Path(tmp) / f"loader-{args.photos}"
+            measure(args.photos, data, args.images or SMOKE["images"], args.rounds or SMOKE["rounds"], out, SMOKE)
+    else:
+        n_images = args.images or {"demo": 2000, "800x600": 1000, "4000x3000": 200}[args.photos]
+        data = Path(f"bench/results/loader-{args.photos}")
+        out = args.out or Path(f"bench/results/loader-{args.photos}.json")
+        measure(args.photos, data, n_images, args.rounds or 5, out, {"size": SIZE, "batch": BATCH})
+
+
+def measure(photos: str, data: Path, n_images: int, n_rounds: int, out: Path, scale: dict) -> None:
+    size, batch = scale["size"], scale["batch"]
+    train_dir = make_photos(data, photos, n_images)
     n = sum(1 for p in train_dir.rglob("*.jpg"))
     idg_rounds, hh_rounds, limit_rounds = [], [], []
-    for i in range(args.rounds):
-        limit_rounds.append(bench_limit(train_dir))
-        idg_rounds.append(bench_image_data_generator(train_dir))
-        hh_rounds.append(bench_hh(train_dir, data / "normalized"))
+    for i in range(n_rounds):
+        limit_rounds.append(bench_limit(train_dir, size))
+        idg_rounds.append(bench_image_data_generator(train_dir, size, batch))
+        hh_rounds.append(bench_hh(train_dir, data / "normalized", size, batch))
         print(f"round {i + 1}: limit {limit_rounds[-1]}, ImageDataGenerator {idg_rounds[-1]}, hh {hh_rounds[-1]}", flush=True)
-    touch = memory_touch(n * SIZE * SIZE * 3)
+    touch = memory_touch(n * size * size * 3)
     idg = {key: statistics.median(r[key] for r in idg_rounds) for key in idg_rounds[0]}
     ours = {key: statistics.median(r[key] for r in hh_rounds) for key in hh_rounds[0]}
     limit = statistics.median(r["first_epoch"] for r in limit_rounds)
     limit_kept = statistics.median(r["kept_in_ram"] for r in limit_rounds)
     result = {
-        "photos": args.photos, "rounds": args.rounds, "images": n, "target": f"{SIZE}x{SIZE}", "batch": BATCH,
+        "photos": photos, "rounds": n_rounds, "images": n, "target": f"{size}x{size}", "batch": batch,
         "cpus": os.cpu_count(), "decode_limit": limit, "decode_limit_kept_in_ram": limit_kept,
         "image_data_generator": idg, "hh": ours,
         "ratio_first_epoch": ours["first_epoch"] / idg["first_epoch"],
@@ -182,7 +199,7 @@ def main() -> None:
         "memory": touch,
         "share_of_limit_kept_in_ram_with_scan": ours["first_epoch_with_scan"] / limit_kept,
     }  # fmt: skip
-    print(f"{n} JPEGs ({args.photos}) -> {SIZE}x{SIZE}, batch {BATCH}, {os.cpu_count()} CPUs (images/s, median of {args.rounds})")
+    print(f"{n} JPEGs ({photos}) -> {size}x{size}, batch {batch}, {os.cpu_count()} CPUs (images/s, median of {n_rounds})")
     print(f"{'loader':<40}{'first epoch':>12}{'later epoch':>12}")
     print(f"{'decode limit (thread pool, OpenCV)':<40}{limit:>12.0f}")
     print(f"{'the same, kept in a new array in RAM':<40}{limit_kept:>12.0f}")

@@ -1,11 +1,15 @@
 """Does the live view slow classification? hh-camera's FPS with no client and with one client
 watching the stream, side by side, alternating, in one run.
 
-    python bench/serve.py MODEL.tflite VIDEO.avi [--frames 3000] [--rounds 3] [--out bench/results/serve.json]
+    python bench/serve.py [MODEL.tflite [VIDEO.avi]] [--frames 3000] [--rounds 3] [--out bench/results/serve.json] [--smoke]
 
 Each round runs hh-camera on the looping video for --frames classified frames, once serving
 with nobody connected, once with one client reading /stream.mjpg and polling /api/status
 twice a second (what the page does). The target: at least 90% of the FPS without a client.
+
+Without MODEL or VIDEO: latency.py's edge int8 model (128 px) and its 640x480 video, made in
+bench/results when missing. --smoke: one round of 600 frames with a tiny model and video made in
+a temporary folder (CI); JSON to bench/results/smoke/serve.json.
 """
 
 from __future__ import annotations
@@ -17,9 +21,17 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import urllib.request
 from pathlib import Path
+
+from latency import RESULTS, SMOKE_RESULTS, edge_model, field_video
+
+# --smoke's frames: a tiny model runs them in about a second, long enough for the client to
+# connect, read some of the stream and poll the status.
+FULL = {"frames": 3000, "rounds": 3}
+SMOKE = {"frames": 600, "rounds": 1}
 
 
 def free_port() -> int:
@@ -75,21 +87,36 @@ def run(model: Path, video: Path, frames: int, client: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", type=Path)
-    parser.add_argument("video", type=Path)
-    parser.add_argument("--frames", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/serve.json"))
+    parser.add_argument("model", type=Path, nargs="?", default=None)
+    parser.add_argument("video", type=Path, nargs="?", default=None)
+    parser.add_argument("--frames", type=int, default=None, help=f"default: {FULL['frames']} ({SMOKE['frames']} with --smoke)")
+    parser.add_argument("--rounds", type=int, default=None, help=f"default: {FULL['rounds']} ({SMOKE['rounds']} with --smoke)")
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/results/serve.json")
+    parser.add_argument("--smoke", action="store_true", help="tiny, in a temporary folder (CI); JSON to bench/results/smoke/")
     args = parser.parse_args()
+    scale = SMOKE if args.smoke else FULL
+    args.frames, args.rounds = args.frames or scale["frames"], args.rounds or scale["rounds"]
+    args.out = args.out or (SMOKE_RESULTS if args.smoke else RESULTS) / "serve.json"
+    if args.smoke:
+        with tempfile.TemporaryDirectory(prefix="hh-bench-serve-") as tmp:
+            measure(args, Path(tmp))
+    else:
+        measure(args, RESULTS)
+
+
+def measure(args: argparse.Namespace, work: Path) -> None:
+    """The alternating rounds; a model and a video that were not given are made in `work`."""
+    model = args.model or edge_model(work, args.smoke)
+    video = args.video or field_video(work, args.smoke)
     alone, watched = [], []
     for i in range(args.rounds):
-        alone.append(run(args.model, args.video, args.frames, client=False))
-        watched.append(run(args.model, args.video, args.frames, client=True))
+        alone.append(run(model, video, args.frames, client=False))
+        watched.append(run(model, video, args.frames, client=True))
         print(f"round {i + 1}: {alone[-1]['fps']:.0f} FPS alone, {watched[-1]['fps']:.0f} FPS watched", file=sys.stderr)
     fps_alone = statistics.median(r["fps"] for r in alone)
     fps_watched = statistics.median(r["fps"] for r in watched)
     result = {
-        "model": str(args.model), "frames": args.frames, "rounds": args.rounds,
+        "model": str(model), "frames": args.frames, "rounds": args.rounds,
         "fps_no_client": fps_alone, "fps_one_client": fps_watched, "ratio": fps_watched / fps_alone,
         "jpeg_parts_per_round": [r["jpeg_parts"] for r in watched], "runs": {"alone": alone, "watched": watched},
     }  # fmt: skip

@@ -1,7 +1,7 @@
 """Training throughput: hh.train against the plain Keras 3 script a user would write today,
 same data, same model, same epochs, one process, one run.
 
-    python bench/train_speed.py [--size 128] [--epochs 3] [--per-class 500] [--rounds 2]
+    python bench/train_speed.py [--size 128] [--epochs 3] [--per-class 500] [--rounds 2] [--smoke]
 
 - hh: `hh.train(...)`, everything hh-train does: the scan (which decodes every file once and
   keeps the model inputs in RAM), a checkpoint committed after every epoch, the evaluation
@@ -16,6 +16,9 @@ same data, same model, same epochs, one process, one run.
 
 Images per second = training images x epochs / wall time from the call to the trained model
 (data loading included). Each arm runs once per round, in turn; medians are compared.
+
+--smoke: 32 px, 1 epoch, 20 images per class, one round, in a temporary folder (CI); JSON to
+bench/results/smoke/train_speed.json.
 """
 
 from __future__ import annotations
@@ -25,12 +28,15 @@ import json
 import os
 import shutil
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 BATCH = 32
+FULL = {"size": 128, "epochs": 3, "per_class": 500, "rounds": 2}
+SMOKE = {"size": 32, "epochs": 1, "per_class": 20, "rounds": 1}
 
 
 def run_hh(data: Path, arch: str, size: int, epochs: int, out: Path) -> float:
@@ -88,14 +94,28 @@ def run_compute(images, labels, val_images, val_labels, arch: str, size: int, ep
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--per-class", type=int, default=500, help="synthetic images per class (80%% train)")
-    parser.add_argument("--rounds", type=int, default=2)
+    for name, what in (("size", "px"), ("epochs", ""), ("per_class", "synthetic images per class (80%% train)"), ("rounds", "")):
+        default = f"default: {FULL[name]} ({SMOKE[name]} with --smoke)"
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=None, help=f"{what}; {default}" if what else default)
     parser.add_argument("--archs", default="edge,seed")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/train_speed.json"))
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/results/train_speed.json")
+    parser.add_argument("--smoke", action="store_true", help="tiny, in a temporary folder (CI); JSON to bench/results/smoke/")
     args = parser.parse_args()
+    scale = SMOKE if args.smoke else FULL
+    for name in ("size", "epochs", "per_class", "rounds"):
+        if getattr(args, name) is None:
+            setattr(args, name, scale[name])
+    if args.smoke:
+        args.out = args.out or Path("bench/results/smoke/train_speed.json")
+        with tempfile.TemporaryDirectory(prefix="hh-bench-train-speed-") as tmp:
+            measure(args, Path(tmp))
+    else:
+        args.out = args.out or Path("bench/results/train_speed.json")
+        measure(args, Path("bench/results"))
 
+
+def measure(args: argparse.Namespace, work: Path) -> None:
+    """Every arm; the data set and hh's run folders in `work`."""
     import numpy as np
     import tensorflow as tf
 
@@ -104,7 +124,7 @@ def main() -> None:
     from hh.trainer.data import load_images
     from hh.trainer.synth import write_dataset
 
-    data = Path(f"bench/results/train-speed-{args.per_class}")
+    data = work / f"train-speed-{args.per_class}"
     if not (data / "train").exists():
         print(f"writing {2 * args.per_class} synthetic JPEGs to {data} ...", flush=True)
         write_dataset(data, classes=2, per_class=args.per_class, val_fraction=0.2, seed=0)
@@ -126,7 +146,7 @@ def main() -> None:
         rounds: dict[str, list[float]] = {"hh": [], "keras": [], "keras_cache": [], "compute": []}
         for i in range(args.rounds):
             rounds["keras"].append(run_keras(data, arch, args.size, args.epochs, cache=False))
-            rounds["hh"].append(run_hh(data, arch, args.size, args.epochs, Path(f"bench/results/train-speed-run-{arch}")))
+            rounds["hh"].append(run_hh(data, arch, args.size, args.epochs, work / f"train-speed-run-{arch}"))
             rounds["keras_cache"].append(run_keras(data, arch, args.size, args.epochs, cache=True))
             rounds["compute"].append(run_compute(*tensors, arch, args.size, args.epochs))
             seconds = ", ".join(f"{k} {v[-1]:.1f} s" for k, v in rounds.items())

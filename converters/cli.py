@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 
 from ..edge.cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, require_train_extra, setup_output
 from ..edge.errors import UserError
+from .gates import MAX_PROB_DIFF, MIN_AGREEMENT
 
 app = make_app("Convert a trained model to TFLite.")
 
@@ -34,7 +36,10 @@ def convert(
     ] = None,
     min_agreement: Annotated[
         float, typer.Option(help="Fail when the TFLite and Keras top-1 answers agree on less than this share.")
-    ] = 0.98,
+    ] = MIN_AGREEMENT,
+    max_prob_diff: Annotated[
+        float, typer.Option(help="Fail when any probability differs from Keras's by more than this.")
+    ] = MAX_PROB_DIFF,
     out: Annotated[Path | None, typer.Option(help="Output .tflite (default: RUN/model_<mode>.tflite).")] = None,
     selftest: Annotated[
         int, typer.Option(help="Held-out images per class to pack into the model for the device's self-test (0: none).")
@@ -65,13 +70,14 @@ def convert(
         calib_count=calib_count,
         eval_dir=eval_dir,
         min_agreement=min_agreement,
+        max_prob_diff=max_prob_diff,
         out=out,
         overwrite=overwrite,
         selftest_per_class=selftest,
     )
     for line in report.lines():
         print(line)
-    print(f"next: hh-camera {report.model} --source 0")
+    print(f"next: hh-camera {shlex.quote(report.model)} --source 0")
 
 
 def main() -> None:

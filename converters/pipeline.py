@@ -15,13 +15,14 @@ import contextlib
 import io
 import json
 import logging
+import shlex
 import time
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..edge.errors import ParameterError, UserError, VerificationFailed
-from ..edge.files import atomic_write_bytes, atomic_write_text, check_output_file
+from ..edge.files import atomic_write_bytes, atomic_write_text, check_output_file, publish, temp_name_for
 from ..edge.folders import ImageFolder, list_image_folder
 from ..edge.metadata import sidecar_spec
 from ..edge.quality import calibrate
@@ -29,6 +30,7 @@ from ..edge.quiet import native_output_captured
 from ..edge.spec import SPEC_FILENAME, PreprocessingSpec, QualityThresholds
 from ..trainer.run_folder import RunFolder
 from ..trainer.split import describe_drift
+from .gates import MAX_PROB_DIFF, MIN_AGREEMENT
 from .tflite import MODES, to_flatbuffer, with_contract
 from .verify import Verification, VerificationInput, verify
 
@@ -60,6 +62,7 @@ class ConversionReport:
     min_agreement: float
     passed: bool | None
     runtime: str
+    max_prob_diff: float = MAX_PROB_DIFF  # the gate on max_abs_prob_diff
     selftest_images: int = 0  # validation images packed for the device's self-test
     selftest_kb: float = 0.0  # what they add to the file
     quality: dict | None = None  # the quality gate's thresholds, calibrated on training images
@@ -75,7 +78,7 @@ class ConversionReport:
             out.append(
                 f"on {self.eval_images} images: keras accuracy {self.keras_accuracy:.3f}, {self.mode} accuracy "
                 f"{self.tflite_accuracy:.3f}, top-1 agreement {self.agreement:.3f} (min {self.min_agreement:.2f}), "
-                f"prob diff max {self.max_abs_prob_diff:.4f} mean {self.mean_abs_prob_diff:.4f}"
+                f"prob diff max {self.max_abs_prob_diff:.4f} (max {self.max_prob_diff:.2f}) mean {self.mean_abs_prob_diff:.4f}"
             )
         if self.selftest_images:
             out.append(f"self-test: {self.selftest_images} images packed (+{self.selftest_kb:.0f} KB), passes on this machine")
@@ -90,6 +93,9 @@ def resolve_source(path: Path) -> Source:
     if not path.exists():
         raise UserError(f"{path} does not exist")
     model_path = path / RunFolder.MODEL if path.is_dir() else path
+    if not model_path.exists() and RunFolder(path).is_run():
+        resume = f"hh-train --resume {shlex.quote(str(path))}"
+        raise UserError(f"the run in {path} has no trained epoch yet (it stopped before the first ended): {resume}")
     if not model_path.exists():
         raise UserError(f"{path} is a folder without {RunFolder.MODEL} (expected a run folder from hh-train)")
     if model_path.suffix != ".keras":
@@ -131,6 +137,11 @@ def check_model_matches_spec(model, spec: PreprocessingSpec, model_path: Path) -
         raise UserError(f"{model_path}: input is {shape} but {SPEC_FILENAME} says {(spec.height, spec.width, 3)}")
     if model.output_shape[-1] not in (spec.output_units, spec.num_classes):
         raise UserError(f"{model_path}: outputs {model.output_shape[-1]} values for {spec.num_classes} labels")
+
+
+def recorded_split(source: Source):
+    """The run's recorded split (hh.trainer.split), or None for a bare .keras file."""
+    return source.run.read_split() if source.run is not None else None
 
 
 def recorded_images(source: Source, split: str, instead: str) -> ImageFolder | None:
@@ -198,7 +209,7 @@ def float32_reference_size(model, spec: PreprocessingSpec, folder: Path) -> int:
     """Bytes of the float32 model, for the size ratio: the one already converted beside the
     output if there is one (same model), else converted now in memory."""
     existing = folder / MODES["float32"].filename
-    if existing.exists():
+    if existing.is_file():
         return model_part_size(existing.read_bytes())
     with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
         return model_part_size(with_contract(to_flatbuffer(model, spec, "float32"), spec, "float32", "reference"))
@@ -210,11 +221,14 @@ def quality_thresholds(source: Source, calib_dir: Path | None, count: int, calib
     from ..trainer.data import load_images
 
     if calibration is None:
-        try:
-            folder = calibration_folder(source, calib_dir).sample_per_class(count)
-        except UserError:
-            log.info("note: no training images to calibrate the quality gate on; the model carries none")
+        if calib_dir is None and recorded_split(source) is None:
+            log.info(
+                "note: no recorded training images to calibrate the quality gate on (give --calib-dir); the model carries none"
+            )
             return None
+        # A recorded training file that changed since is an error here as for int8: the gate
+        # must not silently go missing because of it.
+        folder = calibration_folder(source, calib_dir).sample_per_class(count)
         calibration, _ = load_images(folder, source.spec)
     return calibrate(calibration)
 
@@ -234,23 +248,38 @@ def pack_selftest(model, spec: PreprocessingSpec, evaluation: ImageFolder, per_c
 
 
 def output_names(out: Path) -> dict[str, Path]:
-    """The files one conversion may write: the model, its report, and the refused variants."""
+    """The files one conversion may write: the model, its report, the refused variants, and
+    the model while it is verified (a temporary name of this process: two conversions at
+    once never share it, and one killed is cleaned up like any temporary file)."""
     return {
         "model": out,
         "report": out.with_suffix(".report.json"),
-        "pending": out.with_name(out.stem + ".unverified.tflite"),
+        "pending": temp_name_for(out.with_name(out.stem + ".unverified.tflite")),
         "rejected": out.with_name(out.stem + ".rejected.tflite"),
         "rejected_report": out.with_name(out.stem + ".rejected.report.json"),
     }
 
 
-def check_options(mode: str, calib_count: int, min_agreement: float) -> None:
+def check_outputs(names: dict[str, Path], overwrite: bool, model_path: Path) -> None:
+    """Every file the conversion may write obeys the overwrite rule, not only the model."""
+    out = names["model"]
+    if out.exists() and not overwrite and not out.is_dir():
+        raise UserError(
+            f"{out} already exists (converted before); add {{param:overwrite}} to replace it, or give {{param:out}} another file"
+        )
+    for name in ("model", "report", "rejected", "rejected_report"):
+        check_output_file(names[name], "out", overwrite, inputs=[model_path])
+
+
+def check_options(mode: str, calib_count: int, min_agreement: float, max_prob_diff: float) -> None:
     if mode not in MODES:
         raise ParameterError("mode", f"{mode!r} is unknown; choose one of {', '.join(MODES)}")
     if calib_count < 1:
         raise ParameterError("calib_count", f"must be at least 1, got {calib_count}")
     if not 0.0 <= min_agreement <= 1.0:
         raise ParameterError("min_agreement", f"must be between 0 and 1, got {min_agreement}")
+    if not 0.0 <= max_prob_diff <= 1.0:
+        raise ParameterError("max_prob_diff", f"must be between 0 and 1, got {max_prob_diff}")
 
 
 def convert(
@@ -259,11 +288,12 @@ def convert(
     calib_dir: Path | None = None,
     calib_count: int = 300,
     eval_dir: Path | None = None,
-    min_agreement: float = 0.98,
+    min_agreement: float = MIN_AGREEMENT,
     out: Path | None = None,
     overwrite: bool = False,
     selftest_per_class: int = 2,
     version: str = "0.1.0",
+    max_prob_diff: float = MAX_PROB_DIFF,
 ) -> ConversionReport:
     """Convert a run folder's model (or a .keras file) to `mode`, embed its contract, verify it.
 
@@ -271,11 +301,12 @@ def convert(
     unless selftest_per_class is 0, a golden self-test of that many held-out images per class.
 
     Raises VerificationFailed (keeping the file as *.rejected.tflite) when the converted model
-    agrees with Keras on less than `min_agreement` of the held-out images.
+    agrees with Keras on less than `min_agreement` of the held-out images, or when any of its
+    probabilities is more than `max_prob_diff` from Keras's.
     """
     from ..trainer.data import load_images
 
-    check_options(mode, calib_count, min_agreement)
+    check_options(mode, calib_count, min_agreement, max_prob_diff)
     if selftest_per_class < 0:
         raise ParameterError("selftest_per_class", f"must be 0 or more, got {selftest_per_class}")
     source = resolve_source(Path(path))
@@ -284,13 +315,7 @@ def convert(
     if out.suffix != ".tflite":
         raise ParameterError("out", f"{out}: the file name must end in .tflite")
     names = output_names(out)
-    if out.exists() and not overwrite and not out.is_dir():
-        raise UserError(
-            f"{out} already exists (converted before); add {{param:overwrite}} to replace it, or give {{param:out}} another file"
-        )
-    check_output_file(out, "out", overwrite, inputs=[source.model_path])
-    for name in ("report", "pending"):
-        check_output_file(names[name], "out", overwrite=True, inputs=[source.model_path])
+    check_outputs(names, overwrite, source.model_path)
 
     model = load_keras(source.model_path)
     check_model_matches_spec(model, spec, source.model_path)
@@ -324,7 +349,7 @@ def convert(
             atomic_write_bytes(names["pending"], tflite)
         verification = None
         if evaluation is not None:
-            verification = verify(VerificationInput(model, names["pending"], spec, evaluation, min_agreement))
+            verification = verify(VerificationInput(model, names["pending"], spec, evaluation, min_agreement, max_prob_diff))
         report = make_report(
             mode, out, tflite, model_size / float32_size, seconds, calibration, verification, min_agreement, names["pending"]
         )
@@ -335,14 +360,14 @@ def convert(
         names["pending"].unlink(missing_ok=True)
         raise
     if report.passed is False:
-        names["pending"].replace(names["rejected"])
+        publish(names["pending"], names["rejected"], overwrite)
         atomic_write_text(names["rejected_report"], json.dumps(asdict(report), indent=2) + "\n")
+        assert verification is not None
         raise VerificationFailed(
-            f"{mode} model agrees with Keras on {report.agreement:.3f} of {report.eval_images} images, "
-            f"below {{param:min_agreement}} {min_agreement:.2f}; kept as {names['rejected']} for inspection, not as {out.name}"
+            f"{mode} model {verification.why_refused()}; kept as {names['rejected']} for inspection, not as {out.name}"
         )
     atomic_write_text(names["report"], json.dumps(asdict(report), indent=2) + "\n")
-    names["pending"].replace(out)
+    publish(names["pending"], out, overwrite)
     return report
 
 
@@ -369,4 +394,5 @@ def make_report(
         min_agreement=min_agreement,
         passed=v.passed if v else None,
         runtime=runtime,
+        max_prob_diff=v.max_prob_diff if v else MAX_PROB_DIFF,
     )

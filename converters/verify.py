@@ -30,6 +30,7 @@ class VerificationInput:
     spec: PreprocessingSpec
     images: ImageFolder  # held-out images with their labels
     min_agreement: float
+    max_prob_diff: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,22 @@ class Verification:
     max_abs_prob_diff: float
     mean_abs_prob_diff: float
     min_agreement: float
+    max_prob_diff: float = 1.0  # the most any probability may differ from Keras's
 
     @property
     def passed(self) -> bool:
-        return self.agreement >= self.min_agreement
+        return self.agreement >= self.min_agreement and self.max_abs_prob_diff <= self.max_prob_diff
+
+    def why_refused(self) -> str:
+        if self.agreement < self.min_agreement:
+            return (
+                f"agrees with Keras on {self.agreement:.3f} of {self.images} images, "
+                f"below {{param:min_agreement}} {self.min_agreement:.2f}"
+            )
+        return (
+            f"gives probabilities up to {self.max_abs_prob_diff:.3f} from Keras's on {self.images} images, "
+            f"more than {{param:max_prob_diff}} {self.max_prob_diff:.2f} (the top-1 answers agree on {self.agreement:.3f})"
+        )
 
 
 def verify(given: VerificationInput) -> Verification:
@@ -69,4 +82,5 @@ def verify(given: VerificationInput) -> Verification:
         max_abs_prob_diff=float(diff.max()),
         mean_abs_prob_diff=float(diff.mean()),
         min_agreement=given.min_agreement,
+        max_prob_diff=given.max_prob_diff,
     )

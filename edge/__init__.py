@@ -9,7 +9,13 @@ TensorFlow. Public names load lazily.
 
 from __future__ import annotations
 
+import os
+
 from .lazy import lazy_exports
+
+# OpenCV reads this when it loads: a backstop for formats whose header hh does not parse
+# (TIFF). hh.edge.preprocess checks JPEG, PNG, GIF, BMP and WebP headers itself.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", "178956970")
 
 _EXPORTS = {
     "PreprocessingSpec": "hh.edge.spec",

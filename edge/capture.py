@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from .errors import ParameterError, UserError, last_line
-from .redact import redact_url
+from .redact import describe_source
 
 FILE_QUEUE_FRAMES = 4
 
@@ -84,17 +84,20 @@ class SourceInfo:
 
 def source_opener(source: str) -> tuple[Callable[[], Capture], SourceInfo]:
     """(a function that opens --source, SourceInfo). Opening again is how outages heal."""
+    description = describe_source(source)  # the only form of the source any output shows
     if source == "picamera2":
-        return PiCameraCapture, SourceInfo("Raspberry Pi camera (picamera2)", live=True)
+        return PiCameraCapture, SourceInfo(description, live=True)
     if source.isdigit():
-        return (lambda: cv2.VideoCapture(int(source))), SourceInfo(f"camera {source}", live=True)
+        return (lambda: cv2.VideoCapture(int(source))), SourceInfo(description, live=True)
     if "://" in source:
-        return (lambda: cv2.VideoCapture(source)), SourceInfo(redact_url(source), live=True)
+        return (lambda: cv2.VideoCapture(source)), SourceInfo(description, live=True)
     if Path(source).is_dir():
-        raise ParameterError("source", f"{source} is a folder; give a video file, a camera index like 0 or a stream URL")
+        raise ParameterError("source", f"{description} is a folder; give a video file, a camera index like 0 or a stream URL")
     if not Path(source).is_file():
-        raise ParameterError("source", f"{source}: no such file (give a camera index like 0, a video file or a stream URL)")
-    return (lambda: cv2.VideoCapture(source)), SourceInfo(source, live=False, path=Path(source))
+        raise ParameterError(
+            "source", f"{description}: no such file (give a camera index like 0, a video file or a stream URL with its scheme)"
+        )
+    return (lambda: cv2.VideoCapture(source)), SourceInfo(description, live=False, path=Path(source))
 
 
 def open_source(source: str) -> tuple[Capture, SourceInfo, Callable[[], Capture]]:

@@ -12,6 +12,8 @@ import typer
 
 from .cli_util import VerboseOption, make_app, options_command, reports_errors, setup_output
 from .events import Event, FrameEvent
+from .quiet import scrubbed_stderr
+from .redact import secrets_of
 from .session import CameraOptions, CameraSession
 from .signals import sigterm_as_interrupt
 
@@ -47,7 +49,8 @@ def camera(
     Example: hh-camera models/run1/model_int8.tflite --source 0
     """
     setup_output(verbose)
-    with CameraSession(model, CameraOptions(**options)) as session:
+    # Whatever native code prints about the source (with --verbose, FFmpeg's lines) loses its secrets too.
+    with scrubbed_stderr(secrets_of(options["source"])), CameraSession(model, CameraOptions(**options)) as session:
         # Everything that can refuse to start has; from here on the session speaks.
         session.options.show_window = not (headless or json_out) and window_or_say_why()
         if json_out:

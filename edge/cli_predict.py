@@ -9,14 +9,14 @@ from typing import Annotated
 
 import typer
 
-from .cli_util import VerboseOption, make_app, reports_errors, setup_output
+from .cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, setup_output
 from .errors import UserError
 
 app = make_app("Classify image files with a .tflite model.")
 
 
 @app.command()
-@reports_errors()
+@reports_errors({"num_threads": "--threads"})
 def predict(
     model: Annotated[Path, typer.Argument(help="A .tflite from hh-convert.")],
     images: Annotated[Path | None, typer.Argument(help="An image, a folder of images, or a folder of class folders.")] = None,
@@ -29,6 +29,7 @@ def predict(
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per image, then a summary object.")] = False,
     threads: Annotated[int | None, typer.Option(help="Interpreter threads (default: CPU cores, at most 4).")] = None,
+    overwrite: OverwriteOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Classify image files with the same preprocessing and runtime as hh-camera. A folder of
@@ -40,41 +41,45 @@ def predict(
     Example: hh-predict models/run1/model_int8.tflite data/validation
     """
     setup_output(verbose)
-    from .evaluate import evaluate, format_confusion, format_metrics
-    from .files import check_output_dir
+    from .evaluate import check_report_folder, evaluate
     from .machine import default_threads
     from .runtime import Classifier
 
     classifier = Classifier(model, num_threads=threads if threads is not None else default_threads())
-    names = classifier.class_names
     if selftest:
         run_packed_selftest(classifier, json_out)
         return
     if images is None:
         raise UserError("give IMAGES to classify (or --selftest)")
     if report is not None:
-        check_output_dir(report, "report")
+        check_report_folder(report, images, overwrite)
 
     def show(result) -> None:
         if json_out:
-            print(json.dumps({"type": "image", "path": result.path, **result.classification.as_dict(names)}))
+            print(json.dumps({"type": "image", "path": result.path, **result.classification.as_dict(classifier.class_names)}))
         else:
             print(f"{result.classification.label:<16} {result.classification.probability:.3f}  {result.path}")
 
-    evaluation = evaluate(classifier, images, on_result=show, on_skip=lambda why: print(f"skipped: {why}", file=sys.stderr))
-    if not evaluation.scored:
-        if report is not None:
-            raise UserError(f"{images}: --report needs a folder of class folders (true labels to score against)")
-        return
+    def skipped(why: str) -> None:
+        print(f"skipped: {why}", file=sys.stderr)
+
+    evaluation = evaluate(classifier, images, on_result=show, on_skip=skipped, scored=report is not None)
+    if evaluation.scored:
+        print_scores(evaluation, json_out)
+    if report is not None:
+        evaluation.write_report(report)
+        print(f"wrote {report}/evaluation.json, confusion.png, mistakes.png", file=sys.stderr)
+
+
+def print_scores(evaluation, json_out: bool) -> None:
+    from .evaluate import format_confusion, format_metrics
+
     if json_out:
         print(json.dumps(evaluation.summary()))
     else:
         print()
         print(format_metrics(evaluation.metrics()))
-        print(format_confusion(evaluation.confusion(), names))
-    if report is not None:
-        evaluation.write_report(report)
-        print(f"wrote {report}/evaluation.json, confusion.png, mistakes.png", file=sys.stderr)
+        print(format_confusion(evaluation.confusion(), evaluation.class_names))
 
 
 def run_packed_selftest(classifier, json_out: bool) -> None:

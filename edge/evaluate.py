@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from .errors import UserError
-from .files import atomic_write_bytes, atomic_write_text
+from .files import atomic_write_bytes, atomic_write_text, check_not_inside, check_output_dir, check_output_file
 from .folders import is_image_file, list_image_folder
 from .preprocess import UnreadableImage, fit_to_spec, read_image_bgr
 from .runtime import Classification, Classifier
@@ -186,6 +186,20 @@ def mistakes_image(class_names, truth, probabilities: np.ndarray, images_bgr, mo
     return image
 
 
+REPORT_FILES = ("evaluation.json", "confusion.png", "mistakes.png")
+
+
+def check_report_folder(folder: str | Path, images: str | Path, overwrite: bool) -> Path:
+    """Refuse, before any image is classified, a report that would land where it must not:
+    among the images it scores (a class folder would gain two pictures), over files that
+    exist (a training run's own report) unless overwrite, or where nothing can be written."""
+    folder = check_output_dir(folder, "report")
+    check_not_inside(folder, (("image folder", images),), "report")
+    for name in REPORT_FILES:
+        check_output_file(folder / name, "report", overwrite=overwrite)
+    return folder
+
+
 def write_report(folder: str | Path, class_names, truth, probabilities: np.ndarray, images_bgr, paths) -> dict:
     """evaluation.json (metrics, and the wrong answers by file), confusion.png, mistakes.png."""
     folder = Path(folder)
@@ -198,10 +212,11 @@ def write_report(folder: str | Path, class_names, truth, probabilities: np.ndarr
         for i in np.argsort(-probabilities.max(axis=1))
         if predicted[i] != truth[i]
     ]  # fmt: skip
-    atomic_write_text(folder / "evaluation.json", json.dumps(report, indent=2) + "\n")
+    evaluation_json, confusion_png, mistakes_png = REPORT_FILES
+    atomic_write_text(folder / evaluation_json, json.dumps(report, indent=2) + "\n")
     for name, picture in (
-        ("confusion.png", confusion_image(np.array(report["confusion"]), class_names)),
-        ("mistakes.png", mistakes_image(class_names, truth, probabilities, images_bgr)),
+        (confusion_png, confusion_image(np.array(report["confusion"]), class_names)),
+        (mistakes_png, mistakes_image(class_names, truth, probabilities, images_bgr)),
     ):
         atomic_write_bytes(folder / name, cv2.imencode(".png", picture)[1].tobytes())
     return report
@@ -240,9 +255,13 @@ def evaluate(
     images: str | Path,
     on_result: Callable[[ImageResult], None] | None = None,
     on_skip: Callable[[str], None] | None = None,
+    scored: bool = False,
 ) -> Evaluation:
-    """Classify every image with the device's own path (OpenCV decode, fit_to_spec, RGB)."""
+    """Classify every image with the device's own path (OpenCV decode, fit_to_spec, RGB).
+    scored: the images must be a folder of class folders (true labels to score against)."""
     paths, truth = images_to_classify(classifier, images)
+    if scored and truth is None:
+        raise UserError(f"{images}: {{param:report}} needs a folder of class folders (true labels to score against)")
     evaluation = Evaluation(classifier.class_names)
     for i, path in enumerate(paths):
         try:

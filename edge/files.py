@@ -133,6 +133,18 @@ def _sync_folder(folder: Path) -> None:
         os.close(handle)
 
 
+def publish(staged: Path, target: Path, overwrite: bool) -> None:
+    """Give a finished temporary file its real name. Without overwrite, a file that took that
+    name meanwhile (another process making the same output) is never replaced."""
+    if overwrite:
+        os.replace(staged, target)
+    elif not _claim(staged, target):
+        staged.unlink(missing_ok=True)
+        raise ParameterError(
+            "out", f"{target} was written by another process meanwhile; choose another name or add {{param:overwrite}}"
+        )
+
+
 def atomic_link_or_copy(source: Path, target: Path) -> None:
     """Make `target` a copy of `source` atomically: a hard link when possible (free, and a
     later write to either name makes a new file, never changes the other), else a byte copy."""

@@ -53,6 +53,12 @@ class UnreadableImage(UserError):
     """An image file OpenCV cannot decode."""
 
 
+# A small file that claims a huge image (a decompression bomb: an 873 KB PNG of 30000x30000
+# decodes to 2.7 GB) is refused from its header, before any pixel is decoded, by every reader.
+# Twice Pillow's own default limit: larger than any camera's photo.
+MAX_IMAGE_PIXELS = 178_956_970
+
+
 # libjpeg can decode a JPEG at 1/2, 1/4 or 1/8 of its size in the DCT itself, several times
 # faster than decoding it whole: a 4000x3000 phone photo for a 300 px model needs 1000x750 at
 # most. OpenCV exposes it as these read flags.
@@ -83,6 +89,39 @@ def jpeg_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
     return None
 
 
+def image_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
+    """(height, width) from the header of a JPEG, PNG, GIF, BMP or WebP file, without
+    decoding; None for another format or a header that does not say."""
+    head = bytes(data[:65536]) if isinstance(data, np.ndarray) else data[:65536]
+    if head[:2] == b"\xff\xd8":
+        return jpeg_size(head)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and len(head) >= 24:
+        return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        return int.from_bytes(head[8:10], "little"), int.from_bytes(head[6:8], "little")
+    if head[:2] == b"BM" and len(head) >= 26:
+        width = int.from_bytes(head[18:22], "little", signed=True)
+        height = int.from_bytes(head[22:26], "little", signed=True)
+        return abs(height), abs(width)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+        chunk = head[12:16]
+        if chunk == b"VP8X":
+            return int.from_bytes(head[27:30], "little") + 1, int.from_bytes(head[24:27], "little") + 1
+        if chunk == b"VP8 ":
+            return int.from_bytes(head[28:30], "little") & 0x3FFF, int.from_bytes(head[26:28], "little") & 0x3FFF
+        if chunk == b"VP8L":
+            bits = int.from_bytes(head[21:25], "little")
+            return ((bits >> 14) & 0x3FFF) + 1, (bits & 0x3FFF) + 1
+    return None
+
+
+def too_large(size: tuple[int, int] | None) -> str | None:
+    """Why an image of this header size is not decoded (a decompression bomb), or None."""
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        return f"too large to decode safely ({size[1]}x{size[0]} px)"
+    return None
+
+
 def reduced_scale(size: tuple[int, int] | None, spec: PreprocessingSpec | None) -> int:
     """1, 2, 4 or 8: how much smaller a JPEG of `size` may be decoded for `spec`."""
     if size is None or spec is None:
@@ -103,7 +142,11 @@ def decode_image(
     trainer's loader, hh-predict and the self-test all read files through it."""
     if not data.size:
         return None
-    scale = reduced_scale(size or jpeg_size(data), spec)
+    size = size or image_size(data)
+    problem = too_large(size)
+    if problem:
+        raise UnreadableImage(problem)
+    scale = reduced_scale(size if data[:2].tobytes() == b"\xff\xd8" else None, spec)
     flag = dict(REDUCED_READS).get(scale, cv2.IMREAD_COLOR)
     return cv2.imdecode(data, flag)
 
@@ -115,7 +158,10 @@ def read_image_bgr(path: str, spec: PreprocessingSpec | None = None) -> np.ndarr
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise UnreadableImage(f"{path}: cannot read ({exc.strerror})") from None
-    image = decode_image(data, spec)
+    try:
+        image = decode_image(data, spec)
+    except UnreadableImage as exc:
+        raise UnreadableImage(f"{path}: {exc}") from None
     if image is None:
         raise UnreadableImage(f"{path}: not a readable image")
     return image

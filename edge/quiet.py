@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 
@@ -72,3 +73,50 @@ def native_output_captured(streams: tuple[int, ...] = (2,)) -> Iterator[io.Strin
             captured.write(sink.read().decode("utf-8", "replace"))
             if text is not None:
                 captured.write(text.getvalue())
+
+
+@contextlib.contextmanager
+def scrubbed_stderr(secrets: list[str]) -> Iterator[None]:
+    """Within the block, everything written to file descriptor 2 (hh's lines, Python's, and
+    what OpenCV, FFmpeg and LiteRT print from native code) passes through a filter that
+    replaces each of `secrets` (a stream URL's password, ...) with ***. A no-op without secrets.
+    """
+    if not secrets:
+        yield
+        return
+    from .redact import scrub
+
+    try:
+        sys.stderr.flush()
+    except (AttributeError, ValueError, OSError):
+        pass
+    original = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def relay() -> None:
+        pending = b""
+        while chunk := os.read(read_end, 65536):
+            pending += chunk
+            # Whole lines only, so a secret is never split between two writes.
+            cut = pending.rfind(b"\n") + 1 if len(pending) < 1 << 20 else len(pending)
+            if cut:
+                os.write(original, scrub(pending[:cut].decode("utf-8", "replace"), secrets).encode())
+                pending = pending[cut:]
+        if pending:
+            os.write(original, scrub(pending.decode("utf-8", "replace"), secrets).encode())
+
+    thread = threading.Thread(target=relay, name="hh-scrub", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        try:
+            sys.stderr.flush()
+        except (AttributeError, ValueError, OSError):
+            pass
+        os.dup2(original, 2)  # closes the pipe's last write end: the relay drains and ends
+        thread.join(timeout=5.0)
+        os.close(read_end)
+        os.close(original)

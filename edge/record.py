@@ -28,7 +28,8 @@ FLUSH_SECONDS = 1.0
 
 
 def journal_header(class_names) -> list[str]:
-    return ["frame", "time", "label", "retake", "probability", *class_names, "inference_ms"]
+    """hh-camera's --record columns; "model" is the identity of the model that gave the row."""
+    return ["frame", "time", "label", "retake", "probability", *class_names, "inference_ms", "model"]
 
 
 def _cut_torn_tail(path: Path) -> None:
@@ -60,9 +61,13 @@ class FrameJournal:
         on_error=None,
         header: list[str] | None = None,
         param: str = "record",
+        model: str | None = None,
     ):
         """header: the columns, when not hh-camera's (journal_header); param: the parameter
-        the path came from, for the error that refuses a foreign file."""
+        the path came from, for the error that refuses a foreign file; model: the identity of
+        the model writing now. An existing journal whose last row names another model in its
+        "model" column is refused: a journal continues only under the model that started it."""
+        self.model = model
         self.path = Path(path)
         self.param = param
         self.on_error = on_error or (lambda message: None)
@@ -103,6 +108,15 @@ class FrameJournal:
                 f"{self.path} exists and is not an hh journal with these columns (for this model's labels); "
                 "choose another file (an existing journal is appended to)",
             )
+        if self.model is not None and "model" in header:
+            _, rows = read_journal(self.path)
+            before = rows[-1][header.index("model")] if rows else self.model
+            if before != self.model:
+                raise ParameterError(
+                    self.param,
+                    f"{self.path} was written with another model ({before}, this one is {self.model}); "
+                    "choose another file: a journal continues only under the model that started it",
+                )
 
     def write(self, row: list) -> None:
         with self._lock:

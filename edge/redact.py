@@ -1,76 +1,140 @@
-"""Stream sources as hh shows and stores them: never with their credentials. stdlib only.
+"""Frame sources as hh shows and stores them: rebuilt from their parts, never with a secret.
 
-A camera's stream URL often carries a password (rtsp://admin:PW@host/..., ?password=...).
-Whatever hh prints, serves or writes about a source goes through `redact_url` first.
+A camera's stream URL often carries credentials, and in more places than a list of names can
+cover: `rtsp://admin:PW@host/...`, `?password=PW`, `?loginuse=admin&loginpas=PW` (cheap IP
+cameras), `?psw=PW`, `/user=admin&password=PW&channel=1` in the path (XMEye), a password that
+itself holds `#`, `?`, `/` or `@`, a token in the fragment. So nothing hh shows or stores of a
+source (terminal, --json, the record, the live view's API and page, the collection journal,
+error lines) is the typed string with known names blanked. It is rebuilt from the parsed parts
+that are safe to show, the scheme, host and port and the path's plain segments:
+
+    rtsp://admin:PW@10.0.0.5:554/live              ->  rtsp://***@10.0.0.5:554/live
+    http://cam/videostream.cgi?user=a&pwd=PW       ->  http://cam/videostream.cgi?user=***&pwd=***
+    rtsp://cam:554/user=admin&password=PW&ch=1     ->  rtsp://cam:554/user=***&password=***&ch=***
+
+Every query and fragment value is left out, and so is any path segment value after `=`.
+Anything that does not parse as such a part is shown as `***`. `secrets_of` gives the typed
+pieces that were left out, so text hh does not write itself (an OpenCV or FFmpeg message that
+quotes the URL) can be scrubbed too (`scrub`).
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+import re
+from pathlib import Path
 
 REDACTED = "***"
-# Query parameters whose values are credentials, by name (lower case), and name fragments.
-SECRET_PARAMETERS = frozenset(
-    {
-        "password",
-        "passwd",
-        "pass",
-        "pwd",
-        "pw",
-        "token",
-        "access_token",
-        "auth",
-        "authorization",
-        "key",
-        "apikey",
-        "api_key",
-        "secret",
-        "signature",
-        "sig",
-        "credential",
-        "credentials",
-        "session",
-        "sessionid",
-        "user_pass",
-    }
-)
-SECRET_FRAGMENTS = ("pass", "token", "secret", "key", "auth", "sig", "cred")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,15}$")
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:\d{1,5})?$")
+_NAME = re.compile(r"^[A-Za-z0-9_.~-]{1,40}$")
+# Path segments shown as they are: names, numbers, file names. Anything else is a secret's hiding place.
+_SEGMENT = re.compile(r"^[A-Za-z0-9_.~-]{0,64}$")
 
 
-def _is_secret_parameter(name: str) -> bool:
-    name = name.lower()
-    return name in SECRET_PARAMETERS or any(fragment in name for fragment in SECRET_FRAGMENTS)
+def describe_source(source: str) -> str:
+    """A --source as every output shows it: a camera, a file, or a URL without its secrets."""
+    if source == "picamera2":
+        return "Raspberry Pi camera (picamera2)"
+    if source.isdigit():
+        return f"camera {source}"
+    if "://" in source:
+        return redact_url(source)
+    if "@" in source and not Path(source).exists():
+        # A URL whose scheme was forgotten (admin:PW@host/live): read it as one.
+        return redact_url("hh://" + source).removeprefix("hh://")
+    return _printable(source)
 
 
-def redact_url(source: str) -> str:
-    """A stream URL with every credential replaced by ***: all of the userinfo (user and
-    password, whatever characters they hold) and the values of query parameters whose names
-    mean a secret (password, token, key, auth, signature, ...). Passwords never reach a log.
-
-    The userinfo is everything between "://" and the last "@" before the query: that is where
-    FFmpeg looks for it, and a password may itself hold "/", ":" or "@".
-    """
-    scheme, sep, rest = source.partition("://")
-    if not sep:
-        return source
-    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
-    head, tail = rest[:cut], rest[cut:]
-    at = head.rfind("@")
-    if at >= 0:
-        head = REDACTED + head[at:]
-    query, hash_sign, fragment = tail.partition("#")
-    if query.startswith("?"):
-        query = "?" + _redact_parameters(query[1:])
-    # A fragment can carry parameters too (OAuth's #access_token=...).
-    return f"{scheme}://{head}{query}{hash_sign}{_redact_parameters(fragment)}"
+def redact_url(url: str) -> str:
+    """A URL rebuilt from its safe parts: scheme, host, port, plain path segments, and the
+    names (never the values) of its query and fragment parameters."""
+    if "://" not in url:
+        return describe_source(url)
+    scheme, _, rest = url.partition("://")
+    scheme = scheme if _SCHEME.match(scheme) else REDACTED
+    authority_end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    if "@" in rest[authority_end:]:
+        # An "@" after the host: a password holding "/", "?" or "#", or an "@" in a path or a
+        # value. Which part is the password cannot be known, so no part is shown.
+        return f"{scheme}://{REDACTED}"
+    userinfo, at, host_and_rest = rest.rpartition("@")
+    return f"{scheme}://{REDACTED + '@' if at else ''}{_safe_tail(host_and_rest)}"
 
 
-def _redact_parameters(text: str) -> str:
-    """name=value&... with the values of secret-named parameters replaced (others untouched)."""
-    parts = []
-    for piece in text.split("&"):
+def _safe_tail(rest: str) -> str:
+    """host[:port][/path][?query][#fragment], each part shown only as far as it is safe."""
+    cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    host, rest = rest[:cut], rest[cut:]
+    shown = host if _HOST.match(host) else REDACTED
+    rest, hash_sign, fragment = rest.partition("#")
+    path, question, query = rest.partition("?")
+    if path:
+        shown += "/".join(_safe_segment(segment) for segment in path.split("/"))
+    if question:
+        shown += "?" + _names_only(query)
+    if hash_sign:
+        shown += "#" + _names_only(fragment)
+    return shown
+
+
+def _looks_like_a_token(text: str) -> bool:
+    """A long run of letters and digits (a key, a session id) rather than a name."""
+    return len(text) >= 16 and any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
+
+
+def _safe_segment(segment: str) -> str:
+    if _SEGMENT.match(segment) and not _looks_like_a_token(segment):
+        return segment
+    if "=" in segment:  # user=admin&password=PW inside the path: names kept, values not
+        return _names_only(segment)
+    return REDACTED
+
+
+def _names_only(text: str) -> str:
+    """name=value pairs (split at & or ;, which are kept) with every value replaced, and any
+    name that does not look like one."""
+    shown = []
+    for piece in re.split(r"([&;])", text):
+        if piece in ("&", ";", ""):
+            shown.append(piece)
+            continue
         name, eq, _ = piece.partition("=")
-        decoded = parse_qsl(piece, keep_blank_values=True)
-        decoded_name = decoded[0][0] if decoded else name
-        parts.append(f"{name}={REDACTED}" if eq and _is_secret_parameter(decoded_name) else piece)
-    return "&".join(parts)
+        name = name if _NAME.match(name) and not _looks_like_a_token(name) else REDACTED
+        shown.append(f"{name}={REDACTED}" if eq else name)
+    return "".join(shown)
+
+
+def _printable(text: str) -> str:
+    """A file path as typed, with control characters (a newline in a log line) made visible."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def secrets_of(source: str) -> list[str]:
+    """The pieces of a source that its description leaves out (userinfo, values), longest
+    first: what `scrub` removes from text hh did not write itself."""
+    if "://" not in source and "@" not in source:
+        return []
+    description = describe_source(source)
+    pieces = set()
+    head = source.partition("://")[2] if "://" in source else source
+    userinfo, at, tail = head.rpartition("@")
+    if at:
+        pieces.add(userinfo)
+        pieces.update(p for p in re.split(r"[:@]", userinfo) if p)
+    for pair in re.findall(r"[^&;#?/=]*=[^&;#?/]+", tail):
+        pieces.add(pair)  # name=value: long enough to scrub safely even when the value is short
+        pieces.add(pair.partition("=")[2])
+    pieces.add(source)
+    # Pieces that the description shows anyway (a host name, "1") are not secrets.
+    return sorted((p for p in pieces if len(p) >= 3 and p not in description), key=len, reverse=True)
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """`text` with every secret (and its percent-encoded form) replaced by ***."""
+    from urllib.parse import quote, unquote
+
+    for secret in secrets:
+        for form in {secret, quote(secret, safe=""), unquote(secret)}:
+            if form:
+                text = text.replace(form, REDACTED)
+    return text

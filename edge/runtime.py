@@ -7,6 +7,8 @@ tensor's scale and zero point, and integer outputs are dequantized the same way.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +161,12 @@ class Classifier:
     @property
     def class_names(self) -> tuple[str, ...]:
         return self.spec.class_names
+
+    @functools.cached_property
+    def identity(self) -> str:
+        """The model file's identity: the start of the SHA-256 of its bytes. Two files with
+        the same identity are the same model, labels, spec and self-test included."""
+        return hashlib.sha256(self.model_path.read_bytes()).hexdigest()[:12]
 
     def describe(self) -> str:
         scores = "; outputs scores, softmax applied" if self.outputs_scores else ""

@@ -59,22 +59,56 @@ class SelfTest:
         return sum(len(data) for data in self.to_files().values())
 
     @classmethod
-    def from_files(cls, files: dict[str, bytes], where: str = "model") -> SelfTest | None:
-        """The self-test packed among a model's associated files, or None when there is none."""
+    def from_files(cls, files: dict[str, bytes], where: str = "model", class_names=None) -> SelfTest | None:
+        """The self-test packed among a model's associated files, or None when there is none.
+        Everything in it is checked; a damaged one is a ModelFileError saying what is wrong."""
         if MANIFEST not in files:
             return None
         try:
-            manifest = json.loads(files[MANIFEST])
-            if manifest.get("version") != SELFTEST_VERSION:
-                raise ValueError(f"version {manifest.get('version')!r}")
-            cases = tuple(
-                SelfTestCase(c["file"], c["label"], tuple(map(float, c["keras"])), tuple(map(float, c["expected"])))
-                for c in manifest["cases"]
-            )
-            images = {c.file: files[c.file] for c in cases}
-            return cls(cases, images, float(manifest["tolerance"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ModelFileError(f"{where}: its self-test is damaged ({type(exc).__name__}: {exc})") from None
+            return cls._parse(files, class_names)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise ModelFileError(f"{where}: its self-test ({MANIFEST}) is damaged: {exc}") from None
+
+    @classmethod
+    def _parse(cls, files: dict[str, bytes], class_names) -> SelfTest:
+        manifest = json.loads(files[MANIFEST])
+        if not isinstance(manifest, dict):
+            raise ValueError(f"not a JSON object but a {type(manifest).__name__}")
+        if manifest.get("version") != SELFTEST_VERSION:
+            raise ValueError(f"version {manifest.get('version')!r}, this hh reads {SELFTEST_VERSION}")
+        tolerance = manifest.get("tolerance")
+        if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or not 0 <= tolerance < 1:
+            raise ValueError(f"tolerance {tolerance!r} is not a probability difference")
+        raw_cases = manifest.get("cases")
+        if not isinstance(raw_cases, list) or not raw_cases:
+            raise ValueError("it holds no images (an empty self-test proves nothing)")
+        width = len(class_names) if class_names is not None else None
+        cases = tuple(_case(raw, width, files) for raw in raw_cases)
+        return cls(cases, {c.file: files[c.file] for c in cases}, float(tolerance))
+
+
+def _case(raw, width: int | None, files: dict[str, bytes]) -> SelfTestCase:
+    """One case of the manifest, checked: its image is packed, its answers are probabilities."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"a case is a {type(raw).__name__}, not an object")
+    file, label = raw.get("file"), raw.get("label")
+    if not isinstance(file, str) or file not in files or file == MANIFEST:
+        raise ValueError(f"case image {file!r} is not in the model")
+    if not isinstance(label, str):
+        raise ValueError(f"case {file} has no label")
+    answers = []
+    for key in ("keras", "expected"):
+        values = raw.get(key)
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in values)
+        ):
+            raise ValueError(f"case {file}: {key} is not a list of probabilities")
+        if width is not None and len(values) != width:
+            raise ValueError(f"case {file}: {key} has {len(values)} probabilities for {width} classes")
+        answers.append(tuple(float(v) for v in values))
+    return SelfTestCase(file, label, answers[0], answers[1])
 
 
 @dataclass(frozen=True)
@@ -149,7 +183,7 @@ def model_selftest(classifier: Classifier) -> SelfTest | None:
     """The self-test packed into the classifier's model file, or None."""
     from .metadata import read_associated_files
 
-    return SelfTest.from_files(read_associated_files(classifier.model_path), str(classifier.model_path))
+    return SelfTest.from_files(read_associated_files(classifier.model_path), str(classifier.model_path), classifier.class_names)
 
 
 def selftest_image(frame_bgr: np.ndarray, spec: PreprocessingSpec, quality: int = 80) -> bytes:

@@ -15,46 +15,86 @@ Serving must not slow classification: the camera loop only swaps a reference to 
 frame (LiveState.update), and JPEG encoding happens on the server's threads, only while a
 client watches the stream, at most `max_fps` times a second and at most `max_width` pixels wide.
 
-Security: bound to 127.0.0.1 unless told otherwise. Bound to any other address, every request
-must carry the access token (?token=..., or an X-HH-Token header), compared in constant time.
-Stream URLs are only ever shown redacted (their passwords never reach the page or the API).
+Security, for a device on a shared Wi-Fi:
+
+- Bound to 127.0.0.1 unless told otherwise (IPv4 or IPv6, `[::1]:8080`). Bound to any other
+  address, every request must carry the access token (?token=..., or an X-HH-Token header),
+  checked first, in constant time.
+- Nobody can exhaust the device: at most MAX_CONNECTIONS connections at once (more wait in
+  the kernel's backlog until one ends), MAX_VIEWERS streams, a request's line and headers must arrive within
+  REQUEST_SECONDS, a body is at most MAX_BODY bytes, and a client that stops reading is
+  dropped after SEND_SECONDS. A malformed request gets one JSON error; a client that vanishes
+  mid-reply is simply gone: no traceback, ever.
+- Another web page open in the phone's browser cannot file labels or read the API: every
+  request to a server without a token must name this server as its Host (no DNS rebinding),
+  and a POST must be JSON from this server's own origin.
+- Stream URLs are only ever shown redacted (their passwords never reach the page or the API).
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
+import logging
+import re
 import secrets
+import socket
+import socketserver
 import threading
 import time
 from collections import deque
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import cv2
 import numpy as np
 
 from .collect import FieldCollector
-from .errors import ParameterError
+from .errors import ParameterError, first_line
 from .events import Event, FrameEvent, SourceEvent, StatusEvent
 
+log = logging.getLogger("hh.camera")
 BOUNDARY = "hhframe"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MAX_CONNECTIONS = 16  # a Pi serves one or a few phones; each connection holds a thread and a file
+MAX_VIEWERS = 4  # MJPEG streams at once (each encodes JPEGs)
+REQUEST_SECONDS = 5.0  # to send a request's line and headers, its body, or the next request on one connection
+FIRST_REQUEST_SECONDS = 2.0  # a browser asks the moment it connects: a silent connection is dropped sooner
+SEND_SECONDS = 10.0  # a client that reads nothing for this long is dropped
+MAX_BODY = 10_000  # bytes of a POST body
+MIN_TOKEN_LENGTH = 8
+HISTORY_MAX = 1000
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
 
 
 def parse_bind(value: str) -> tuple[str, int]:
-    """'8080' -> ('127.0.0.1', 8080); '0.0.0.0:8080' -> ('0.0.0.0', 8080)."""
+    """'8080' -> ('127.0.0.1', 8080); '0.0.0.0:8080' -> ('0.0.0.0', 8080); '[::1]:8080' -> ('::1', 8080)."""
     host, _, port = value.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ParameterError("serve", f"{value!r} is not [HOST:]PORT (for example 8080 or 0.0.0.0:8080)")
-    return host, int(port)
+    bracketed = host.startswith("[") and host.endswith("]")
+    host = host[1:-1] if bracketed else host
+    if bracketed:  # [::1]: an IPv6 address, and only that
+        try:
+            valid_host = ipaddress.ip_address(host).version == 6
+        except ValueError:
+            valid_host = False
+    else:
+        valid_host = not host or _HOSTNAME.match(host) is not None
+    if not (valid_host and port.isdigit() and 0 <= int(port) < 65536):  # 0: any free port
+        raise ParameterError("serve", f"{value!r} is not [HOST:]PORT (for example 8080, 0.0.0.0:8080 or [::1]:8080)")
+    return host or "127.0.0.1", int(port)
 
 
 def needs_token(host: str) -> bool:
     return host not in LOOPBACK
+
+
+def check_token(token: str) -> None:
+    """A token the user chose: long enough not to be guessed, and one word of printable text."""
+    if len(token) < MIN_TOKEN_LENGTH or any(not c.isprintable() or c.isspace() for c in token):
+        raise ParameterError("token", f"must be at least {MIN_TOKEN_LENGTH} printable characters without spaces")
 
 
 class LiveState:
@@ -135,30 +175,93 @@ def draw_preview(frame: np.ndarray, label: str, probability: float, max_width: i
     return frame
 
 
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a cap on connections, IPv6, and no reverse DNS lookup at start
+    (a device in a field may have no name server to wait for)."""
+
+    daemon_threads = True
+    # Connections beyond MAX_CONNECTIONS wait here, in the kernel, costing the process nothing.
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], handler, max_connections: int = MAX_CONNECTIONS):
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            try:  # "::" serves IPv4 clients too, where the system allows
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            except (AttributeError, OSError):
+                pass
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def get_request(self):
+        """Accept a connection only when a slot is free; until then it waits in the backlog.
+        (Not blocking for long, so shutdown() still gets through.)"""
+        if not self._slots.acquire(timeout=0.5):
+            raise OSError("all connection slots are taken")  # serve_forever tries again
+        try:
+            return super().get_request()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request(self, request, client_address) -> None:
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        """What a handler raised: a client that went away is nothing; anything else is one line."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if exc is not None and not isinstance(exc, OSError):
+            log.warning(f"live view: a request from {client_address[0]} failed ({type(exc).__name__}: {first_line(exc)})")
+
+
 class LiveServer:
     def __init__(self, state: LiveState, host: str, port: int, token: str | None, max_fps: float = 5.0, max_width: int = 480):
         self.state, self.host = state, host
         self.token = token
         self.max_fps, self.max_width = max_fps, max_width
         self.stopping = threading.Event()
+        self.viewer_slots = threading.BoundedSemaphore(MAX_VIEWERS)
         server = self
 
         class Handler(LiveHandler):
             live = server
 
         try:
-            self.httpd = ThreadingHTTPServer((host, port), Handler)
+            self.httpd = BoundedHTTPServer((host, port), Handler)
         except OSError as exc:
-            raise ParameterError("serve", f"cannot listen on {host}:{port} ({exc.strerror})") from None
-        self.httpd.daemon_threads = True
+            raise ParameterError("serve", f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="hh-serve", daemon=True)
+        # A short poll: stop() waits for it, and a camera session ends promptly.
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.1,), name="hh-serve", daemon=True)
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        query = f"?token={self.token}" if self.token else ""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host else host
+        query = f"?token={quote(self.token, safe='')}" if self.token else ""
         return f"http://{host}:{self.port}/{query}"
+
+    def own_hosts(self) -> set[str]:
+        """Host headers that name this server when it is reached on this machine."""
+        names = {"127.0.0.1", "localhost", "[::1]", self.host, f"[{self.host}]"}
+        return {f"{name}:{self.port}" for name in names}
 
     def start(self) -> LiveServer:
         self.thread.start()
@@ -177,10 +280,63 @@ def page_html() -> bytes:
 class LiveHandler(BaseHTTPRequestHandler):
     live: LiveServer
     protocol_version = "HTTP/1.1"
+    _served = False  # a request came on this connection already
+    timeout = REQUEST_SECONDS  # per read: an idle connection is closed after this
 
-    def log_message(self, *args) -> None:  # the camera's own lines only on the terminal
-        pass
+    def log_message(self, format, *args) -> None:  # noqa: A002 - http.server's signature
+        pass  # the camera's own lines only on the terminal
 
+    def handle_one_request(self) -> None:
+        """One request, with a deadline for its line and headers: a client that sends them a
+        byte at a time is cut off, and one that vanishes mid-reply ends quietly."""
+        deadline = self._deadline(REQUEST_SECONDS if self._served else FIRST_REQUEST_SECONDS)
+        try:
+            super().handle_one_request()
+        except OSError:  # reset, broken pipe, timed out, or cut off: the client is gone
+            self.close_connection = True
+        finally:
+            deadline.cancel()
+
+    def parse_request(self) -> bool:
+        self._waiting = False  # the line and headers are in: the deadline is met
+        self._served = True
+        return super().parse_request()
+
+    def _deadline(self, seconds: float = REQUEST_SECONDS) -> threading.Timer:
+        """Cut the connection off unless what is awaited arrives within `seconds`."""
+        self._waiting = True
+        timer = threading.Timer(seconds, self._cut_off)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _cut_off(self) -> None:
+        if self._waiting:
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    # -- answers ---------------------------------------------------------------------------
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        if status >= 400:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, value, status: int = HTTPStatus.OK) -> None:
+        self._send(status, (json.dumps(value) + "\n").encode())
+
+    def _error(self, status: int, message: str) -> None:
+        self._json({"error": message}, status)
+
+    # -- who may ask -------------------------------------------------------------------------
     def _authorised(self, query: dict) -> bool:
         token = self.live.token
         if token is None:
@@ -188,101 +344,149 @@ class LiveHandler(BaseHTTPRequestHandler):
         given = (query.get("token") or [""])[0] or self.headers.get("X-HH-Token", "")
         return hmac.compare_digest(given.encode(), token.encode())
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
+    def _from_this_server(self) -> bool:
+        """Without a token, only a request that names this server may be answered: a page of
+        another site (or a DNS name rebound to 127.0.0.1) names its own host."""
+        return self.live.token is not None or self.headers.get("Host", "") in self.live.own_hosts()
 
-    def _json(self, value, status: int = HTTPStatus.OK) -> None:
-        self._send(status, (json.dumps(value) + "\n").encode())
+    def _same_origin(self) -> bool:
+        """A POST must come from this server's own page (or from no browser page at all)."""
+        origin = self.headers.get("Origin")
+        return origin is None or origin == f"http://{self.headers.get('Host', '')}"
 
-    def _route(self):
+    def _route(self) -> tuple[str | None, dict]:
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         if not self._authorised(query):
-            self._json({"error": "a valid token is needed (?token=...)"}, HTTPStatus.UNAUTHORIZED)
-            return None, None
+            self._error(HTTPStatus.UNAUTHORIZED, "a valid token is needed (?token=...)")
+            return None, {}
+        if not self._from_this_server():
+            self._error(HTTPStatus.FORBIDDEN, "this server answers requests addressed to it only (Host)")
+            return None, {}
         return url.path, query
 
+    # -- GET ------------------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         path, query = self._route()
         if path is None:
             return
-        try:
-            if path in ("/", "/index.html"):
-                self._send(HTTPStatus.OK, page_html(), "text/html; charset=utf-8")
-            elif path == "/api/status":
-                self._json(self.live.state.status())
-            elif path == "/api/history":
-                n = int((query.get("n") or ["20"])[0])
-                self._json(self.live.state.recent(max(1, min(n, 1000))))
-            elif path == "/stream.mjpg":
-                self._stream()
-            else:
-                self._json({"error": f"no such page: {path}"}, HTTPStatus.NOT_FOUND)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client went away
+        if path in ("/", "/index.html"):
+            self._send(HTTPStatus.OK, page_html(), "text/html; charset=utf-8")
+        elif path == "/api/status":
+            self._json(self.live.state.status())
+        elif path == "/api/history":
+            given = (query.get("n") or ["20"])[0]
+            if not (given.isdigit() and 1 <= int(given) <= HISTORY_MAX):
+                self._error(HTTPStatus.BAD_REQUEST, f"n must be a whole number from 1 to {HISTORY_MAX}, got {given[:20]!r}")
+                return
+            self._json(self.live.state.recent(int(given)))
+        elif path == "/stream.mjpg":
+            self._stream()
+        else:
+            self._error(HTTPStatus.NOT_FOUND, f"no such page: {path[:100]}")
 
+    # -- POST -----------------------------------------------------------------------------------
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         path, _ = self._route()
         if path is None:
             return
         if path != "/api/label":
-            self._json({"error": f"no such endpoint: {path}"}, HTTPStatus.NOT_FOUND)
+            self._error(HTTPStatus.NOT_FOUND, f"no such endpoint: {path[:100]}")
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        if not self._same_origin():
+            self._error(HTTPStatus.FORBIDDEN, "labels are filed from this server's own page only (Origin)")
+            return
+        if self.headers.get_content_type() != "application/json":
+            self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the label as JSON (Content-Type: application/json)")
+            return
+        body = self._body()
+        if body is None:
+            return
         try:
-            label = json.loads(self.rfile.read(min(length, 10_000)) or b"{}").get("label")
+            label = json.loads(body).get("label")
         except (ValueError, AttributeError):
             label = None
+        self._file_label(label)
+
+    def _body(self) -> bytes | None:
+        """The request body, at most MAX_BODY bytes, or None after answering why not."""
+        length = self.headers.get("Content-Length")
+        if length is None:
+            self._error(HTTPStatus.LENGTH_REQUIRED, "a Content-Length is needed")
+            return None
+        if not length.strip().isdigit():
+            self._error(HTTPStatus.BAD_REQUEST, "Content-Length must be a whole number of bytes")
+            return None
+        if int(length) > MAX_BODY:
+            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"a body of at most {MAX_BODY} bytes")
+            return None
+        deadline = self._deadline()
+        try:
+            body = self.rfile.read(int(length))
+        finally:
+            self._waiting = False
+            deadline.cancel()
+        if len(body) < int(length):
+            self.close_connection = True
+            return None  # the client stopped sending: nobody is left to answer
+        return body
+
+    def _file_label(self, label) -> None:
         state = self.live.state
         if state.collector is None:
-            self._json({"error": "not collecting: start hh-camera with --collect DIR"}, HTTPStatus.CONFLICT)
-        elif label not in state.class_names:
-            self._json({"error": f"unknown label {label!r}; one of {', '.join(state.class_names)}"}, HTTPStatus.BAD_REQUEST)
+            self._error(HTTPStatus.CONFLICT, "not collecting: start hh-camera with --collect DIR")
+        elif not isinstance(label, str) or label not in state.class_names:
+            shown = repr(label)[:60]
+            self._error(HTTPStatus.BAD_REQUEST, f"unknown label {shown}; one of {', '.join(state.class_names)}")
         else:
             frame, result, _ = state.snapshot()
             if frame is None:
-                self._json({"error": "no frame yet"}, HTTPStatus.CONFLICT)
+                self._error(HTTPStatus.CONFLICT, "no frame yet")
                 return
             saved = state.collector.label(frame, result, label)
             if saved is None:
-                self._json({"error": "the collection folder is full (--collect-max-mb)"}, HTTPStatus.INSUFFICIENT_STORAGE)
+                why = state.collector.stopped or "the collection folder is full (--collect-max-mb)"
+                self._error(HTTPStatus.INSUFFICIENT_STORAGE, f"not saved: {why}")
             else:
                 self._json({"saved": saved, "label": label})
 
+    # -- the stream -------------------------------------------------------------------------------
     def _stream(self) -> None:
         live, state = self.live, self.live.state
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        with state.lock:
-            state.viewers += 1
+        if not live.viewer_slots.acquire(blocking=False):
+            self._error(HTTPStatus.SERVICE_UNAVAILABLE, f"at most {MAX_VIEWERS} viewers at once")
+            return
+        self.connection.settimeout(SEND_SECONDS)  # a viewer that stops reading is dropped
         try:
-            sent_serial = -1
-            while not live.stopping.is_set():
-                started = time.monotonic()
-                frame, result, serial = state.snapshot()
-                if frame is not None and serial != sent_serial:
-                    label = state.event["label"] if state.event else ""
-                    preview = draw_preview(frame, label, result.classification.probability, live.max_width)
-                    jpeg = cv2.imencode(".jpg", preview, [cv2.IMWRITE_JPEG_QUALITY, 70])[1].tobytes()
-                    self.wfile.write(
-                        f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
-                        + jpeg
-                        + b"\r\n"
-                    )
-                    self.wfile.flush()
-                    sent_serial = serial
-                live.stopping.wait(max(0.0, 1.0 / live.max_fps - (time.monotonic() - started)))
-        finally:
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
+            self.end_headers()
             with state.lock:
-                state.viewers -= 1
+                state.viewers += 1
+            try:
+                sent_serial = -1
+                while not live.stopping.is_set():
+                    started = time.monotonic()
+                    frame, result, serial = state.snapshot()
+                    if frame is not None and serial != sent_serial:
+                        label = state.event["label"] if state.event else ""
+                        preview = draw_preview(frame, label, result.classification.probability, live.max_width)
+                        jpeg = cv2.imencode(".jpg", preview, [cv2.IMWRITE_JPEG_QUALITY, 70])[1].tobytes()
+                        self.wfile.write(
+                            f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                            + jpeg
+                            + b"\r\n"
+                        )
+                        self.wfile.flush()
+                        sent_serial = serial
+                    live.stopping.wait(max(0.0, 1.0 / live.max_fps - (time.monotonic() - started)))
+            finally:
+                with state.lock:
+                    state.viewers -= 1
+        finally:
+            live.viewer_slots.release()
             self.close_connection = True
 
 

@@ -35,7 +35,7 @@ from .options import option
 from .record import FrameJournal
 from .runtime import Classifier
 from .selftest import SelfTestResult, model_selftest, run_selftest
-from .serve import LiveServer, LiveState, needs_token, new_token, parse_bind
+from .serve import LiveServer, LiveState, check_token, needs_token, new_token, parse_bind
 
 log = logging.getLogger("hh.camera")
 
@@ -93,6 +93,8 @@ class CameraOptions:
             raise ParameterError("collect_max_mb", f"must be a number of megabytes more than 0, got {self.collect_max_mb}")
         if self.serve is not None:
             parse_bind(self.serve)
+        if self.token is not None:
+            check_token(self.token)
         return self
 
     def loop_settings(self) -> LoopSettings:
@@ -160,12 +162,12 @@ class CameraSession:
         self.selftest = self._check_on_this_device(classifier)
         names = classifier.class_names
         if options.record is not None:
-            self.journal = FrameJournal(options.record, names, on_error=log.warning)
+            self.journal = FrameJournal(options.record, names, on_error=log.warning, model=classifier.identity)
             self._resources.callback(self.journal.close)
             self.subscribe(self._journal_frame)
         if options.collect is not None:
             self.collector = FieldCollector(
-                options.collect, names, self.model_path.name, self.source.description,
+                options.collect, names, classifier.identity, self.source.description,
                 options.collect_below, options.collect_every, options.collect_max_mb, on_note=log.warning,
             )  # fmt: skip
             self._resources.callback(self.collector.close)
@@ -232,8 +234,8 @@ class CameraSession:
 
     # -- the session's own subscribers ---------------------------------------------------------
     def _journal_frame(self, event: Event) -> None:
-        if isinstance(event, FrameEvent) and self.journal is not None:
-            self.journal.write(event.result.journal_row())
+        if isinstance(event, FrameEvent) and self.journal is not None and self.classifier is not None:
+            self.journal.write([*event.result.journal_row(), self.classifier.identity])
 
     def _source_event(self, data: dict) -> None:
         """From the capture thread: log the outage or reconnection, then publish it."""

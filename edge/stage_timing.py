@@ -9,9 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from .capture import open_source
+from .errors import UserError
 from .machine import peak_rss_mb
 from .runtime import Classifier
 
@@ -54,6 +57,34 @@ def synthetic_frames(width: int = 640, height: int = 480, seed: int = 0) -> Iter
     while True:
         yield frames[i % len(frames)]
         i += 1
+
+
+def time_model(model: str | Path, num_threads: int, frames: int, source: str | None = None) -> tuple[dict, str]:
+    """hh-bench: `frames` frames from `source` (default: generated 640x480 frames) through the
+    device path, stage by stage. (The numbers as a dict, the classifier described.)"""
+    classifier = Classifier(model, num_threads=num_threads)
+    capture = None
+    if source is None:
+        read_frame = synthetic_frames().__next__
+        description = "generated 640x480 frames"
+    else:
+        capture, info, _ = open_source(source)
+
+        def read_frame():
+            ok, frame = capture.read()
+            return frame if ok else None
+
+        description = info.description
+    try:
+        times = time_stages(classifier, read_frame, frames)
+    finally:
+        if capture is not None:
+            capture.release()
+    if times.frames == 0:
+        raise UserError(f"{description}: gave no frames to time")
+    result = times.as_dict()
+    result.update(model=str(model), source=description, threads=num_threads, input_dtype=classifier.input_dtype.name)
+    return result, classifier.describe()
 
 
 def time_stages(classifier: Classifier, read_frame, frames: int, warmup: int = 10) -> StageTimes:

@@ -139,6 +139,19 @@ def converted_run(trained_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def backbone_weights(tmp_path_factory):
+    """A MobileNetV3Small backbone's weights, written by the test (no download): seeded
+    random values, so loading them is visible. (path, the weights as arrays)"""
+    import keras
+
+    keras.utils.set_random_seed(42)
+    backbone = keras.applications.MobileNetV3Small(input_shape=(64, 64, 3), include_top=False, weights=None)
+    path = tmp_path_factory.mktemp("weights") / "mine.weights.h5"
+    backbone.save_weights(path)
+    return path, [w.copy() for w in backbone.get_weights()]
+
+
+@pytest.fixture(scope="session")
 def int8_model(converted_run) -> Path:
     run, results = converted_run
     assert results["int8"].exit_code == 0, results["int8"].output

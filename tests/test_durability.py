@@ -83,24 +83,36 @@ def test_sigkill_loses_at_most_the_last_second_of_the_record(int8_model, loop_vi
 
 def test_a_torn_last_line_is_tolerated_and_cut_before_appending(tmp_path):
     record = tmp_path / "r.csv"
-    journal = FrameJournal(record, ("a", "b"))
-    journal.write([0, "1.000", "a", "", "0.90000", "0.90000", "0.10000", "0.500"])
+    journal = FrameJournal(record, ("a", "b"), model="m1")
+    journal.write([0, "1.000", "a", "", "0.90000", "0.90000", "0.10000", "0.500", "m1"])
     journal.close()
     with open(record, "a") as handle:
         handle.write("1,2.000,b,0.8")  # the power went out mid-row
     header, rows = read_journal(record)
-    assert len(rows) == 1 and header[-1] == "inference_ms"
-    journal = FrameJournal(record, ("a", "b"))
-    journal.write([1, "3.000", "b", "", "0.70000", "0.30000", "0.70000", "0.400"])
+    assert len(rows) == 1 and header[-2:] == ["inference_ms", "model"]
+    journal = FrameJournal(record, ("a", "b"), model="m1")
+    journal.write([1, "3.000", "b", "", "0.70000", "0.30000", "0.70000", "0.400", "m1"])
     journal.close()
     lines = record.read_text().splitlines()
-    assert len(lines) == 3 and lines[2].startswith("1,3.000,b") and all(len(line.split(",")) == 8 for line in lines)
+    assert len(lines) == 3 and lines[2].startswith("1,3.000,b") and all(len(line.split(",")) == 9 for line in lines)
+
+
+def test_a_journal_continues_only_under_the_model_that_started_it(tmp_path):
+    from hh.edge.errors import ParameterError
+
+    record = tmp_path / "r.csv"
+    journal = FrameJournal(record, ("a", "b"), model="m1")
+    journal.write([0, "1.000", "a", "", "0.90000", "0.90000", "0.10000", "0.500", "m1"])
+    journal.close()
+    with pytest.raises(ParameterError, match="another model .m1, this one is m2"):
+        FrameJournal(record, ("a", "b"), model="m2")  # same labels, another model
+    FrameJournal(record, ("a", "b"), model="m1").close()  # the same model goes on
 
 
 def test_the_journal_is_on_disk_within_a_second_without_close(tmp_path):
     record = tmp_path / "r.csv"
     journal = FrameJournal(record, ("a", "b"), flush_seconds=0.2)
-    journal.write([0, "1.000", "a", "", "0.9", "0.9", "0.1", "0.5"])
+    journal.write([0, "1.000", "a", "", "0.9", "0.9", "0.1", "0.5", "m"])
     time.sleep(0.6)
     assert len(read_journal(record)[1]) == 1  # flushed by the timer, the file still open
     journal.close()

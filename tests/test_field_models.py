@@ -88,19 +88,6 @@ def test_augmented_training_exports_no_augmentation_and_validates_on_plain_image
 
 
 # -- pretrained backbones -------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def backbone_weights(tmp_path_factory):
-    """A MobileNetV3Small backbone's weights, written by the test (no download): seeded
-    random values, so loading them is visible."""
-    import keras
-
-    keras.utils.set_random_seed(42)
-    backbone = keras.applications.MobileNetV3Small(input_shape=(64, 64, 3), include_top=False, weights=None)
-    path = tmp_path_factory.mktemp("weights") / "mine.weights.h5"
-    backbone.save_weights(path)
-    return path, [w.copy() for w in backbone.get_weights()]
-
-
 def backbone_of(path):
     import keras
 

@@ -63,7 +63,10 @@ class Camera:
         base, _, query = self.url.partition("?")
         url = base + path + (("?" + query) if token and query else "")
         request = urllib.request.Request(
-            url, data=json.dumps(data).encode() if data is not None else None, method="POST" if data is not None else "GET"
+            url,
+            data=json.dumps(data).encode() if data is not None else None,
+            method="POST" if data is not None else "GET",
+            headers={"Content-Type": "application/json"} if data is not None else {},  # as the page sends it
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())

@@ -13,6 +13,8 @@ from ..edge.cli_util import OverwriteOption, make_app, reports_errors
 from ..edge.errors import ParameterError, UserError
 
 app = make_app("Make data sets for hh.")
+MAX_VIDEO_SIDE = 8192  # a stand-in camera: 8K is more than any camera hh meets
+MAX_VIDEO_FPS = 240.0
 
 
 @app.callback()
@@ -69,8 +71,11 @@ def video(
 
     if repeat < 1:
         raise ParameterError("repeat", f"must be at least 1, got {repeat}")
-    if width < 8 or height < 8 or fps <= 0:
-        raise UserError(f"--width and --height must be at least 8 and --fps positive, got {width}x{height} at {fps}")
+    for name, value in (("width", width), ("height", height)):
+        if not 8 <= value <= MAX_VIDEO_SIDE:
+            raise ParameterError(name, f"must be from 8 to {MAX_VIDEO_SIDE} pixels, got {value}")
+    if not 0 < fps <= MAX_VIDEO_FPS:  # NaN fails this too
+        raise ParameterError("fps", f"must be a number of frames per second from above 0 to {MAX_VIDEO_FPS}, got {fps}")
     paths = sorted(str(p) for p in images.rglob("*") if is_image_file(p)) if images.is_dir() else []
     if not paths:
         raise UserError(f"{images}: no images found")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -67,7 +68,10 @@ def train(
             else:
                 result = train_run(TrainConfig(data_dir=str(data_dir), out=str(run_dir), **given))
         except KeyboardInterrupt:
-            print(f"\ninterrupted; what was committed is saved. Resume with: hh-train --resume {run_dir}", file=sys.stderr)
+            print(
+                f"\ninterrupted; what was committed is saved. Resume with: hh-train --resume {shlex.quote(str(run_dir))}",
+                file=sys.stderr,
+            )
             raise typer.Exit(130) from None
     report(result)
 
@@ -85,7 +89,7 @@ def report(result) -> None:
         print(format_metrics(result.evaluation))
     print(f"wrote {run}/model.keras, labels.txt, preprocessing.json, split.json, history.csv, curves.png,")
     print("      evaluation.json, confusion.png, mistakes.png")
-    print(f"next: hh-convert {run} --int8")
+    print(f"next: hh-convert {shlex.quote(str(run))} --int8")
 
 
 def main() -> None:

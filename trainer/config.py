@@ -108,6 +108,12 @@ class TrainConfig:
             weights=weights,
         )
 
+    def check_weights_file(self) -> None:
+        """A --weights file must exist when a run starts (a resumed run has them in its checkpoint)."""
+        weights = self.resolved_weights
+        if weights not in ("imagenet", "none") and not Path(weights).is_file():
+            raise ParameterError("weights", f"{weights}: no such weights file (give imagenet, none or a .h5 file)")
+
     @property
     def total_epochs(self) -> int:
         """Head epochs plus fine-tuning epochs (the second phase, backbones only)."""
@@ -129,8 +135,13 @@ class TrainConfig:
             raise ParameterError("arch", f"{self.arch!r} is unknown; choose one of {', '.join(ARCH_NAMES)}")
         if self.val_dir and self.val_split is not None:
             raise ParameterError("val_split", "cannot be given with {param:val_dir}: give one or the other")
-        if self.val_dir and Path(self.val_dir).absolute() == Path(self.data_dir).absolute():
-            raise ParameterError("val_dir", "is the training folder itself; validation images must be other images")
+        if self.val_dir:
+            # Resolved: data/../data/train or a link to the training folder is the training folder.
+            val, data = Path(self.val_dir).resolve(), Path(self.data_dir).resolve()
+            if val == data or data in val.parents or val in data.parents:
+                raise ParameterError(
+                    "val_dir", "is the training folder itself, or inside it, or holds it; validation images must be other images"
+                )
         minimum_size = MIN_IMAGE_SIZE[self.arch]
         for name, value, low in (
             ("epochs", self.epochs, 1),
@@ -156,8 +167,6 @@ class TrainConfig:
         weights = self.resolved_weights
         if not self.is_backbone and weights != "none":
             raise ParameterError("weights", f"applies to the pretrained backbones ({', '.join(BACKBONES)}), not {self.arch}")
-        if weights not in ("imagenet", "none") and not Path(weights).is_file():
-            raise ParameterError("weights", f"{weights}: no such weights file (give imagenet, none or a .h5 file)")
         if self.fine_tune_epochs < 0 or self.fine_tune_layers < 1:
             raise ParameterError("fine_tune_epochs", "must be 0 or more, and {param:fine_tune_layers} at least 1")
         if self.fine_tune_epochs and not (self.is_backbone and weights != "none"):

@@ -91,7 +91,8 @@ def record_split(config: TrainConfig, train: ImageFolder, val: ImageFolder, repo
         for path, label in zip(folder.paths, folder.labels):
             verdict = kept[path]
             normalized = Path(path).name if verdict.normalize else None
-            out.append(SplitEntry(str(Path(verdict.path).absolute()), label, verdict.size, verdict.mtime_ns, normalized))
+            path = str(Path(verdict.path).absolute())
+            out.append(SplitEntry(path, label, verdict.size, verdict.mtime_ns, normalized, verdict.digest))
         return out
 
     skipped = sorted(str(Path(v.path).absolute()) for r in reports for v in (*r.bad, *r.ignored))

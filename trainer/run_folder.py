@@ -24,12 +24,15 @@ about the best epoch are detected (`stale_publication`) and rebuilt from the com
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import math
+import os
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -189,6 +192,29 @@ class RunFolder:
             raise UserError(f"{self.path} does not exist")
         if worker == 0 and not self.is_run():
             raise UserError(f"{self.path} is not a run folder (no {self.RECORD})")
+        for folder in (self.path, self.checkpoint_dir(worker)):
+            if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+                raise UserError(f"{folder}: cannot write (permission denied); a run is resumed where it can save its epochs")
+
+    @contextlib.contextmanager
+    def locked(self, worker: int = 0) -> Iterator[None]:
+        """Hold the run (this worker's part of it) for this process: a second hh-train on it,
+        a resume while it still trains, is refused. The kernel's lock (flock): a process that
+        dies, however it dies, holds it no more."""
+        path = self.path / (".train.lock" if worker == 0 else f".train-worker-{worker}.lock")
+        handle = open(path, "a")  # held open for the block: it is the lock
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise UserError(
+                f"{self.path} is being trained by another hh-train right now; wait for it to end, or stop it first"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
     # -- run.json --------------------------------------------------------------------------
     def read_record(self) -> RunRecord:

@@ -30,14 +30,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..edge.errors import OutOfSpace, UserError
 from ..edge.files import atomic_path
 from ..edge.folders import ImageFolder
-from ..edge.preprocess import REDUCED_READS, decode_image, jpeg_size, to_model_rgb
+from ..edge.preprocess import MAX_IMAGE_PIXELS, REDUCED_READS, decode_image, image_size, to_model_rgb, too_large
 from ..edge.spec import PreprocessingSpec
 from .decode import DecodedImages, model_input_array, read_model_input, run_parallel
+from .split import content_digest
 
 MIN_IMAGE_SIDE = 16  # smaller is a thumbnail or a tracking pixel, not a photo of a leaf
-# Pillow's limit for a decompression bomb: a small file that claims a huge image. OpenCV's
-# own limit is 2**30 pixels, 3 GB decoded, so the header is checked before OpenCV decodes.
-MAX_IMAGE_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
+# Pillow judges the files OpenCV cannot read; it refuses a decompression bomb beyond twice
+# its own limit, which is the edge's MAX_IMAGE_PIXELS.
+assert 2 * (Image.MAX_IMAGE_PIXELS or 0) >= MAX_IMAGE_PIXELS
 # A JPEG only checked, not kept, is decoded at 1/8 scale: libjpeg still reads every
 # entropy-coded byte (a truncated file fails the same way) but skips most of the IDCT
 # (the speed-up is in BENCHMARKS.md).
@@ -52,6 +53,7 @@ class FileVerdict:
     size: int = -1  # bytes and modification time when scanned: the recorded split compares them
     mtime_ns: int = -1
     load_path: str | None = None  # what training reads: the file itself or its normalized copy
+    digest: str | None = None  # of the file's bytes (hh.trainer.split.content_digest)
 
 
 @dataclass
@@ -96,23 +98,25 @@ def inspect_file(path: str, spec: PreprocessingSpec | None = None, into: np.ndar
         verdict = _inspect_image(path, data, spec, into)
     except Exception as exc:  # noqa: BLE001 - one bad file must never end a scan of thousands
         verdict = FileVerdict(path, problem=f"cannot be checked ({type(exc).__name__}: {exc})")
-    return FileVerdict(verdict.path, verdict.problem, verdict.normalize, stat.st_size, stat.st_mtime_ns)
+    return FileVerdict(
+        verdict.path, verdict.problem, verdict.normalize, stat.st_size, stat.st_mtime_ns, digest=content_digest(data)
+    )
 
 
 def _inspect_image(path: str, data: np.ndarray, spec: PreprocessingSpec | None, into: np.ndarray | None) -> FileVerdict:
     if data.size == 0:
         return FileVerdict(path, problem="empty file (0 bytes)")
-    header = jpeg_size(data)
-    is_jpeg = header is not None
-    if header is None:  # not a JPEG: Pillow reads the size from the header, and refuses a bomb
+    header = image_size(data)  # the device's own header check: JPEG, PNG, GIF, BMP, WebP
+    is_jpeg = header is not None and data[:2].tobytes() == b"\xff\xd8"
+    if header is None:  # another format: Pillow reads the size from the header
         try:
             with Image.open(path) as image:
                 header = image.size[::-1]
         except Exception:  # noqa: BLE001 - whatever it is, the full check below names it
             return _inspect_with_pillow(path)
     height, width = header
-    if height * width > MAX_IMAGE_PIXELS:
-        return FileVerdict(path, problem=f"too large to decode safely ({width}x{height} px)")
+    if too_large(header):
+        return FileVerdict(path, problem=too_large(header))
     if min(width, height) < MIN_IMAGE_SIDE:
         return FileVerdict(path, problem=f"too small ({width}x{height} px)")
     keep = into is not None and spec is not None
@@ -206,7 +210,9 @@ def _scan(
                 report.bad.append(FileVerdict(verdict.path, problem=f"cannot be converted to RGB ({exc})"))
                 continue
             report.normalized.append(verdict)
-        report.kept.append(FileVerdict(verdict.path, None, verdict.normalize, verdict.size, verdict.mtime_ns, path))
+        report.kept.append(
+            FileVerdict(verdict.path, None, verdict.normalize, verdict.size, verdict.mtime_ns, path, verdict.digest)
+        )
         keep_paths.append(path)
         keep_labels.append(label)
         row_of[path] = row  # rows of bad files stay unused: dropping them would copy the array

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..edge.errors import ParameterError, UserError
+from ..edge.errors import OutOfSpace, ParameterError, UserError
 from ..edge.files import atomic_path, atomic_write_bytes, atomic_write_text, check_output_dir
 
 # Named after cassava conditions, the field case that motivates the toolkit.
@@ -245,4 +245,21 @@ def write_video(
                     writer.write(frame)
         finally:
             writer.release()
+        # OpenCV's writer says nothing when the disk fills: count what the file really holds.
+        written = video_frames(tmp)
+        expected = len(image_paths) * repeat
+        if written < expected:
+            raise OutOfSpace(f"{out_path}: only {written} of {expected} frames could be written (is the disk full?)")
     return out_path
+
+
+def video_frames(path: Path) -> int:
+    """How many frames a video file holds, counted by reading it."""
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    try:
+        while capture.grab():
+            count += 1
+    finally:
+        capture.release()
+    return count

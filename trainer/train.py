@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import platform
+import shlex
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -73,14 +74,26 @@ class TrainingRun:
             log.info(
                 f"distributed training: {cluster.description}, {cluster.replicas} replicas, global batch {config.batch_size}"
             )
+        with contextlib.ExitStack() as held:
+            if self.resume:
+                held.enter_context(folder.locked(worker))  # before anything of the run is touched
+            return self._run(cluster, worker, held)
+
+    def _run(self, cluster, worker: int, held: contextlib.ExitStack) -> TrainResult:
+        config, folder = self.config, self.folder
         state = self._committed_state(worker, cluster.is_chief)
         if not self.resume:
             list_data(config)  # a wrong folder is refused before the run folder is made
-        if config.resolved_weights == "imagenet" and state.epochs_done == 0:
-            from .weights import imagenet_weights
+        if state.epochs_done == 0:
+            config.check_weights_file()
+            if config.resolved_weights == "imagenet":
+                from .weights import imagenet_weights
 
-            imagenet_weights(config.arch)  # fetched (or refused, offline) before anything is written
+                imagenet_weights(config.arch)  # fetched (or refused, offline) before anything is written
         existed = folder.path.exists()
+        if not self.resume:
+            folder.path.mkdir(parents=True, exist_ok=True)
+            held.enter_context(folder.locked(worker))
         record = self._start_record() if cluster.is_chief else None
         started = time.monotonic()
         try:
@@ -100,9 +113,8 @@ class TrainingRun:
                 evaluation = evaluate_best(folder, data)
         except OutOfSpace as exc:
             done = (folder.read_state(worker) or CheckpointState()).epochs_done
-            raise OutOfSpace(
-                f"{exc}; {folder.path} is saved up to epoch {done}: free some space, then hh-train --resume {folder.path}"
-            ) from None
+            resume = f"hh-train --resume {shlex.quote(str(folder.path))}"
+            raise OutOfSpace(f"{exc}; {folder.path} is saved up to epoch {done}: free some space, then {resume}") from None
         except UserError:
             # Refused before the first epoch (unusable data, --strict): a fresh run folder that
             # holds nothing of value is removed again rather than left as a half-made run.
@@ -163,7 +175,6 @@ class TrainingRun:
         if self.resume:
             record = replace(folder.read_record(), config=self.config)
         else:
-            folder.path.mkdir(parents=True, exist_ok=True)
             versions = {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()}
             record = RunRecord(self.config, status="scanning", versions=versions)
         folder.write_record(record)
@@ -223,16 +234,17 @@ class TrainingRun:
                         model, cluster, data.spec, train_ds, val_ds, config.batch_size, phase.end_epoch, start, listed, weights
                     )
                 else:
-                    model.fit(
-                        train_ds,
-                        validation_data=val_ds,
-                        epochs=phase.end_epoch,
-                        initial_epoch=start,
-                        callbacks=callbacks,
-                        class_weight=weights,
-                        shuffle=False,  # the dataset shuffles itself, each epoch
-                        verbose=0,  # one line per epoch comes from EpochProgress
-                    )
+                    with cache_errors_as_out_of_space(config.cache):
+                        model.fit(
+                            train_ds,
+                            validation_data=val_ds,
+                            epochs=phase.end_epoch,
+                            initial_epoch=start,
+                            callbacks=callbacks,
+                            class_weight=weights,
+                            shuffle=False,  # the dataset shuffles itself, each epoch
+                            verbose=0,  # one line per epoch comes from EpochProgress
+                        )
                 if stopper and stopper.stopped:
                     return False, True
         except KeyboardInterrupt:
@@ -280,6 +292,19 @@ class TrainingRun:
             evaluation=evaluation,
             stopped_early=stopped_early,
         )
+
+
+@contextlib.contextmanager
+def cache_errors_as_out_of_space(cache: str | None):
+    """tf.data writes --cache files inside the graph: a full disk there is a TensorFlow error
+    whose message names the cause. It ends the run like any full disk (one line, resumable)."""
+    try:
+        yield
+    except tf.errors.OpError as exc:
+        text = str(exc)
+        if cache and any(cause in text for cause in ("No space left", "File too large", "Disk quota")):
+            raise OutOfSpace(f"no space left to write the decoded-image cache in {cache}") from None
+        raise
 
 
 def train(config: TrainConfig, resume: bool = False) -> TrainResult:

@@ -1,0 +1,53 @@
+"""Every benchmark script still runs: each at its tiny --smoke size (seconds, not minutes), in
+its own temporary folder, its JSON checked for at least one measured number."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ("cores", "field", "latency", "loader", "serve", "train_speed", "web")
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def positive_numbers(value) -> list[float]:
+    """Every number above 0 anywhere in a parsed JSON value (booleans are not numbers here)."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [value] if value > 0 else []
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [n for item in value for n in positive_numbers(item)]
+    return []
+
+
+def skip_reason(name: str) -> str | None:
+    if name != "web":
+        return None
+    if not CHROMIUM.exists():
+        return f"no chromium at {CHROMIUM}: .ci/run (or make chromium) installs Debian's chromium"
+    if not (ROOT / "web" / "node_modules").is_dir():
+        return "no web/node_modules: make web (or make test) runs npm ci"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_bench_script_runs_at_smoke_size(name, tmp_path):
+    why = skip_reason(name)
+    if why is not None:
+        pytest.skip(why)
+    out = tmp_path / "x.json"
+    command = [sys.executable, str(ROOT / "bench" / f"{name}.py"), "--smoke", "--out", str(out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{name}.py --smoke exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert out.is_file(), f"{name}.py --smoke wrote no {out}"
+    result = json.loads(out.read_text())
+    assert positive_numbers(result), f"{name}.py --smoke: no number above 0 in {result}"

@@ -1,0 +1,413 @@
+"""Misuse and faults around training, conversion, reports, model files and data tools: each a
+case that once gave a traceback, replaced a user's file, lost work, or let a wrong model ship.
+
+Shared models come from conftest's session fixtures; cases that need no model are fast."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import resource
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hh.converters.cli import app as convert_app
+from hh.edge.cli_predict import app as predict_app
+from hh.edge.folders import list_image_folder
+from hh.trainer.cli_data import app as data_app
+from hh.trainer.cli_train import app as train_app
+
+ROOT = Path(__file__).resolve().parent.parent
+IS_ROOT = os.geteuid() == 0
+
+
+def small_data(root: Path, n: int = 12) -> Path:
+    for name in ("dark", "light"):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            level = 40 + i if name == "dark" else 200 - i
+            Image.new("RGB", (32, 32), (level, level, level)).save(root / name / f"{i}.png")
+    return root
+
+
+def fsize_limit(limit: int):
+    def preexec():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return preexec
+
+
+# -- training ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["dotdot", "link", "inside"])
+def test_validation_that_is_the_training_folder_is_refused(tmp_path, cli, one_line_error, how):
+    data = small_data(tmp_path / "d" / "train")
+    val = {"dotdot": tmp_path / "d" / ".." / "d" / "train", "link": tmp_path / "link", "inside": data / "dark"}[how]
+    if how == "link":
+        val.symlink_to(data, target_is_directory=True)
+    one_line_error(cli(train_app, data, "--val-dir", val, "--out", tmp_path / "r"), "--val-dir is the training folder")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_a_run_in_use_is_refused_and_a_dead_one_is_not(tmp_path, cli, one_line_error):
+    data, out = small_data(tmp_path / "data", n=40), tmp_path / "run"
+    command = [sys.executable, "-m", "hh.trainer.cli_train", str(data), "--out", str(out), "--arch", "edge",
+               "--image-size", "32", "--batch-size", "4", "--epochs", "40"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint" / "state.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    try:
+        one_line_error(cli(train_app, "--resume", out, "--epochs", 41), "is being trained by another hh-train")
+    finally:
+        process.kill()  # a SIGKILL: the dead process holds no lock
+        process.wait()
+    result = cli(train_app, "--resume", out, "--epochs", 2)
+    # Two epochs may already be done by the killed process; either way nothing hangs or crashes.
+    assert result.exit_code in (0, 2) and "Traceback" not in result.output, result.output
+    assert "being trained" not in result.output
+
+
+@pytest.mark.slow
+def test_a_run_stopped_during_its_final_evaluation_resumes_to_complete(tmp_path, cli):
+    data, out = small_data(tmp_path / "data"), tmp_path / "my run"
+    first = cli(train_app, data, "--out", out, "--arch", "edge", "--image-size", 32, "--batch-size", 8, "--epochs", 2)
+    assert first.exit_code == 0 and f"next: hh-convert '{out}' --int8" in first.output  # a path a shell can take
+    record = json.loads((out / "run.json").read_text())
+    # What a kill (or a full disk) in the evaluation leaves: every epoch committed, no outcome.
+    record["status"] = "training"
+    record.pop("evaluation")
+    (out / "run.json").write_text(json.dumps(record))
+    (out / "evaluation.json").unlink()
+    result = cli(train_app, "--resume", out)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "run.json").read_text())["status"] == "complete" and (out / "evaluation.json").exists()
+    again = cli(train_app, "--resume", out)  # complete now: nothing more to do is said so
+    assert again.exit_code == 2 and "already done" in again.output
+
+
+@pytest.mark.slow
+def test_a_touched_training_file_is_not_changed_and_a_rewritten_one_is(tmp_path, cli):
+    from hh.trainer.run_folder import RunFolder
+
+    data, out = small_data(tmp_path / "data"), tmp_path / "run"
+    assert (
+        cli(train_app, data, "--out", out, "--arch", "edge", "--image-size", 32, "--batch-size", 8, "--epochs", 1).exit_code == 0
+    )
+    split = RunFolder(out).read_split()
+    first, second = split.train[0].file, split.train[1].file
+    os.utime(first, (time.time() + 100, time.time() + 100))  # touch: same bytes, new time
+    data = bytearray(Path(second).read_bytes())
+    data[-3] ^= 0xFF  # same size, other bytes
+    Path(second).write_bytes(bytes(data))
+    os.utime(second, (time.time() + 100, time.time() + 100))
+    assert [path for path, why in split.drift()] == [second]
+    assert cli(train_app, "--resume", out, "--epochs", 2).exit_code == 2  # the rewritten one still blocks a resume
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_cache_is_one_line_and_resumable(tmp_path, cli):
+    data, out, cache = small_data(tmp_path / "data", n=40), tmp_path / "run", tmp_path / "cache"
+    command = [sys.executable, "-m", "hh.trainer.cli_train", str(data), "--out", str(out), "--arch", "edge",
+               "--image-size", "64", "--batch-size", "8", "--epochs", "2", "--cache", str(cache)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, preexec_fn=fsize_limit(150_000), timeout=300)
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    if done.returncode == 0:
+        pytest.skip("the cache fitted under the limit on this machine")
+    assert done.returncode == 1 and "error: no space left" in done.stderr, done.stderr[-2000:]
+    assert f"hh-train --resume {out}" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_backbone_resumes_after_its_weights_file_moved(tmp_path, backbone_weights):
+    from hh.trainer.config import TrainConfig
+    from hh.trainer.train import resume, train
+
+    weights = tmp_path / "w.weights.h5"
+    shutil.copy(backbone_weights[0], weights)
+    data = small_data(tmp_path / "data", n=8)
+    config = TrainConfig(data_dir=str(data), out=str(tmp_path / "run"), arch="mobilenetv3small", weights=str(weights),
+                         image_size=64, batch_size=8, epochs=1, augment="none")  # fmt: skip
+    train(config)
+    weights.rename(tmp_path / "moved.h5")  # the weights are in the checkpoint now
+    assert resume(tmp_path / "run", epochs=2).epochs_run == 2
+
+
+# -- conversion -------------------------------------------------------------------------------------
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    for old in run.glob("model_*"):
+        old.unlink()
+    return run
+
+
+@pytest.mark.slow
+def test_every_file_a_conversion_writes_obeys_the_overwrite_rule(run_copy, tmp_path, cli, one_line_error):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "m.report.json").write_text("the user's own")
+    (other / "m.unverified.tflite").write_text("the user's own too")
+    one_line_error(cli(convert_app, run_copy, "--dynamic", "--out", other / "m.tflite"), "m.report.json already exists")
+    assert (other / "m.report.json").read_text() == "the user's own"
+    (other / "m.report.json").unlink()
+    assert cli(convert_app, run_copy, "--dynamic", "--out", other / "m.tflite").exit_code == 0
+    assert (other / "m.unverified.tflite").read_text() == "the user's own too"  # never ours to remove
+    assert not [p for p in other.iterdir() if ".tmp-" in p.name]
+
+
+@pytest.mark.slow
+def test_a_float32_name_taken_by_a_folder_is_no_traceback(run_copy, cli):
+    (run_copy / "model_float32.tflite").mkdir()
+    result = cli(convert_app, run_copy, "--dynamic")
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+
+
+@pytest.mark.slow
+def test_probabilities_far_from_keras_refuse_the_model_even_when_top1_agrees(run_copy, cli):
+    result = cli(convert_app, run_copy, "--int8", "--max-prob-diff", "0.0001")
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 1 and len(errors) == 1 and "Traceback" not in result.output, result.output
+    assert "gives probabilities up to" in errors[0] and "more than --max-prob-diff" in errors[0]
+    assert "(the top-1 answers agree on 1.000)" in errors[0]
+    assert not (run_copy / "model_int8.tflite").exists() and (run_copy / "model_int8.rejected.tflite").exists()
+
+
+@pytest.mark.slow
+def test_a_changed_training_file_refuses_instead_of_shipping_without_a_quality_gate(run_copy, cli, one_line_error):
+    from hh.trainer.run_folder import RunFolder
+
+    entry = RunFolder(run_copy).read_split().train[0]
+    original = Path(entry.file).read_bytes()
+    try:
+        Path(entry.file).write_bytes(original[:-10] + b"0123456789")
+        one_line_error(cli(convert_app, run_copy, "--dynamic"), "not as they were")
+    finally:
+        Path(entry.file).write_bytes(original)
+
+
+def test_a_run_stopped_before_its_first_epoch_says_so(tmp_path, cli, one_line_error):
+    run = tmp_path / "my run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"config": {"data_dir": "d", "out": str(run)}, "status": "scanning"}))
+    one_line_error(cli(convert_app, run, "--int8"), "no trained epoch yet", f"hh-train --resume '{run}'")
+
+
+# -- reports --------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_report_refuses_to_replace_or_land_among_the_images(int8_model, trained_run, synth_data, tmp_path, cli, one_line_error):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = (run / "evaluation.json").read_bytes()
+    validation = synth_data / "validation"
+    one_line_error(cli(predict_app, int8_model, validation, "--report", run), "evaluation.json already exists")
+    assert (run / "evaluation.json").read_bytes() == before
+    class_folder = validation / list_image_folder(validation).class_names[0]
+    one_line_error(cli(predict_app, int8_model, validation, "--report", class_folder), "inside the image folder")
+    one_line_error(cli(predict_app, int8_model, validation, "--report", validation), "inside the image folder")
+    assert not (class_folder / "confusion.png").exists()
+    assert cli(predict_app, int8_model, validation, "--report", run, "--overwrite").exit_code == 0
+    assert (run / "evaluation.json").read_bytes() != before
+
+
+# -- model files -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_video(synth_data, tmp_path_factory):
+    from hh.trainer.synth import write_video
+
+    return write_video(list_image_folder(synth_data / "validation").paths[:4], tmp_path_factory.mktemp("video") / "v.avi")
+
+
+def repacked(model: Path, tmp_path: Path, change) -> Path:
+    from hh.converters.pipeline import model_part_size
+    from hh.edge.metadata import read_associated_files
+
+    data = model.read_bytes()
+    files = read_associated_files(model)
+    change(files)
+    out = io.BytesIO()
+    out.write(data[: model_part_size(data)])
+    with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_STORED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    path = tmp_path / "damaged.tflite"
+    path.write_bytes(out.getvalue())
+    return path
+
+
+def with_manifest(value):
+    def change(files):
+        files["selftest.json"] = value if isinstance(value, bytes) else json.dumps(value).encode()
+
+    return change
+
+
+def manifest_edit(edit):
+    def change(files):
+        manifest = json.loads(files["selftest.json"])
+        edit(manifest)
+        files["selftest.json"] = json.dumps(manifest).encode()
+
+    return change
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        (with_manifest([1, 2]), "not a JSON object"),
+        (with_manifest("text"), "not a JSON object"),
+        (with_manifest(b"{not json"), "damaged"),
+        (manifest_edit(lambda m: m.update(cases=[])), "holds no images"),
+        (manifest_edit(lambda m: m["cases"][0].update(expected=[0.5])), "probabilities for 2 classes"),
+        (manifest_edit(lambda m: m["cases"][0].update(keras=[])), "not a list of probabilities"),
+        (manifest_edit(lambda m: m["cases"][0].update(expected=[float("nan"), 0.5])), "not a list of probabilities"),
+        (manifest_edit(lambda m: m["cases"][0].update(file="missing.jpg")), "is not in the model"),
+        (manifest_edit(lambda m: m.update(tolerance=-1)), "tolerance"),
+        (manifest_edit(lambda m: m["cases"].__setitem__(0, "x")), "not an object"),
+    ],
+    ids=["list", "string", "bad-json", "empty", "short", "no-probs", "nan", "missing-image", "tolerance", "case-string"],
+)
+def test_a_damaged_self_test_is_one_line_everywhere(int8_model, tiny_video, tmp_path, cli, one_line_error, change, fragment):
+    import hh
+    from hh.edge.cli_camera import app as camera_app
+
+    damaged = repacked(int8_model, tmp_path, change)
+    one_line_error(cli(predict_app, damaged, "--selftest"), "self-test", fragment)
+    one_line_error(cli(camera_app, damaged, "--source", tiny_video), "self-test", fragment)
+    with pytest.raises(hh.UserError, match="self-test"):
+        from hh.edge.selftest import model_selftest
+
+        model_selftest(hh.Classifier(damaged))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key, value", [("min_sharpness", float("nan")), ("min_contrast", -1.0), ("max_brightness", 400.0)])
+def test_quality_thresholds_that_would_turn_the_gate_off_are_refused(int8_model, tmp_path, cli, one_line_error, key, value):
+    def change(files):
+        spec = json.loads(files["preprocessing.json"])
+        spec["quality"][key] = value
+        files["preprocessing.json"] = json.dumps(spec).encode()
+
+    one_line_error(cli(predict_app, repacked(int8_model, tmp_path, change), "--selftest"), "quality")
+
+
+def bomb_png(path: Path, side: int = 30000) -> None:
+    """A PNG that claims side x side pixels in a few hundred kilobytes."""
+    row = b"\x00" + b"\x00" * (side * 3)
+    compressed = zlib.compress(row * 64, 9)  # only the first rows: enough for a header and a start
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", compressed) + chunk(b"IEND", b""))
+
+
+@pytest.mark.slow
+def test_a_decompression_bomb_is_refused_by_every_reader(int8_model, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    bomb_png(images / "bomb.png")
+    Image.new("RGB", (64, 64), (90, 140, 60)).save(images / "ok.png")
+    done = subprocess.run(
+        [sys.executable, "-c", "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000,) * 2); "
+         "sys.argv = ['hh-predict', *sys.argv[1:]]; runpy.run_module('hh.edge.cli_predict', run_name='__main__')",
+         str(int8_model), str(images)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "too large to decode safely (30000x30000 px)" in done.stderr and "ok.png" in done.stdout
+
+
+# -- data tools -------------------------------------------------------------------------------------
+def test_a_synth_cut_short_can_be_overwritten(tmp_path, cli):
+    out = tmp_path / "data"
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from hh.trainer.synth import write_dataset\n"
+         "def stop(done, total):\n    if done == 7: sys.exit(3)\n"
+         f"write_dataset({str(out)!r}, per_class=20, progress=stop)"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 3 and len(list(out.rglob("*.jpg"))) == 7
+    result = cli(data_app, "synth", out, "--per-class", 5, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert len(list(out.rglob("*.jpg"))) == 10
+
+
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [(["--width", "100000"], "--width must be from 8 to 8192"), (["--fps", "nan"], "--fps must be a number"),
+     (["--fps", "0"], "--fps must be a number"), (["--height", "4"], "--height must be from 8")],
+)  # fmt: skip
+def test_video_values_are_one_line(synth_data, tmp_path, cli, one_line_error, flags, fragment):
+    one_line_error(cli(data_app, "video", synth_data / "validation", tmp_path / "v.avi", *flags), fragment)
+    assert not (tmp_path / "v.avi").exists()
+
+
+def test_video_on_a_full_disk_says_so(synth_data, tmp_path):
+    out = tmp_path / "v.avi"
+    done = subprocess.run(
+        [sys.executable, "-m", "hh.trainer.cli_data", "video", str(synth_data / "validation"), str(out), "--repeat", "3"],
+        capture_output=True, text=True, timeout=120, preexec_fn=fsize_limit(200_000),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "frames could be written" in done.stderr and "Traceback" not in done.stderr and not out.exists()
+
+
+def test_merge_never_replaces_follows_links_out_or_copies_non_images(synth_data, tmp_path, cli):
+    data = tmp_path / "train"
+    shutil.copytree(synth_data / "train", data)
+    names = list_image_folder(data).class_names
+    source = tmp_path / "labelled" / names[0]
+    source.mkdir(parents=True)
+    picture = list_image_folder(synth_data / "validation").paths[0]
+    shutil.copy(picture, source / "a.jpg")
+    (data / names[0] / "a.jpg").symlink_to(tmp_path / "nowhere.jpg")  # a dangling link where a.jpg would go
+    (source / "fake.jpg").write_text("<html>not an image</html>")
+    outside = tmp_path / "secret.jpg"
+    shutil.copy(list_image_folder(synth_data / "validation").paths[1], outside)
+    (source / "link.jpg").symlink_to(outside)
+    result = cli(data_app, "merge", tmp_path / "labelled", data)
+    assert result.exit_code == 0, result.output
+    assert "merged 1 new images" in result.output and "2 not images or links, skipped" in result.output
+    assert (data / names[0] / "a.jpg").is_symlink()  # the user's link is left alone
+    assert (data / names[0] / "a-1.jpg").read_bytes() == Path(picture).read_bytes()
+    assert not list(data.rglob("*.merging")) and not [p for p in data.rglob("*") if ".tmp-" in p.name]
+
+
+def test_merging_the_models_own_guesses_warns(synth_data, tmp_path, cli):
+    data = tmp_path / "train"
+    shutil.copytree(synth_data / "train", data)
+    name = list_image_folder(data).class_names[0]
+    (tmp_path / "field" / "unsure" / name).mkdir(parents=True)
+    shutil.copy(list_image_folder(synth_data / "validation").paths[0], tmp_path / "field" / "unsure" / name / "x.jpg")
+    result = cli(data_app, "merge", tmp_path / "field" / "unsure", data)
+    assert result.exit_code == 0 and "warning:" in result.output and "nobody checked" in result.output
+
+
+@pytest.mark.skipif(IS_ROOT, reason="root writes anywhere: a read-only folder needs another user")
+def test_merge_into_a_read_only_folder_is_one_line(synth_data, tmp_path, cli, one_line_error):
+    data = tmp_path / "train"
+    shutil.copytree(synth_data / "train", data)
+    name = list_image_folder(data).class_names[0]
+    (tmp_path / "labelled" / name).mkdir(parents=True)
+    shutil.copy(list_image_folder(synth_data / "validation").paths[0], tmp_path / "labelled" / name / "x.jpg")
+    (data / name).chmod(0o555)
+    try:
+        one_line_error(cli(data_app, "merge", tmp_path / "labelled", data), "cannot write", "merged 0 new images")
+    finally:
+        (data / name).chmod(0o755)
