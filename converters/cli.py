@@ -51,8 +51,9 @@ def convert(
     preprocessing spec, then run it against the Keras model on the run's held-out images (the
     validation split recorded at training time) and report size, accuracy and agreement.
 
-    Exits 1, keeping the file as *.rejected.tflite, when agreement is below --min-agreement.
-    An existing output file is never replaced without --overwrite.
+    Exits 1, keeping the file as *.rejected.tflite, when agreement is below --min-agreement or a
+    probability is further than --max-prob-diff from Keras's. An existing output file (the
+    model, its report) is never replaced without --overwrite.
 
     Example: hh-convert models/run1 --int8
     """
@@ -64,17 +65,9 @@ def convert(
     from .pipeline import convert as convert_model
 
     report = convert_model(
-        source,
-        chosen[0] if chosen else "float32",
-        calib_dir=calib_dir,
-        calib_count=calib_count,
-        eval_dir=eval_dir,
-        min_agreement=min_agreement,
-        max_prob_diff=max_prob_diff,
-        out=out,
-        overwrite=overwrite,
-        selftest_per_class=selftest,
-    )
+        source, chosen[0] if chosen else "float32", calib_dir=calib_dir, calib_count=calib_count, eval_dir=eval_dir,
+        min_agreement=min_agreement, max_prob_diff=max_prob_diff, out=out, overwrite=overwrite, selftest_per_class=selftest,
+    )  # fmt: skip
     for line in report.lines():
         print(line)
     print(f"next: hh-camera {shlex.quote(report.model)} --source 0")

@@ -115,18 +115,9 @@ def resolve_source(path: Path) -> Source:
 
 
 def load_keras(model_path: Path):
-    import zipfile
+    from ..trainer.models import load_model_file
 
-    import keras
-
-    if not zipfile.is_zipfile(model_path):
-        raise UserError(f"{model_path}: not a loadable Keras model (a .keras file is a zip archive; this is not)")
-    try:
-        # safe_mode: a model file may not run arbitrary code (no Lambda deserialization).
-        return keras.models.load_model(model_path, safe_mode=True, compile=False)
-    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file; all mean the same here
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{model_path}: not a loadable Keras model ({reason})") from None
+    return load_model_file(model_path, "not a loadable Keras model")
 
 
 def check_model_matches_spec(model, spec: PreprocessingSpec, model_path: Path) -> None:

@@ -88,6 +88,23 @@ def is_out_of_space(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
 
 
+# How a full disk reads when a library (Keras, TensorFlow) has wrapped the OSError in its own.
+NO_SPACE_TEXTS = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def caused_by_full_disk(exc: BaseException) -> bool:
+    """Whether a library's exception, or any it was raised from, is a full disk (or a file-size
+    limit): then it is the disk's fault, not the file's that was being read or written."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if is_out_of_space(seen) or any(text in str(seen) for text in NO_SPACE_TEXTS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """What a library's exception says, as one line for an error message: its first line
     or its type when it says nothing."""

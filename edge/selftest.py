@@ -67,7 +67,7 @@ class SelfTest:
         try:
             return cls._parse(files, class_names)
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise ModelFileError(f"{where}: its self-test ({MANIFEST}) is damaged: {exc}") from None
+            raise ModelFileError(f"{where}: its self-test is damaged ({MANIFEST}: {exc})") from None
 
     @classmethod
     def _parse(cls, files: dict[str, bytes], class_names) -> SelfTest:

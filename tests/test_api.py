@@ -10,8 +10,8 @@ import pytest
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def readme_snippet() -> str:
-    return re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+def readme_snippet(n: int = 0) -> str:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[n]
 
 
 @pytest.mark.slow
@@ -31,6 +31,24 @@ def test_the_readme_snippet_runs_as_written(tmp_path):
 
     config = json.loads((tmp_path / "models" / "run1" / "run.json").read_text())["config"]
     assert config["data_dir"] == str(tmp_path / "data" / "train") and config["out"] == str(tmp_path / "models" / "run1")
+
+    # The camera session snippet, on the model just made, with the video the README makes.
+    from typer.testing import CliRunner
+
+    from hh.trainer.cli_data import app as data_app
+
+    assert (
+        CliRunner().invoke(data_app, ["video", str(tmp_path / "data" / "validation"), str(tmp_path / "field.avi")]).exit_code == 0
+    )
+    done = subprocess.run([sys.executable, "-c", readme_snippet(1)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("40 frames, first ") and done.stdout.split()[3].rstrip(",") in (
+        "healthy",
+        "brown_spot",
+        "retake",
+    )
+    rows = (tmp_path / "field.csv").read_text().splitlines()
+    assert len(rows) == 41 and rows[0].endswith(",model")
 
 
 def test_importing_hh_and_its_device_names_loads_no_tensorflow():

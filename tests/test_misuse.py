@@ -145,6 +145,14 @@ def test_a_backbone_resumes_after_its_weights_file_moved(tmp_path, backbone_weig
     assert resume(tmp_path / "run", epochs=2).epochs_run == 2
 
 
+@pytest.mark.parametrize("index", [2, 7])
+def test_a_task_index_beyond_the_worker_list_is_one_line(tmp_path, cli, one_line_error, monkeypatch, index):
+    cluster = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": index}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(cluster))
+    data = small_data(tmp_path / "data")
+    one_line_error(cli(train_app, data, "--strategy", "multiworker", "--out", tmp_path / "r"), "TF_CONFIG must be JSON like")
+
+
 # -- conversion -------------------------------------------------------------------------------------
 @pytest.fixture
 def run_copy(trained_run, tmp_path):
@@ -197,6 +205,16 @@ def test_a_changed_training_file_refuses_instead_of_shipping_without_a_quality_g
         one_line_error(cli(convert_app, run_copy, "--dynamic"), "not as they were")
     finally:
         Path(entry.file).write_bytes(original)
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_is_not_blamed_on_the_model(run_copy):
+    done = subprocess.run(
+        [sys.executable, "-m", "hh.converters.cli", str(run_copy), "--int8"],
+        capture_output=True, text=True, timeout=300, preexec_fn=fsize_limit(20_000),
+    )  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "error: no space left to load" in done.stderr and "not a loadable" not in done.stderr
 
 
 def test_a_run_stopped_before_its_first_epoch_says_so(tmp_path, cli, one_line_error):
@@ -303,6 +321,24 @@ def test_quality_thresholds_that_would_turn_the_gate_off_are_refused(int8_model,
         files["preprocessing.json"] = json.dumps(spec).encode()
 
     one_line_error(cli(predict_app, repacked(int8_model, tmp_path, change), "--selftest"), "quality")
+
+
+@pytest.mark.slow
+def test_a_label_that_is_a_path_is_refused_before_anything_is_written(int8_model, tiny_video, tmp_path, cli, one_line_error):
+    from hh.edge.cli_camera import app as camera_app
+
+    def change(files):
+        spec = json.loads(files["preprocessing.json"])
+        spec["class_names"] = ["../../escaped", spec["class_names"][1]]
+        files["preprocessing.json"] = json.dumps(spec).encode()
+        files["labels.txt"] = "\n".join(spec["class_names"]).encode() + b"\n"
+
+    crafted = repacked(int8_model, tmp_path, change)
+    field = tmp_path / "deep" / "field"
+    one_line_error(
+        cli(camera_app, crafted, "--source", tiny_video, "--collect", field), "../../escaped", "not a plain folder name"
+    )
+    assert not (tmp_path / "escaped").exists() and not field.exists()
 
 
 def bomb_png(path: Path, side: int = 30000) -> None:

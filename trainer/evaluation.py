@@ -4,19 +4,18 @@ confusion.png and mistakes.png in the run folder, by hh.edge.evaluate)."""
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 
 from ..edge.evaluate import write_report
 from .data import load_images
-from .models import keras_probabilities
+from .models import keras_probabilities, load_model_file
 from .run_data import RunData
 from .run_folder import RunFolder
 
 
 def evaluate_best(run: RunFolder, data: RunData) -> dict:
     """Score model.keras (the best epoch) on the run's validation images; write the report."""
-    model = keras.models.load_model(run.model_path, safe_mode=True, compile=False)
+    model = load_model_file(run.model_path, "the best epoch's model cannot be loaded")
     decoded = data.decoded.get("validation")
     images = decoded.take(data.val.paths) if decoded is not None else None
     if images is None:

@@ -9,11 +9,12 @@ their own input scaling, so they take the same raw pixels and keep the same cont
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
 from keras import layers
 
-from ..edge.errors import ParameterError, first_line
+from ..edge.errors import OutOfSpace, ParameterError, UserError, caused_by_full_disk, first_line
 from ..edge.spec import PreprocessingSpec
 from .config import ARCH_NAMES
 
@@ -167,6 +168,21 @@ def compile_model(model: keras.Model, spec: PreprocessingSpec, learning_rate: fl
     loss = "binary_crossentropy" if spec.class_mode == "binary" else "categorical_crossentropy"
     model.compile(optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate), loss=loss, metrics=["accuracy"])
     return model
+
+
+def load_model_file(path: Path, damaged: str, compile: bool = False) -> keras.Model:  # noqa: A002 - Keras' word
+    """A .keras file hh wrote (safe mode: no code runs from it). A file Keras cannot read is a
+    UserError, `damaged` saying what that means; a full disk while Keras unpacks it is OutOfSpace."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path}: {damaged} (a .keras file is a zip archive; this is not)")
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=compile)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a damaged file; all mean the same
+        if caused_by_full_disk(exc):  # Keras unpacks the weights to a temporary file first
+            raise OutOfSpace(f"no space left to load {path} (Keras unpacks it to a temporary file)") from None
+        raise UserError(f"{path}: {damaged} ({first_line(exc)})") from None
 
 
 def keras_probabilities(model: keras.Model, images, spec: PreprocessingSpec):

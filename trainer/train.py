@@ -22,11 +22,11 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from ..edge.errors import OutOfSpace, ParameterError, UserError, first_line
+from ..edge.errors import OutOfSpace, ParameterError, UserError, caused_by_full_disk
 from ..edge.files import check_not_inside, check_output_dir
 from .callbacks import CommitEpochs, EarlyStopping, EpochProgress
 from .config import TrainConfig
-from .models import build_model, compile_model
+from .models import build_model, compile_model, load_model_file
 from .phases import enter_phase, plan_phases
 from .run_data import RunData, class_weights, describe_classes, input_pipelines, list_data, prepare_data
 from .run_folder import CheckpointState, RunFolder
@@ -202,14 +202,12 @@ class TrainingRun:
                 model = build_model(config.arch, data.spec, config.resolved_weights)
                 return compile_model(model, data.spec, config.learning_rate, config.optimizer)
         assert state.last_file is not None  # set with the first committed epoch
-        path = self.folder.checkpoint_dir(worker) / state.last_file
-        try:
-            with cluster.scope():
-                return keras.models.load_model(path, safe_mode=True)
-        except Exception as exc:  # noqa: BLE001 - Keras raises many types for a damaged file; all mean the same
-            raise UserError(
-                f"{path}: the checkpoint cannot be loaded ({first_line(exc)}); this run cannot be resumed: start a new one"
-            ) from None
+        with cluster.scope():
+            return load_model_file(
+                self.folder.checkpoint_dir(worker) / state.last_file,
+                "the checkpoint cannot be loaded; this run cannot be resumed: start a new one",
+                compile=True,
+            )
 
     def _fit(self, model, cluster, data: RunData, commit: CommitEpochs) -> tuple[bool, bool]:
         """Train phase by phase up to config.total_epochs: (interrupted, stopped early)."""
@@ -301,8 +299,7 @@ def cache_errors_as_out_of_space(cache: str | None):
     try:
         yield
     except tf.errors.OpError as exc:
-        text = str(exc)
-        if cache and any(cause in text for cause in ("No space left", "File too large", "Disk quota")):
+        if cache and caused_by_full_disk(exc):
             raise OutOfSpace(f"no space left to write the decoded-image cache in {cache}") from None
         raise
 
