@@ -38,14 +38,29 @@ def skip_reason(name: str) -> str | None:
     return None
 
 
+# The scripts that measure a given model on a given video get the session's (their own way of
+# making one is run by the others): the suite's time goes to what is not tested elsewhere.
+GIVEN = {"serve": ("model", "video"), "web": ("model",)}
+
+
+@pytest.fixture(scope="module")
+def model_and_video(int8_model, synth_data, tmp_path_factory):
+    from hh.edge.folders import list_image_folder
+    from hh.trainer.synth import write_video
+
+    video = write_video(list_image_folder(synth_data / "validation").paths[:6], tmp_path_factory.mktemp("bench") / "v.avi")
+    return {"model": int8_model, "video": video}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SCRIPTS)
-def test_bench_script_runs_at_smoke_size(name, tmp_path):
+def test_bench_script_runs_at_smoke_size(name, tmp_path, request):
     why = skip_reason(name)
     if why is not None:
         pytest.skip(why)
     out = tmp_path / "x.json"
-    command = [sys.executable, str(ROOT / "bench" / f"{name}.py"), "--smoke", "--out", str(out)]
+    given = [str(request.getfixturevalue("model_and_video")[what]) for what in GIVEN.get(name, ())]
+    command = [sys.executable, str(ROOT / "bench" / f"{name}.py"), *given, "--smoke", "--out", str(out)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{name}.py --smoke exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert out.is_file(), f"{name}.py --smoke wrote no {out}"

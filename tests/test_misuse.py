@@ -130,29 +130,6 @@ def test_a_full_disk_under_cache_is_one_line_and_resumable(tmp_path, cli):
     assert f"hh-train --resume {out}" in done.stderr
 
 
-@pytest.mark.slow
-def test_a_backbone_resumes_after_its_weights_file_moved(tmp_path, backbone_weights):
-    from hh.trainer.config import TrainConfig
-    from hh.trainer.train import resume, train
-
-    weights = tmp_path / "w.weights.h5"
-    shutil.copy(backbone_weights[0], weights)
-    data = small_data(tmp_path / "data", n=8)
-    config = TrainConfig(data_dir=str(data), out=str(tmp_path / "run"), arch="mobilenetv3small", weights=str(weights),
-                         image_size=64, batch_size=8, epochs=1, augment="none")  # fmt: skip
-    train(config)
-    weights.rename(tmp_path / "moved.h5")  # the weights are in the checkpoint now
-    assert resume(tmp_path / "run", epochs=2).epochs_run == 2
-
-
-@pytest.mark.parametrize("index", [2, 7])
-def test_a_task_index_beyond_the_worker_list_is_one_line(tmp_path, cli, one_line_error, monkeypatch, index):
-    cluster = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": index}}
-    monkeypatch.setenv("TF_CONFIG", json.dumps(cluster))
-    data = small_data(tmp_path / "data")
-    one_line_error(cli(train_app, data, "--strategy", "multiworker", "--out", tmp_path / "r"), "TF_CONFIG must be JSON like")
-
-
 # -- conversion -------------------------------------------------------------------------------------
 @pytest.fixture
 def run_copy(trained_run, tmp_path):
