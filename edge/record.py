@@ -50,6 +50,21 @@ def _cut_torn_tail(path: Path) -> None:
         handle.truncate(size - block + cut + 1 if cut >= 0 else 0)
 
 
+def _last_complete_row(path: Path, width: int) -> list[str] | None:
+    """The journal's last complete row (read from the end: a record of a long session is big)."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - (1 << 16)))
+        tail = handle.read().decode("utf-8", "replace")
+    # The first line read is the header (a small file) or a row cut by the seek: never the answer.
+    for line in reversed(tail.splitlines(keepends=True)[1:]):
+        row = next(csv.reader(io.StringIO(line)), [])
+        if line.endswith("\n") and len(row) == width:
+            return row
+    return None
+
+
 class FrameJournal:
     """Append rows of hh-camera results to a CSV file, durably."""
 
@@ -109,8 +124,8 @@ class FrameJournal:
                 "choose another file (an existing journal is appended to)",
             )
         if self.model is not None and "model" in header:
-            _, rows = read_journal(self.path)
-            before = rows[-1][header.index("model")] if rows else self.model
+            last = _last_complete_row(self.path, len(header))
+            before = last[header.index("model")] if last else self.model
             if before != self.model:
                 raise ParameterError(
                     self.param,
