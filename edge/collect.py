@@ -89,9 +89,8 @@ class FieldCollector:
         self._last_label: str | None = None
         self._lock = threading.Lock()  # the camera loop and the page's requests both save
         header = ["time", "kind", "file", "predicted", "label", "probability", *self.class_names, "source", "model"]
-        self.journal = FrameJournal(
-            self.folder / JOURNAL, class_names, header=header, param="collect", on_error=self._stop, model=model
-        )
+        # A collection spans models (the next training takes them all); each row names its model.
+        self.journal = FrameJournal(self.folder / JOURNAL, class_names, header=header, param="collect", on_error=self._stop)
 
     @property
     def full(self) -> bool:
