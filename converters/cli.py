@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..edge.cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, require_train_extra, setup_output
+from ..edge.cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, require_train_extra, run_app, setup_output
 from ..edge.errors import UserError
 from .gates import MAX_PROB_DIFF, MIN_AGREEMENT
 
@@ -74,7 +74,7 @@ def convert(
 
 
 def main() -> None:
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":

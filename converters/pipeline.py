@@ -22,7 +22,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..edge.errors import ParameterError, UserError, VerificationFailed
-from ..edge.files import atomic_write_bytes, atomic_write_text, check_output_file, publish, temp_name_for
+from ..edge.files import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_output_file,
+    publish,
+    remove_stale_temp_files,
+    temp_name_for,
+)
 from ..edge.folders import ImageFolder, list_image_folder
 from ..edge.metadata import sidecar_spec
 from ..edge.quality import calibrate
@@ -307,6 +314,7 @@ def convert(
         raise ParameterError("out", f"{out}: the file name must end in .tflite")
     names = output_names(out)
     check_outputs(names, overwrite, source.model_path)
+    remove_stale_temp_files(out.parent, recursive=False)  # what a killed conversion left
 
     model = load_keras(source.model_path)
     check_model_matches_spec(model, spec, source.model_path)
@@ -351,14 +359,14 @@ def convert(
         names["pending"].unlink(missing_ok=True)
         raise
     if report.passed is False:
-        publish(names["pending"], names["rejected"], overwrite)
+        publish(names["pending"], names["rejected"], overwrite)  # the name first: a report never describes another file
         atomic_write_text(names["rejected_report"], json.dumps(asdict(report), indent=2) + "\n")
         assert verification is not None
         raise VerificationFailed(
             f"{mode} model {verification.why_refused()}; kept as {names['rejected']} for inspection, not as {out.name}"
         )
+    publish(names["pending"], out, overwrite)  # the name first: a report never describes another file
     atomic_write_text(names["report"], json.dumps(asdict(report), indent=2) + "\n")
-    publish(names["pending"], out, overwrite)
     return report
 
 

@@ -91,13 +91,21 @@ def source_opener(source: str) -> tuple[Callable[[], Capture], SourceInfo]:
         return (lambda: cv2.VideoCapture(int(source))), SourceInfo(description, live=True)
     if "://" in source:
         return (lambda: cv2.VideoCapture(source)), SourceInfo(description, live=True)
-    if Path(source).is_dir():
+    if _is(Path.is_dir, source):
         raise ParameterError("source", f"{description} is a folder; give a video file, a camera index like 0 or a stream URL")
-    if not Path(source).is_file():
+    if not _is(Path.is_file, source):
         raise ParameterError(
             "source", f"{description}: no such file (give a camera index like 0, a video file or a stream URL with its scheme)"
         )
     return (lambda: cv2.VideoCapture(source)), SourceInfo(description, live=False, path=Path(source))
+
+
+def _is(test, path: str) -> bool:
+    """Path.is_dir / is_file that says False for a name no file can have (too long, a NUL)."""
+    try:
+        return test(Path(path))
+    except (OSError, ValueError):
+        return False
 
 
 def open_source(source: str) -> tuple[Capture, SourceInfo, Callable[[], Capture]]:

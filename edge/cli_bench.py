@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, setup_output
+from .cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, run_app, setup_output
 from .errors import ParameterError
 from .quiet import scrubbed_stderr
 from .redact import secrets_of
@@ -67,7 +67,7 @@ def bench(
 
 
 def main() -> None:
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":

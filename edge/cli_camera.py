@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_util import VerboseOption, make_app, options_command, reports_errors, setup_output
+from .cli_util import VerboseOption, make_app, options_command, reports_errors, run_app, setup_output
 from .events import Event, FrameEvent
 from .quiet import scrubbed_stderr
 from .redact import secrets_of
@@ -93,7 +93,7 @@ def print_frame_line(event: Event) -> None:
 
 
 def main() -> None:
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, setup_output
+from .cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, run_app, setup_output
 from .errors import UserError
 
 app = make_app("Classify image files with a .tflite model.")
@@ -95,7 +95,7 @@ def run_packed_selftest(classifier, json_out: bool) -> None:
 
 
 def main() -> None:
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":

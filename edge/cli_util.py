@@ -60,6 +60,33 @@ def reports_errors(flags: dict[str, str] | None = None) -> Callable[[F], F]:
     return decorate
 
 
+# Click's error for a usage mistake (an unknown flag, a missing or extra argument, a bad value),
+# reached through typer's public BadParameter, one of its kinds.
+_CLICK_ERROR: type[Exception] = next(kind for kind in typer.BadParameter.__mro__ if kind.__name__ == "ClickException")
+
+
+def run_app(app: typer.Typer) -> None:
+    """A command's entry point: typer's, except that a usage mistake is one `error:` line and
+    exit 2 (not a box), and never repeats a stream URL's secrets from the command line."""
+    from .redact import describe_source
+
+    try:
+        code = app(standalone_mode=False)
+    except _CLICK_ERROR as exc:
+        message = exc.format_message()  # type: ignore[attr-defined]
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the command alone: its help
+            print(message)
+        else:
+            for argument in sys.argv[1:]:
+                if "://" in argument or "@" in argument:
+                    message = message.replace(argument, describe_source(argument))
+            print_error(" ".join(message.split()))
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+    except typer.Abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 def make_app(help_text: str) -> typer.Typer:
     # No shell-completion options and no rich tracebacks: these are tools for the field.
     return typer.Typer(

@@ -33,6 +33,7 @@ import numpy as np
 from .errors import OutOfSpace, ParameterError
 from .events import Event, FrameEvent, FrameResult
 from .files import check_output_dir, create_new, is_within
+from .folders import is_image_file
 from .record import FrameJournal
 from .spec import label_problem
 
@@ -46,19 +47,33 @@ def folder_bytes(folder: Path) -> int:
 
 def check_not_a_training_folder(folder: Path, class_names) -> None:
     """Refuse a collection folder that is, or lies inside, a folder of class folders: the next
-    training would take its `unsure` and `labelled` folders for classes."""
+    training would take its `unsure` and `labelled` folders for classes, or its frames for
+    images of the class folder they landed in. A folder of class folders is one that holds
+    folders named like the model's classes (at any height above), or, the folder itself or
+    its parent, two or more folders of images."""
     names = set(class_names)
-    for place in (folder.absolute(), *folder.absolute().parents[:2]):
+    here = folder.absolute()
+    for height, place in enumerate((here, *here.parents)):
         try:
-            classes = [p.name for p in place.iterdir() if p.is_dir() and p.name in names]
+            folders = [p for p in place.iterdir() if p.is_dir() and not p.name.startswith(".")]
         except OSError:  # not there yet, or not ours to list
             continue
-        if len(classes) >= 2:
+        classes = sorted(p.name for p in folders if p.name in names)
+        with_images = [] if height > 1 or classes else [p.name for p in folders if _holds_images(p)]
+        if len(classes) >= 2 or len(with_images) >= 2:
+            shown = ", ".join(classes or sorted(with_images)[:4])
             raise ParameterError(
                 "collect",
-                f"{folder} is a training folder or inside one ({place} has class folders {', '.join(sorted(classes))}); "
+                f"{folder} is a training folder or inside one ({place} has class folders {shown}); "
                 "collect into a folder of its own, then hh-data merge",
             )
+
+
+def _holds_images(folder: Path) -> bool:
+    try:
+        return any(is_image_file(p) for p in folder.iterdir())
+    except OSError:
+        return False
 
 
 class FieldCollector:

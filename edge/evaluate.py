@@ -233,6 +233,13 @@ def format_confusion(matrix: np.ndarray, names) -> str:
 def images_to_classify(classifier: Classifier, images: str | Path) -> tuple[list[str], list[int] | None]:
     """(paths, true label indexes or None) for an image, a folder, or a folder of class folders."""
     images = Path(images)
+    try:
+        return _images_to_classify(classifier, images)
+    except OSError as exc:  # a name too long for any file, a folder we may not list
+        raise UserError(f"{str(images)[:200]}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _images_to_classify(classifier: Classifier, images: Path) -> tuple[list[str], list[int] | None]:
     names = classifier.class_names
     if images.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in images.iterdir()):
         folder = list_image_folder(images, "image folder")

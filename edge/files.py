@@ -201,7 +201,7 @@ def check_output_file(
             raise ParameterError(param, f"{path} is also an input of this command ({source}); choose another file")
     if path.is_dir():
         raise ParameterError(param, f"{path} is a folder; give a file name")
-    if path.exists() and not (overwrite or append):
+    if os.path.lexists(path) and not (overwrite or append):  # a dangling link is taken too
         raise ParameterError(param, f"{path} already exists; choose another name or add {{param:overwrite}} to replace it")
     if path.exists() and not os.access(path, os.W_OK):
         raise ParameterError(param, f"{path}: cannot write (permission denied)")
@@ -244,13 +244,13 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temp_files(folder: str | Path) -> list[Path]:
-    """Remove temporary files below `folder` left by processes that no longer run."""
+def remove_stale_temp_files(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Remove temporary files in (recursive: below) `folder` left by processes that no longer run."""
     removed: list[Path] = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
-    for path in folder.rglob(".*.tmp-*"):
+    for path in (folder.rglob if recursive else folder.glob)(".*.tmp-*"):
         match = TEMP_NAME.match(path.name)
         if match and path.is_file() and not pid_alive(int(match.group(1))):
             path.unlink(missing_ok=True)

@@ -17,6 +17,7 @@ through `on_error`: the live labels go on, a field session is not ended by its l
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 import threading
@@ -150,11 +151,14 @@ class FrameJournal:
         os.fsync(self._handle.fileno())
 
     def sync(self) -> bool:
-        """Put every row written so far on disk now; False when the journal has failed."""
+        """Put every row written so far on disk now, in the file at the journal's path (not
+        one moved or removed meanwhile); False when the journal has failed."""
         with self._lock:
             if self.error is None and self._dirty:
                 try:
                     self._sync()
+                    if os.stat(self.path).st_ino != os.fstat(self._handle.fileno()).st_ino:
+                        raise FileNotFoundError(errno.ENOENT, "moved or removed while it was written")
                 except OSError as exc:
                     self._fail(exc)
                 self._dirty = False

@@ -24,11 +24,13 @@ import re
 from pathlib import Path
 
 REDACTED = "***"
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,15}$")
-_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:\d{1,5})?$")
-_NAME = re.compile(r"^[A-Za-z0-9_.~-]{1,40}$")
-# Path segments shown as they are: names, numbers, file names. Anything else is a secret's hiding place.
-_SEGMENT = re.compile(r"^[A-Za-z0-9_.~-]{0,64}$")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,15}")
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:\d{1,5})?")
+# Names and path segments shown as they are: words of at most 12 characters joined by . _ -
+# (live, videostream.cgi, h264Preview_01_main, X-Amz-Credential). A longer run of letters or
+# digits is a key's or a token's hiding place. (Matched whole: fullmatch, never $, which would
+# let a trailing newline through.)
+_WORDS = re.compile(r"(?:[A-Za-z0-9]{1,12}(?:[._~-][A-Za-z0-9]{1,12}){0,5})?")
 
 
 def describe_source(source: str) -> str:
@@ -39,10 +41,17 @@ def describe_source(source: str) -> str:
         return f"camera {source}"
     if "://" in source:
         return redact_url(source)
-    if "@" in source and not Path(source).exists():
-        # A URL whose scheme was forgotten (admin:PW@host/live): read it as one.
+    if any(c in source for c in "@?=#:") and not _exists(source):
+        # A URL whose scheme was forgotten (admin:PW@host/live, cam/video?pwd=PW): read it as one.
         return redact_url("hh://" + source).removeprefix("hh://")
     return _printable(source)
+
+
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):  # too long a name, a NUL byte: not a file hh can open anyway
+        return False
 
 
 def redact_url(url: str) -> str:
@@ -51,7 +60,7 @@ def redact_url(url: str) -> str:
     if "://" not in url:
         return describe_source(url)
     scheme, _, rest = url.partition("://")
-    scheme = scheme if _SCHEME.match(scheme) else REDACTED
+    scheme = scheme if _SCHEME.fullmatch(scheme) else REDACTED
     authority_end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
     if "@" in rest[authority_end:]:
         # An "@" after the host: a password holding "/", "?" or "#", or an "@" in a path or a
@@ -65,7 +74,7 @@ def _safe_tail(rest: str) -> str:
     """host[:port][/path][?query][#fragment], each part shown only as far as it is safe."""
     cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
     host, rest = rest[:cut], rest[cut:]
-    shown = host if _HOST.match(host) else REDACTED
+    shown = host if _HOST.fullmatch(host) else REDACTED
     rest, hash_sign, fragment = rest.partition("#")
     path, question, query = rest.partition("?")
     if path:
@@ -77,13 +86,12 @@ def _safe_tail(rest: str) -> str:
     return shown
 
 
-def _looks_like_a_token(text: str) -> bool:
-    """A long run of letters and digits (a key, a session id) rather than a name."""
-    return len(text) >= 16 and any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
+def _plain_words(text: str) -> bool:
+    return _WORDS.fullmatch(text) is not None
 
 
 def _safe_segment(segment: str) -> str:
-    if _SEGMENT.match(segment) and not _looks_like_a_token(segment):
+    if _plain_words(segment):
         return segment
     if "=" in segment:  # user=admin&password=PW inside the path: names kept, values not
         return _names_only(segment)
@@ -99,8 +107,10 @@ def _names_only(text: str) -> str:
             shown.append(piece)
             continue
         name, eq, _ = piece.partition("=")
-        name = name if _NAME.match(name) and not _looks_like_a_token(name) else REDACTED
-        shown.append(f"{name}={REDACTED}" if eq else name)
+        if not eq:  # a bare piece (?Zz9KEY1234, #token) is a value, not a name
+            shown.append(REDACTED)
+            continue
+        shown.append(f"{name if name and _plain_words(name) else REDACTED}={REDACTED}")
     return "".join(shown)
 
 

@@ -66,7 +66,7 @@ class SelfTest:
             return None
         try:
             return cls._parse(files, class_names)
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as exc:
             raise ModelFileError(f"{where}: its self-test is damaged ({MANIFEST}: {exc})") from None
 
     @classmethod

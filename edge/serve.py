@@ -298,9 +298,24 @@ class LiveHandler(BaseHTTPRequestHandler):
             deadline.cancel()
 
     def parse_request(self) -> bool:
+        parsed = super().parse_request()  # reads the headers: still under the deadline
         self._waiting = False  # the line and headers are in: the deadline is met
         self._served = True
-        return super().parse_request()
+        return parsed
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A malformed request (a bad line, too long a header, a method we do not serve) gets
+        one JSON error like any other, and the connection closes."""
+        self.close_connection = True
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":  # an unreadable line: answer as HTTP/1.0
+            self.request_version = "HTTP/1.0"
+        try:
+            self._error(code, message or HTTPStatus(code).phrase)
+        except OSError:
+            pass
+
+    def version_string(self) -> str:
+        return "hh"
 
     def _deadline(self, seconds: float = REQUEST_SECONDS) -> threading.Timer:
         """Cut the connection off unless what is awaited arrives within `seconds`."""
@@ -376,7 +391,7 @@ class LiveHandler(BaseHTTPRequestHandler):
             self._json(self.live.state.status())
         elif path == "/api/history":
             given = (query.get("n") or ["20"])[0]
-            if not (given.isdigit() and 1 <= int(given) <= HISTORY_MAX):
+            if not (given.isascii() and given.isdigit() and len(given) <= 4 and 1 <= int(given) <= HISTORY_MAX):
                 self._error(HTTPStatus.BAD_REQUEST, f"n must be a whole number from 1 to {HISTORY_MAX}, got {given[:20]!r}")
                 return
             self._json(self.live.state.recent(int(given)))
@@ -404,7 +419,7 @@ class LiveHandler(BaseHTTPRequestHandler):
             return
         try:
             label = json.loads(body).get("label")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             label = None
         self._file_label(label)
 
@@ -414,7 +429,7 @@ class LiveHandler(BaseHTTPRequestHandler):
         if length is None:
             self._error(HTTPStatus.LENGTH_REQUIRED, "a Content-Length is needed")
             return None
-        if not length.strip().isdigit():
+        if not (length.strip().isascii() and length.strip().isdigit()):
             self._error(HTTPStatus.BAD_REQUEST, "Content-Length must be a whole number of bytes")
             return None
         if int(length) > MAX_BODY:

@@ -38,6 +38,7 @@ from .selftest import SelfTestResult, model_selftest, run_selftest
 from .serve import LiveServer, LiveState, check_token, needs_token, new_token, parse_bind
 
 log = logging.getLogger("hh.camera")
+MAX_COLLECT_MB = 1e7  # 10 TB: more than any device's card, and a number that stays a number
 
 
 @dataclass
@@ -89,8 +90,11 @@ class CameraOptions:
                 raise ParameterError(name, f"must be at least 1, got {value}")
         if not (math.isfinite(self.collect_every) and self.collect_every >= 0):
             raise ParameterError("collect_every", f"must be a number of seconds, 0 or more, got {self.collect_every}")
-        if not (math.isfinite(self.collect_max_mb) and self.collect_max_mb > 0):
-            raise ParameterError("collect_max_mb", f"must be a number of megabytes more than 0, got {self.collect_max_mb}")
+        if not (math.isfinite(self.collect_max_mb) and 0 < self.collect_max_mb <= MAX_COLLECT_MB):
+            raise ParameterError(
+                "collect_max_mb",
+                f"must be a number of megabytes more than 0, at most {MAX_COLLECT_MB:g}, got {self.collect_max_mb}",
+            )
         if self.serve is not None:
             parse_bind(self.serve)
         if self.token is not None:

@@ -162,6 +162,8 @@ class PreprocessingSpec:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SpecError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        except RecursionError:
+            raise SpecError("not a spec (nested beyond any spec's depth)") from None
         if not isinstance(data, dict):
             raise SpecError("not a JSON object")
         version = data.get("version", SPEC_VERSION)

@@ -152,6 +152,7 @@ def test_a_full_disk_stops_the_collection_not_the_session(int8_model, field_vide
     [
         (["--collect-max-mb", "nan"], "--collect-max-mb must be a number of megabytes"),
         (["--collect-max-mb", "inf"], "--collect-max-mb must be a number of megabytes"),
+        (["--collect-max-mb", "1e308"], "--collect-max-mb must be a number of megabytes"),
         (["--collect-every", "nan"], "--collect-every must be a number of seconds"),
         (["--collect-below", "nan"], "--collect-below must be between 0 and 1"),
         (["--token", "short"], "--token must be at least 8"),
@@ -173,6 +174,11 @@ def test_collecting_into_a_training_folder_is_refused(int8_model, field_video, s
     shutil.copytree(synth_data / "train", data)
     one_line_error(cli(app, int8_model, "--source", field_video, "--collect", data), "is a training folder or inside one")
     one_line_error(cli(app, int8_model, "--source", field_video, "--collect", data / "healthy" / "x"), "training folder")
+    one_line_error(cli(app, int8_model, "--source", field_video, "--collect", data / "healthy" / "x" / "y"), "training folder")
+    other = tmp_path / "other"  # another model's classes: still a training folder
+    for name in ("cat", "dog"):
+        shutil.copytree(data / "healthy", other / name)
+    one_line_error(cli(app, int8_model, "--source", field_video, "--collect", other), "training folder")
     assert not (data / "unsure").exists() and not (data / "collected.csv").exists()
 
 

@@ -36,7 +36,17 @@ from hh.edge.redact import describe_source
         ("http://cam/s#access_token=abc", "http://cam/s#access_token=***"),
         ("rtsp://a:b@host/x?passwd=c", "rtsp://***@host/x?passwd=***"),
         ("rtsp://192.168.1.10:554/user=admin&password=PW&channel=1", "rtsp://192.168.1.10:554/user=***&password=***&channel=***"),
-        ("rtsp://cam/live;user=admin;pass=PW", "rtsp://cam/live;user=***;pass=***"),
+        ("rtsp://cam/live;user=admin;pass=PW", "rtsp://cam/***;user=***;pass=***"),
+        ("http://cam/snapshot.cgi?Zz9KEY1234", "http://cam/snapshot.cgi?***"),
+        ("http://cam/s?a=1&&Zz9pw", "http://cam/s?a=***&&***"),
+        ("http://cam/v#Zz9frag", "http://cam/v#***"),
+        ("rtsp://h/api/Zz9pwabcdefghij/", "rtsp://h/api/***/"),
+        ("rtsps://host:7441/ZzQwErTyUiOpAsDf?enableSrtp", "rtsps://host:7441/***?***"),
+        ("rtsp://h/api/5500123456789012345/", "rtsp://h/api/***/"),
+        ("127.0.0.1:9/video?user=admin&pwd=Zz9pw", "127.0.0.1:9/video?user=***&pwd=***"),
+        ("cam.local/video.cgi?password=Zz9pw", "cam.local/video.cgi?password=***"),
+        ("rtsp://127.0.0.1:9/live\n/ch1", "rtsp://127.0.0.1:9/***/ch1"),
+        ("rtsp://h/" + "a" * 300 + "/x?pwd=Zz9pw", "rtsp://h/***/x?pwd=***"),
         ("http://cam/s?AKIAIOSFODNN7EXAMPLE", "http://cam/s?***"),
         ("https://x/hls/5f2b9c0a1d2e3f4a5b6c/index.m3u8", "https://x/hls/***/index.m3u8"),
         ("http://cam/a%20b/x", "http://cam/***/x"),
@@ -86,6 +96,15 @@ def test_no_form_shows_the_password(template, password):
     assert not any(len(part) > 2 and part in shown for part in password.replace("@", "/").split("/"))
     native = f"[tcp @ 0x1] Opening '{source}' failed: {password}?"
     assert source not in scrub(native, secrets_of(source))
+
+
+def test_a_url_given_as_an_extra_argument_is_one_line_without_its_secret(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "hh.edge.cli_camera", str(tmp_path / "m.tflite"), "rtsp://admin:Zz9pw@127.0.0.1:9/live"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Zz9pw" not in done.stderr + done.stdout
+    assert done.stderr.strip().splitlines() == ["error: Got unexpected extra argument(s) (rtsp://***@127.0.0.1:9/live)"]
 
 
 def test_a_forgotten_scheme_is_not_shown_in_the_error(tmp_path, cli, one_line_error):

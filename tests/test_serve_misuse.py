@@ -97,6 +97,38 @@ def test_a_bad_content_length_is_refused_in_json(live, length, code, caplog):
     assert '"error"' in reply and still_serving(live) and not caplog.records
 
 
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET / HTTP/9.9\r\n\r\n", 505),
+        (b"PUT /api/label HTTP/1.1\r\n\r\n", 501),
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414),
+        (b"POST /api/label HTTP/1.1\r\nHost: HOST\r\nContent-Type: application/json\r\nContent-Length: \xc2\xb2\r\n\r\n", 400),
+        (b"GET /api/history?n=" + b"9" * 5000 + b" HTTP/1.1\r\nHost: HOST\r\n\r\n", 400),
+    ],
+    ids=["garbage", "version", "method", "long-url", "superscript-length", "huge-n"],
+)
+def test_a_malformed_request_gets_one_json_error(live, raw, code, caplog):
+    connection = socket.create_connection(("127.0.0.1", live.port), timeout=10)
+    connection.sendall(raw.replace(b"HOST", f"127.0.0.1:{live.port}".encode()))
+    reply = b""
+    while chunk := connection.recv(65536):
+        reply += chunk
+    connection.close()
+    assert reply.startswith(f"HTTP/1.1 {code}".encode()) or reply.startswith(f"HTTP/1.0 {code}".encode()), reply[:200]
+    assert b'"error"' in reply and b"BaseHTTP" not in reply and b"<html" not in reply.lower()
+    assert still_serving(live) and not caplog.records
+
+
+def test_a_tap_is_not_saved_when_its_journal_was_moved_away(live, tmp_path):
+    status, _ = label_post(live)
+    assert status == 200
+    (tmp_path / "field" / "collected.csv").rename(tmp_path / "moved.csv")  # someone tidies the card
+    status, answer = label_post(live)
+    assert status == 507 and "not saved" in answer["error"]
+
+
 def test_a_client_that_vanishes_mid_reply_leaves_no_trace(live, caplog, capfd):
     for _ in range(30):
         connection = socket.create_connection(("127.0.0.1", live.port), timeout=10)
@@ -127,6 +159,19 @@ def test_idle_and_slow_connections_cost_nothing_lasting(live):
             break
     slow = socket.create_connection(("127.0.0.1", live.port), timeout=10)
     slow.sendall(b"GET /api/status HTTP/1.1\r\n")  # ... and the rest never comes
+    drip = socket.create_connection(("127.0.0.1", live.port), timeout=10)
+    drip.sendall(b"GET /api/status HTTP/1.1\r\nX: ")
+
+    def drip_headers():  # a header byte every 1.5 s: each read is quick, the request never ends
+        try:
+            for _ in range(8):
+                time.sleep(1.5)
+                drip.sendall(b"a")
+        except OSError:
+            pass
+
+    dripping = threading.Thread(target=drip_headers)
+    dripping.start()
     # The idle and the slow are cut off within the first request's deadline, a slot-full at a
     # time (the rest wait in the kernel's backlog); then a phone gets in.
     rounds = len(idle) // serve.MAX_CONNECTIONS + 2
@@ -139,6 +184,8 @@ def test_idle_and_slow_connections_cost_nothing_lasting(live):
             time.sleep(0.2)
     assert answered
     assert slow.recv(100) == b""  # the server closed the slow request
+    dripping.join()
+    assert drip.recv(100) == b""  # and the dripping one, within its deadline
     assert threading.active_count() < 3 * serve.MAX_CONNECTIONS
     for connection in idle:
         connection.close()

@@ -80,3 +80,8 @@ def test_unknown_fields_are_refused_not_dropped():
 def test_class_names_that_cannot_be_label_lines_are_refused(name):
     with pytest.raises(SpecError, match="class name"):
         make_spec(class_names=("ok", name))
+
+
+def test_a_spec_nested_beyond_reason_is_a_spec_error():
+    with pytest.raises(SpecError, match="not a spec"):
+        PreprocessingSpec.from_json("[" * 100_000 + "]" * 100_000)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ..edge.cli_util import OverwriteOption, make_app, reports_errors
+from ..edge.cli_util import OverwriteOption, make_app, reports_errors, run_app
 from ..edge.errors import ParameterError, UserError
 
 app = make_app("Make data sets for hh.")
@@ -104,7 +104,7 @@ def merge(
 
 
 def main() -> None:
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":

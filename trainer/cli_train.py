@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ..edge.cli_util import VerboseOption, make_app, options_command, reports_errors, require_train_extra, setup_output
+from ..edge.cli_util import VerboseOption, make_app, options_command, reports_errors, require_train_extra, run_app, setup_output
 from ..edge.errors import ParameterError, UserError
 from ..edge.signals import sigterm_as_interrupt
 from .config import TrainConfig
@@ -93,7 +93,7 @@ def report(result) -> None:
 
 
 def main() -> None:
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":

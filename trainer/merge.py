@@ -71,8 +71,12 @@ def merge(source: str | Path, target: str | Path) -> MergeReport:
             f"{source} holds frames filed under the model's own guesses, which nobody checked: training on them teaches "
             "the model its own mistakes (merge DIR/labelled, the frames a person labelled)"
         )
+    for name in incoming.class_names:
+        if not is_within(target / name, target):  # a class folder that is a link elsewhere
+            raise UserError(f"{target / name} leads outside {target} (a link); merge into the real folder")
     seen = {content_hash(Path(p).read_bytes()) for p in existing.paths}
     report = MergeReport(added={name: 0 for name in incoming.class_names})
+    report.skipped.extend(f"{path}: {why}" for path, why in incoming.ignored if why != "hidden file")
     for path_text, label in zip(incoming.paths, incoming.labels):
         path = Path(path_text)
         data, why = _image_bytes(path, source)
