@@ -347,6 +347,7 @@ def test_a_decompression_bomb_is_refused_by_every_reader(int8_model, tmp_path):
 
 
 # -- data tools -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_synth_cut_short_can_be_overwritten(tmp_path, cli):
     out = tmp_path / "data"
     done = subprocess.run(
@@ -371,6 +372,7 @@ def test_video_values_are_one_line(synth_data, tmp_path, cli, one_line_error, fl
     assert not (tmp_path / "v.avi").exists()
 
 
+@pytest.mark.slow
 def test_video_on_a_full_disk_says_so(synth_data, tmp_path):
     out = tmp_path / "v.avi"
     done = subprocess.run(

@@ -98,6 +98,7 @@ def test_no_form_shows_the_password(template, password):
     assert source not in scrub(native, secrets_of(source))
 
 
+@pytest.mark.slow
 def test_a_url_given_as_an_extra_argument_is_one_line_without_its_secret(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "hh.edge.cli_camera", str(tmp_path / "m.tflite"), "rtsp://admin:Zz9pw@127.0.0.1:9/live"],
