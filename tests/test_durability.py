@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from PIL import Image
+from makers import grey_classes
 
 from hh.edge.folders import list_image_folder
 from hh.edge.record import FrameJournal, read_journal
@@ -118,15 +118,6 @@ def test_the_journal_is_on_disk_within_a_second_without_close(tmp_path):
     journal.close()
 
 
-def make_data(root, n=12):
-    for name in ("dark", "light"):
-        (root / name).mkdir(parents=True)
-        for i in range(n):
-            level = 40 + i if name == "dark" else 200 - i
-            Image.new("RGB", (32, 32), (level, level, level)).save(root / name / f"{i}.png")
-    return root
-
-
 def train_args(data, out, epochs=2):
     return [
         str(data),
@@ -155,7 +146,7 @@ def limit_file_size(limit):
 
 @pytest.mark.slow
 def test_full_disk_is_one_line_and_the_run_resumes(cli, tmp_path):
-    data, out = make_data(tmp_path / "data"), tmp_path / "run"
+    data, out = grey_classes(tmp_path / "data"), tmp_path / "run"
     # 60 KB: run.json and split.json fit, the first epoch's model file (~180 KB) does not.
     done = subprocess.run(
         [sys.executable, "-m", "hh.trainer.cli_train", *train_args(data, out)],
@@ -180,7 +171,7 @@ def test_interrupted_before_the_first_epoch_resumes(tmp_path, interrupt_at_line)
     from hh.trainer.config import TrainConfig
     from hh.trainer.train import resume, train
 
-    data = make_data(tmp_path / "data")
+    data = grey_classes(tmp_path / "data")
 
     config = TrainConfig(data_dir=str(data), out=str(tmp_path / "run"), arch="edge", image_size=32, batch_size=8, epochs=2)
     with pytest.raises(KeyboardInterrupt):
@@ -197,7 +188,7 @@ def small_run(tmp_path_factory):
     from hh.trainer.train import train
 
     root = tmp_path_factory.mktemp("small")
-    data = make_data(root / "data")
+    data = grey_classes(root / "data")
     config = TrainConfig(
         data_dir=str(data), out=str(root / "run"), val_split=0.25, arch="edge", image_size=32, batch_size=8, epochs=4, seed=3
     )
@@ -264,7 +255,7 @@ def test_resume_refuses_changed_settings_and_cleans_dead_temp_files(cli, one_lin
 
 
 def test_outputs_are_checked_before_training(cli, one_line_error, tmp_path):
-    data = make_data(tmp_path / "data", n=3)
+    data = grey_classes(tmp_path / "data", n=3)
     (tmp_path / "a_file").write_text("x")
     one_line_error(cli(train_app, data, "--out", tmp_path / "a_file" / "run"), "--out", "is a file, not a folder")
     one_line_error(cli(train_app, data, "--out", tmp_path / "r", "--cache", tmp_path / "a_file"), "--cache", "is a file")
@@ -272,7 +263,7 @@ def test_outputs_are_checked_before_training(cli, one_line_error, tmp_path):
 
 
 def test_class_folder_names_with_control_characters_are_refused(cli, one_line_error, tmp_path):
-    data = make_data(tmp_path / "data", n=2)
+    data = grey_classes(tmp_path / "data", n=2)
     os.rename(data / "dark", data / "da\nrk")
     one_line_error(cli(train_app, data, "--out", tmp_path / "r"), "control character")
 

@@ -5,7 +5,6 @@ Shared models come from conftest's session fixtures; cases that need no model ar
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import resource
@@ -15,11 +14,11 @@ import struct
 import subprocess
 import sys
 import time
-import zipfile
 import zlib
 from pathlib import Path
 
 import pytest
+from makers import grey_classes, repack
 from PIL import Image
 
 from hh.converters.cli import app as convert_app
@@ -30,15 +29,6 @@ from hh.trainer.cli_train import app as train_app
 
 ROOT = Path(__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0
-
-
-def small_data(root: Path, n: int = 12) -> Path:
-    for name in ("dark", "light"):
-        (root / name).mkdir(parents=True)
-        for i in range(n):
-            level = 40 + i if name == "dark" else 200 - i
-            Image.new("RGB", (32, 32), (level, level, level)).save(root / name / f"{i}.png")
-    return root
 
 
 def fsize_limit(limit: int):
@@ -52,7 +42,7 @@ def fsize_limit(limit: int):
 # -- training ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("how", ["dotdot", "link", "inside"])
 def test_validation_that_is_the_training_folder_is_refused(tmp_path, cli, one_line_error, how):
-    data = small_data(tmp_path / "d" / "train")
+    data = grey_classes(tmp_path / "d" / "train")
     val = {"dotdot": tmp_path / "d" / ".." / "d" / "train", "link": tmp_path / "link", "inside": data / "dark"}[how]
     if how == "link":
         val.symlink_to(data, target_is_directory=True)
@@ -62,7 +52,7 @@ def test_validation_that_is_the_training_folder_is_refused(tmp_path, cli, one_li
 
 @pytest.mark.slow
 def test_a_run_in_use_is_refused_and_a_dead_one_is_not(tmp_path, cli, one_line_error):
-    data, out = small_data(tmp_path / "data", n=40), tmp_path / "run"
+    data, out = grey_classes(tmp_path / "data", n=40), tmp_path / "run"
     command = [sys.executable, "-m", "hh.trainer.cli_train", str(data), "--out", str(out), "--arch", "edge",
                "--image-size", "32", "--batch-size", "4", "--epochs", "40"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -82,7 +72,7 @@ def test_a_run_in_use_is_refused_and_a_dead_one_is_not(tmp_path, cli, one_line_e
 
 @pytest.mark.slow
 def test_a_run_stopped_during_its_final_evaluation_resumes_to_complete(tmp_path, cli):
-    data, out = small_data(tmp_path / "data"), tmp_path / "my run"
+    data, out = grey_classes(tmp_path / "data"), tmp_path / "my run"
     first = cli(train_app, data, "--out", out, "--arch", "edge", "--image-size", 32, "--batch-size", 8, "--epochs", 2)
     assert first.exit_code == 0 and f"next: hh-convert '{out}' --int8" in first.output  # a path a shell can take
     record = json.loads((out / "run.json").read_text())
@@ -102,7 +92,7 @@ def test_a_run_stopped_during_its_final_evaluation_resumes_to_complete(tmp_path,
 def test_a_touched_training_file_is_not_changed_and_a_rewritten_one_is(tmp_path, cli):
     from hh.trainer.run_folder import RunFolder
 
-    data, out = small_data(tmp_path / "data"), tmp_path / "run"
+    data, out = grey_classes(tmp_path / "data"), tmp_path / "run"
     assert (
         cli(train_app, data, "--out", out, "--arch", "edge", "--image-size", 32, "--batch-size", 8, "--epochs", 1).exit_code == 0
     )
@@ -119,7 +109,7 @@ def test_a_touched_training_file_is_not_changed_and_a_rewritten_one_is(tmp_path,
 
 @pytest.mark.slow
 def test_a_full_disk_under_cache_is_one_line_and_resumable(tmp_path, cli):
-    data, out, cache = small_data(tmp_path / "data", n=40), tmp_path / "run", tmp_path / "cache"
+    data, out, cache = grey_classes(tmp_path / "data", n=40), tmp_path / "run", tmp_path / "cache"
     command = [sys.executable, "-m", "hh.trainer.cli_train", str(data), "--out", str(out), "--arch", "edge",
                "--image-size", "64", "--batch-size", "8", "--epochs", "2", "--cache", str(cache)]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, preexec_fn=fsize_limit(150_000), timeout=300)
@@ -226,23 +216,6 @@ def tiny_video(synth_data, tmp_path_factory):
     return write_video(list_image_folder(synth_data / "validation").paths[:4], tmp_path_factory.mktemp("video") / "v.avi")
 
 
-def repacked(model: Path, tmp_path: Path, change) -> Path:
-    from hh.converters.pipeline import model_part_size
-    from hh.edge.metadata import read_associated_files
-
-    data = model.read_bytes()
-    files = read_associated_files(model)
-    change(files)
-    out = io.BytesIO()
-    out.write(data[: model_part_size(data)])
-    with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_STORED) as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)
-    path = tmp_path / "damaged.tflite"
-    path.write_bytes(out.getvalue())
-    return path
-
-
 def with_manifest(value):
     def change(files):
         files["selftest.json"] = value if isinstance(value, bytes) else json.dumps(value).encode()
@@ -280,7 +253,7 @@ def test_a_damaged_self_test_is_one_line_everywhere(int8_model, tiny_video, tmp_
     import hh
     from hh.edge.cli_camera import app as camera_app
 
-    damaged = repacked(int8_model, tmp_path, change)
+    damaged = repack(int8_model, tmp_path, change)
     one_line_error(cli(predict_app, damaged, "--selftest"), "self-test", fragment)
     one_line_error(cli(camera_app, damaged, "--source", tiny_video), "self-test", fragment)
     with pytest.raises(hh.UserError, match="self-test"):
@@ -297,7 +270,7 @@ def test_quality_thresholds_that_would_turn_the_gate_off_are_refused(int8_model,
         spec["quality"][key] = value
         files["preprocessing.json"] = json.dumps(spec).encode()
 
-    one_line_error(cli(predict_app, repacked(int8_model, tmp_path, change), "--selftest"), "quality")
+    one_line_error(cli(predict_app, repack(int8_model, tmp_path, change), "--selftest"), "quality")
 
 
 @pytest.mark.slow
@@ -310,7 +283,7 @@ def test_a_label_that_is_a_path_is_refused_before_anything_is_written(int8_model
         files["preprocessing.json"] = json.dumps(spec).encode()
         files["labels.txt"] = "\n".join(spec["class_names"]).encode() + b"\n"
 
-    crafted = repacked(int8_model, tmp_path, change)
+    crafted = repack(int8_model, tmp_path, change)
     field = tmp_path / "deep" / "field"
     one_line_error(
         cli(camera_app, crafted, "--source", tiny_video, "--collect", field), "../../escaped", "not a plain folder name"

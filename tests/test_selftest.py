@@ -1,15 +1,13 @@
 """The golden self-test packed into every converted model: passes on a faithful device, fails
 when the expectations or the device's path are wrong, and the camera refuses to start then."""
 
-import io
 import json
 import shutil
-import zipfile
 
 import numpy as np
 import pytest
+from makers import repack
 
-from hh.converters.pipeline import model_part_size
 from hh.edge.cli_camera import app as camera_app
 from hh.edge.cli_predict import app as predict_app
 from hh.edge.folders import list_image_folder
@@ -18,21 +16,6 @@ from hh.edge.preprocess import fit_to_spec
 from hh.edge.runtime import Classifier
 from hh.edge.selftest import MANIFEST, SelfTest, model_selftest, run_selftest
 from hh.trainer.synth import write_video
-
-
-def repack(model, tmp_path, change):
-    """A copy of `model` whose packed files went through change(files) (the model part kept)."""
-    data = model.read_bytes()
-    files = read_associated_files(model)
-    change(files)
-    out = io.BytesIO()
-    out.write(data[: model_part_size(data)])
-    with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_STORED) as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)
-    copy = tmp_path / "model_int8.tflite"
-    copy.write_bytes(out.getvalue())
-    return copy
 
 
 def tamper_expectations(files):

@@ -163,8 +163,9 @@ def prepare_data(config: TrainConfig, run: RunFolder, worker: int, is_chief: boo
         log.info(
             f"no --val-dir: holding out {DEFAULT_VAL_SPLIT:.0%} of each class for validation (--val-split {DEFAULT_VAL_SPLIT})"
         )
-    if data.describe_scan():
-        log.info(data.describe_scan())
+    summary = data.describe_scan()
+    if summary:
+        log.info(summary)
     run.write_split(data.split, worker)
     if is_chief:
         run.write_contract(data.spec)

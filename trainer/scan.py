@@ -115,8 +115,9 @@ def _inspect_image(path: str, data: np.ndarray, spec: PreprocessingSpec | None, 
         except Exception:  # noqa: BLE001 - whatever it is, the full check below names it
             return _inspect_with_pillow(path)
     height, width = header
-    if too_large(header):
-        return FileVerdict(path, problem=too_large(header))
+    problem = too_large(header)
+    if problem:
+        return FileVerdict(path, problem=problem)
     if min(width, height) < MIN_IMAGE_SIDE:
         return FileVerdict(path, problem=f"too small ({width}x{height} px)")
     keep = into is not None and spec is not None

@@ -1,0 +1,37 @@
+"""Things tests make, shared by several test files (imported like mjpeg_server)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+from PIL import Image
+
+
+def repack(model: Path, tmp_path: Path, change) -> Path:
+    """A copy of `model` whose packed files went through change(files) (the model part kept)."""
+    from hh.converters.pipeline import model_part_size
+    from hh.edge.metadata import read_associated_files
+
+    data = model.read_bytes()
+    files = read_associated_files(model)
+    change(files)
+    out = io.BytesIO()
+    out.write(data[: model_part_size(data)])
+    with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_STORED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    copy = tmp_path / "model_int8.tflite"
+    copy.write_bytes(out.getvalue())
+    return copy
+
+
+def grey_classes(root: Path, n: int = 12) -> Path:
+    """Two classes, dark and light, of n flat grey 32x32 PNGs each: a model learns them in an epoch."""
+    for name in ("dark", "light"):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            level = 40 + i if name == "dark" else 200 - i
+            Image.new("RGB", (32, 32), (level, level, level)).save(root / name / f"{i}.png")
+    return root
