@@ -2,24 +2,45 @@
 
 `fit_to_spec` is the one crop-and-resize of the project: the trainer's tf.data pipeline calls
 it too (through tf.numpy_function), so training and the device resize with the same code,
-and tests/test_edge.py finds their model inputs identical.
+and tests/test_edge.py finds their model inputs identical. The resize itself is
+hh.edge.resample's: the same bytes on x86-64 and arm64.
 """
 
 from __future__ import annotations
+
+import logging
 
 import cv2
 import numpy as np
 
 from .errors import UserError
+from .resample import resize_exact
 from .spec import PreprocessingSpec, center_crop_box
 
-# Spec interpolation names -> OpenCV flags. INTER_NEAREST_EXACT, not INTER_NEAREST: it samples
-# pixel centres (as PIL and tf.image.resize do); INTER_NEAREST is shifted by half a pixel.
+log = logging.getLogger("hh.preprocess")
+
+# What models made before hh defined its resizes exactly (spec `resize: "opencv"`) were trained
+# with: OpenCV's own interpolations, whose pixels differ by a level between x86 and arm64. Such
+# a model keeps getting what it was trained with. INTER_NEAREST_EXACT, not INTER_NEAREST: it
+# samples pixel centres; INTER_NEAREST is shifted by half a pixel.
 CV2_INTERPOLATION = {
     "bilinear": cv2.INTER_LINEAR,
     "nearest": cv2.INTER_NEAREST_EXACT,
     "area": cv2.INTER_AREA,
 }
+_warned_opencv_resize = False
+
+
+def warn_opencv_resize() -> None:
+    """Say once per process that a model of the older resize is in use, and what it costs."""
+    global _warned_opencv_resize
+    if not _warned_opencv_resize:
+        _warned_opencv_resize = True
+        log.warning(
+            "this model was made by an older hh and resizes with OpenCV's own interpolation, whose pixels differ "
+            "by a level between x86 and arm64 (answers may differ by a few output steps); retrain and convert it "
+            "with this hh for the same answers on every CPU"
+        )
 
 
 def fit_to_spec(image: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
@@ -30,7 +51,10 @@ def fit_to_spec(image: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
     if spec.aspect == "crop":
         top, left, crop_h, crop_w = center_crop_box(image.shape[0], image.shape[1], spec.height, spec.width)
         image = image[top : top + crop_h, left : left + crop_w]
-    return cv2.resize(image, (spec.width, spec.height), interpolation=CV2_INTERPOLATION[spec.interpolation])
+    if spec.resize == "opencv":
+        warn_opencv_resize()
+        return cv2.resize(image, (spec.width, spec.height), interpolation=CV2_INTERPOLATION[spec.interpolation])
+    return resize_exact(image, spec.height, spec.width, spec.interpolation)
 
 
 def to_model_rgb(frame: np.ndarray, spec: PreprocessingSpec, out: np.ndarray | None = None) -> np.ndarray:

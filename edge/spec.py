@@ -24,12 +24,14 @@ from .errors import SpecError
 SPEC_FILENAME = "preprocessing.json"
 LABELS_FILENAME = "labels.txt"
 # 2 added `quality`, the image-quality gate's thresholds (hh.edge.quality); version 1 files,
-# which have none, still read.
-SPEC_VERSION = 2
+# which have none, still read. 3 added `resize`: "exact" (hh.edge.resample, the same pixels on
+# every CPU); files of versions 1 and 2 read as "opencv", the resize their models were trained with.
+SPEC_VERSION = 3
 
 # The model sees RGB. OpenCV hands out BGR; the edge side converts, the trainer decodes RGB.
 COLOR_ORDER = "RGB"
 INTERPOLATIONS = ("bilinear", "nearest", "area")
+RESIZES = ("exact", "opencv")
 ASPECTS = ("squash", "crop")
 CLASS_MODES = ("binary", "categorical")
 
@@ -105,6 +107,9 @@ class PreprocessingSpec:
     aspect: str = "squash"
     color_order: str = COLOR_ORDER
     quality: QualityThresholds | None = None  # the quality gate's thresholds, once calibrated
+    # "exact": hh.edge.resample, the same bytes on every CPU. "opencv": OpenCV's own resize, what
+    # models of spec versions 1 and 2 were trained with (its pixels differ between x86 and arm64).
+    resize: str = "exact"
     version: int = field(default=SPEC_VERSION)
 
     def __post_init__(self) -> None:
@@ -113,6 +118,8 @@ class PreprocessingSpec:
             raise SpecError(f"image size {self.height}x{self.width} is too small (minimum 8x8)")
         if self.interpolation not in INTERPOLATIONS:
             raise SpecError(f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+        if self.resize not in RESIZES:
+            raise SpecError(f"resize {self.resize!r} is not one of {', '.join(RESIZES)}")
         if self.aspect not in ASPECTS:
             raise SpecError(f"aspect {self.aspect!r} is not one of {', '.join(ASPECTS)}")
         if self.class_mode not in CLASS_MODES:
@@ -147,6 +154,7 @@ class PreprocessingSpec:
     def to_json(self) -> str:
         data = asdict(self)
         data["class_names"] = list(self.class_names)
+        data["version"] = SPEC_VERSION  # a writer writes its own format (an older model's resize included)
         if self.quality is None:
             del data["quality"]
         else:
@@ -184,6 +192,10 @@ class PreprocessingSpec:
                 raise SpecError(f"{name} must be a whole number, got {data[name]!r}")
         if not isinstance(data["class_names"], list) or not all(isinstance(n, str) for n in data["class_names"]):
             raise SpecError("class_names must be a list of strings")
+        if version < 3:
+            if "resize" in data:
+                raise SpecError(f"unknown field(s) resize for spec version {version}")
+            data = {**data, "resize": "opencv"}
         if data.get("quality") is not None:
             data = {**data, "quality": QualityThresholds.from_dict(data["quality"])}
         try:

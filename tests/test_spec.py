@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -18,10 +19,25 @@ def test_json_round_trip_keeps_every_field():
     assert PreprocessingSpec.from_json(gated.to_json()) == gated
 
 
-def test_a_version_1_spec_still_reads():
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_spec_still_reads_with_the_resize_its_model_was_trained_with(version):
     data = json.loads(make_spec().to_json())
-    data["version"] = 1
-    assert PreprocessingSpec.from_json(json.dumps(data)).quality is None
+    assert data["version"] == 3 and data["resize"] == "exact"
+    data["version"] = version
+    del data["resize"]
+    spec = PreprocessingSpec.from_json(json.dumps(data))
+    assert spec.resize == "opencv" and spec.quality is None
+    # Written again, it says so in the current format, and reads back the same.
+    again = PreprocessingSpec.from_json(spec.to_json())
+    assert json.loads(spec.to_json())["version"] == 3 and again == replace(spec, version=3)
+
+
+def test_a_spec_refuses_an_unknown_resize_and_a_resize_field_in_an_older_version():
+    data = json.loads(make_spec().to_json())
+    with pytest.raises(SpecError, match="resize 'cubic' is not one of exact, opencv"):
+        PreprocessingSpec.from_json(json.dumps({**data, "resize": "cubic"}))
+    with pytest.raises(SpecError, match="unknown field"):
+        PreprocessingSpec.from_json(json.dumps({**data, "version": 2}))
 
 
 @pytest.mark.parametrize(

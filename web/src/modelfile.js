@@ -4,9 +4,10 @@
 
 export class ModelFileError extends Error {}
 
-const SPEC_VERSION = 2;
+const SPEC_VERSION = 3;
 const INTERPOLATIONS = ["bilinear", "nearest", "area"];
 const ASPECTS = ["squash", "crop"];
+const RESIZES = ["exact", "opencv"];
 
 function u16(view, at) { return view.getUint16(at, true); }
 function u32(view, at) { return view.getUint32(at, true); }
@@ -62,7 +63,10 @@ export function parseSpec(text) {
   if (!ASPECTS.includes(spec.aspect ?? "squash")) problems.push("aspect");
   if ((spec.color_order ?? "RGB") !== "RGB") problems.push("colour order");
   if (problems.length) throw new ModelFileError(`its preprocessing spec is not usable (${problems.join(", ")})`);
-  return { interpolation: "bilinear", aspect: "squash", class_mode: "binary", ...spec };
+  // Versions 1 and 2 were trained with OpenCV's own resize (hh.edge.spec); 3 says which.
+  const resize = version < 3 ? "opencv" : spec.resize ?? "exact";
+  if (!RESIZES.includes(resize)) throw new ModelFileError("its preprocessing spec is not usable (resize)");
+  return { interpolation: "bilinear", aspect: "squash", class_mode: "binary", ...spec, resize };
 }
 
 // {spec, labels, buffer} from the bytes of an hh .tflite, or ModelFileError saying what is wrong.

@@ -1,14 +1,14 @@
-// The preprocessing contract in JavaScript: what hh.edge.preprocess.fit_to_spec does with
-// OpenCV, on raw pixels. Canvas drawImage resamples with the browser's own filter, which is
-// not OpenCV's, so the resize is done here, following OpenCV's uint8 code paths:
-//   bilinear  INTER_LINEAR: half-pixel centres, 11-bit fixed-point weights, its rounding
-//   area      INTER_AREA: pixel-area averaging when shrinking (block means for whole factors),
-//             OpenCV's area-mode linear weights when enlarging
-//   nearest   INTER_NEAREST_EXACT: pixel centres, OpenCV's 16.16 fixed point
-// tests/test_web.py holds the result to within 1 level of OpenCV's, pixel for pixel.
-
-const COEF_BITS = 11;
-const COEF_SCALE = 1 << COEF_BITS;
+// The preprocessing contract in JavaScript: hh.edge.preprocess.fit_to_spec on a camera's RGBA
+// pixels. Canvas drawImage resamples with the browser's own filter, so the resize is done here,
+// with the integers hh.edge.resample defines (the same bytes as Python on x86-64 and arm64,
+// which tests/test_web.py checks byte for byte):
+//   bilinear  OpenCV's INTER_LINEAR_EXACT: double-precision source positions, weights rounded
+//             to 1/256, integer row blends, one rounding shift
+//   area      the exact mean of the covered source area, rounded half up
+//   nearest   the source pixel under the output pixel's centre
+// The exact resizes read the RGBA frame in place, only the pixels of the crop they use.
+// Models made before these (spec resize "opencv") keep the approximations of OpenCV's own
+// INTER_LINEAR / INTER_AREA / INTER_NEAREST_EXACT below, within one level of OpenCV's.
 
 // The largest centred box of the target aspect ratio: [top, left, height, width] (hh.edge.spec).
 export function centerCropBox(height, width, targetHeight, targetWidth) {
@@ -16,6 +16,154 @@ export function centerCropBox(height, width, targetHeight, targetWidth) {
   const cropWidth = Math.min(width, Math.floor((height * targetWidth) / targetHeight));
   return [Math.floor((height - cropHeight) / 2), Math.floor((width - cropWidth) / 2), cropHeight, cropWidth];
 }
+
+// floor(a / b) for whole numbers a >= 0, b > 0 below 2^53, without a rounded quotient.
+function floorDiv(a, b) {
+  return (a - (a % b)) / b;
+}
+
+function roundHalfEven(v) {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+// One axis of INTER_LINEAR_EXACT: the two source indices and weights (out of 256) per output.
+export function linearExactTable(srcSize, dstSize) {
+  const scale = 1 / (dstSize / srcSize); // OpenCV's own doubles: 1 / (dst / src)
+  const first = new Int32Array(dstSize);
+  const second = new Int32Array(dstSize);
+  const w1 = new Int32Array(dstSize);
+  for (let d = 0; d < dstSize; d++) {
+    const f = scale * (d + 0.5) - 0.5;
+    const i = Math.floor(f);
+    if (i >= 0 && srcSize > 1 && i < srcSize - 1) {
+      first[d] = i;
+      second[d] = i + 1;
+      w1[d] = roundHalfEven((f - i) * 256);
+    } else {
+      first[d] = second[d] = i >= 0 && srcSize > 1 ? srcSize - 1 : 0; // clamped: the edge pixel alone
+    }
+  }
+  return { first, second, w1 };
+}
+
+// src: pixels with `channels` per pixel, `stride` pixels a row; box [top, left, height, width].
+function resizeBilinearExact(src, stride, channels, box, dw, dh) {
+  const [top, left, sh, sw] = box;
+  const xs = linearExactTable(sw, dw);
+  const ys = linearExactTable(sh, dh);
+  const dst = new Uint8Array(dw * dh * 3);
+  const rows = [new Int32Array(dw * 3), new Int32Array(dw * 3)];
+  const rowOf = [-1, -1];
+  const blendRow = (sy, slot) => {
+    if (rowOf[slot] === sy) return rows[slot];
+    const out = rows[slot];
+    const base = (top + sy) * stride + left;
+    for (let x = 0; x < dw; x++) {
+      const a = (base + xs.first[x]) * channels;
+      const b = (base + xs.second[x]) * channels;
+      const w1 = xs.w1[x];
+      const w0 = 256 - w1;
+      out[x * 3] = w0 * src[a] + w1 * src[b];
+      out[x * 3 + 1] = w0 * src[a + 1] + w1 * src[b + 1];
+      out[x * 3 + 2] = w0 * src[a + 2] + w1 * src[b + 2];
+    }
+    rowOf[slot] = sy;
+    return out;
+  };
+  for (let y = 0; y < dh; y++) {
+    const r0 = blendRow(ys.first[y], 0);
+    const r1 = blendRow(ys.second[y], 1);
+    const w1 = ys.w1[y];
+    const w0 = 256 - w1;
+    const o = y * dw * 3;
+    for (let i = 0; i < dw * 3; i++) dst[o + i] = (w0 * r0[i] + w1 * r1[i] + 32768) >> 16;
+  }
+  return dst;
+}
+
+// One axis of the exact area mean: per output, the covered source indices and their weights
+// in 1/dstSize of a source pixel (output d spans [d*S, (d+1)*S), source s spans [s*D, (s+1)*D)).
+export function areaExactTable(srcSize, dstSize) {
+  const table = [];
+  for (let d = 0; d < dstSize; d++) {
+    const first = floorDiv(d * srcSize, dstSize);
+    const last = floorDiv((d + 1) * srcSize - 1, dstSize);
+    const entries = [];
+    for (let s = first; s <= last; s++) {
+      const weight = Math.min((d + 1) * srcSize, (s + 1) * dstSize) - Math.max(d * srcSize, s * dstSize);
+      if (weight > 0) entries.push([s, weight]);
+    }
+    table.push(entries);
+  }
+  return table;
+}
+
+function resizeAreaExact(src, stride, channels, box, dw, dh) {
+  const [top, left, sh, sw] = box;
+  const xs = areaExactTable(sw, dw);
+  const ys = areaExactTable(sh, dh);
+  // Horizontal sums of every source row of the box (exact: whole numbers below 2^53).
+  const partial = new Float64Array(sh * dw * 3);
+  for (let y = 0; y < sh; y++) {
+    const base = (top + y) * stride + left;
+    for (let x = 0; x < dw; x++) {
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      for (const [sx, w] of xs[x]) {
+        const i = (base + sx) * channels;
+        r += w * src[i];
+        g += w * src[i + 1];
+        b += w * src[i + 2];
+      }
+      const o = (y * dw + x) * 3;
+      partial[o] = r;
+      partial[o + 1] = g;
+      partial[o + 2] = b;
+    }
+  }
+  const denominator = 2 * sh * sw; // the weights of one output sum to sh * sw
+  const dst = new Uint8Array(dw * dh * 3);
+  for (let y = 0; y < dh; y++) {
+    for (let i = 0; i < dw * 3; i++) {
+      let total = 0;
+      for (const [sy, w] of ys[y]) total += w * partial[sy * dw * 3 + i];
+      dst[y * dw * 3 + i] = floorDiv(2 * total + sh * sw, denominator);
+    }
+  }
+  return dst;
+}
+
+export function nearestExactTable(srcSize, dstSize) {
+  return Int32Array.from({ length: dstSize }, (_, d) => Math.min(floorDiv((2 * d + 1) * srcSize, 2 * dstSize), srcSize - 1));
+}
+
+function resizeNearestCentre(src, stride, channels, box, dw, dh) {
+  const [top, left, sh, sw] = box;
+  const xs = nearestExactTable(sw, dw);
+  const ys = nearestExactTable(sh, dh);
+  const dst = new Uint8Array(dw * dh * 3);
+  for (let y = 0; y < dh; y++) {
+    const base = (top + ys[y]) * stride + left;
+    for (let x = 0; x < dw; x++) {
+      const i = (base + xs[x]) * channels;
+      const o = (y * dw + x) * 3;
+      dst[o] = src[i];
+      dst[o + 1] = src[i + 1];
+      dst[o + 2] = src[i + 2];
+    }
+  }
+  return dst;
+}
+
+const EXACT_RESIZES = { bilinear: resizeBilinearExact, area: resizeAreaExact, nearest: resizeNearestCentre };
+
+// ---- the resize of models made before the exact one (spec resize "opencv") ----
+
+const COEF_BITS = 11;
+const COEF_SCALE = 1 << COEF_BITS;
+
 
 // Source index and fixed-point weights for one axis of INTER_LINEAR (or INTER_AREA enlarging).
 function linearTable(srcSize, dstSize, areaMode) {
@@ -98,11 +246,6 @@ function areaTable(srcSize, dstSize) {
   return table;
 }
 
-function roundHalfEven(v) {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 function resizeArea(src, sw, sh, dw, dh) {
   const xs = areaTable(sw, dw);
   const ys = areaTable(sh, dh);
@@ -166,6 +309,7 @@ export function rgbaToRgb(rgba, width, box) {
 // An RGBA frame -> the model's input: spec-sized RGB uint8 [height * width * 3].
 export function fitToSpec(rgba, width, height, spec) {
   const box = spec.aspect === "crop" ? centerCropBox(height, width, spec.height, spec.width) : [0, 0, height, width];
+  if ((spec.resize ?? "exact") === "exact") return EXACT_RESIZES[spec.interpolation](rgba, width, 4, box, spec.width, spec.height);
   const rgb = rgbaToRgb(rgba, width, box);
   const [, , h, w] = box;
   if (spec.interpolation === "nearest") return resizeNearestExact(rgb, w, h, spec.width, spec.height);
