@@ -80,7 +80,7 @@ def _area_axis(image: np.ndarray, axis: int, index: np.ndarray, weight: np.ndarr
     """Weighted sums along one axis: out[..., d, ...] = sum_k weight[d, k] * image[..., index[d, k], ...]."""
     shape = [1] * image.ndim
     shape[axis] = -1
-    total = np.zeros((), acc)
+    total: np.ndarray = np.zeros((), acc)
     for k in range(index.shape[1]):
         total = total + np.take(image, index[:, k], axis=axis).astype(acc) * weight[:, k].astype(acc).reshape(shape)
     return total
