@@ -6,9 +6,11 @@
     dynamic   int8      float32       float32   float32   model_dynamic.tflite
     int8      int8      int8          uint8     uint8     model_int8.tflite
 
-Every exported graph takes a batch of exactly one image and outputs one probability per
-class: a binary model's single sigmoid p becomes [1-p, p], because stock classifiers
-(MediaPipe) refuse an output narrower than the label list. The Keras model itself keeps its one-unit head.
+Every exported graph takes a batch of exactly one image and outputs one value per class: a
+binary model's single sigmoid p becomes [1-p, p], because stock classifiers (MediaPipe) refuse
+an output narrower than the label list. The Keras model itself keeps its one-unit head. The
+float files output probabilities; the int8 file outputs scores (logits; see export_graph),
+which its quantization.json says, and the device turns into probabilities.
 """
 
 from __future__ import annotations
@@ -39,20 +41,51 @@ MODES = {
     "float32": Mode("float32", "float32 weights and activations"),
     "float16": Mode("float16", "float16 weights, float32 compute"),
     "dynamic": Mode("dynamic", "int8 weights, float activations (dynamic range)"),
-    "int8": Mode("int8", "full integer: int8 ops, uint8 pixels in, uint8 probabilities out"),
+    "int8": Mode("int8", "full integer: int8 ops, uint8 pixels in, uint8 scores out"),
 }
 
 
-def export_graph(model: keras.Model, spec: PreprocessingSpec) -> keras.Model:
-    """The graph to export: batch 1, and one probability per class.
+def score_head(model: keras.Model) -> tuple[keras.KerasTensor, keras.layers.Dense] | None:
+    """(the features the head reads, the head) when the model ends in a Dense layer with a
+    softmax or sigmoid, as hh's models do; None otherwise."""
+    head = model.layers[-1] if model.layers else None
+    if not isinstance(head, keras.layers.Dense):
+        return None
+    activation = getattr(head.activation, "__name__", "")
+    if activation not in ("softmax", "sigmoid"):
+        return None
+    return head.input, head
+
+
+def export_graph(model: keras.Model, spec: PreprocessingSpec, scores: bool = False) -> keras.Model:
+    """The graph to export: batch 1, and one probability (or, with `scores`, one score) per class.
 
     Batch 1, not a dynamic batch: a device classifies one frame at a time, LiteRT.js (the
     browser runtime) refuses a dynamic batch dimension, and fixed shapes are what edge
     accelerators want. For a one-unit sigmoid, a fixed Dense appends [1-p, p].
+
+    scores: leave the head's softmax (or sigmoid) out, so the model outputs the scores (logits)
+    it would apply them to; a binary model's score s becomes [0, s], whose softmax is [1-p, p].
+    The int8 export does this because TFLite's int8 SOFTMAX and LOGISTIC kernels compute in
+    floating point with CPU-specific vector code: measured, they move one answer in 70 by an
+    output step between x86-64 and arm64 while every op before them agrees to the bit. The
+    device applies the softmax (hh.edge.runtime, the web app).
     """
     if model.output_shape[-1] != spec.num_classes and (spec.class_mode != "binary" or model.output_shape[-1] != 1):
         raise ValueError(f"model outputs {model.output_shape[-1]} values for {spec.num_classes} classes")
     inputs = keras.Input(shape=(spec.height, spec.width, 3), batch_size=1, name="image")
+    found = score_head(model) if scores else None
+    if found is not None:
+        features, head = found
+        body = keras.Model(model.inputs, features, name=f"{model.name}_features")
+        kernel, bias = head.get_weights()
+        if kernel.shape[1] == 1:  # binary: [0, s]
+            kernel = np.concatenate([np.zeros_like(kernel), kernel], axis=1)
+            bias = np.concatenate([np.zeros_like(bias), bias])
+        linear = keras.layers.Dense(kernel.shape[1], name="scores", trainable=False)
+        outputs = linear(body(inputs, training=False))
+        linear.set_weights([kernel, bias])
+        return keras.Model(inputs, outputs, name=f"{model.name}_export")
     outputs = model(inputs, training=False)
     if model.output_shape[-1] != spec.num_classes:
         # [1-p, p] = p * [-1, 1] + [1, 0]: a constant Dense quantizes cleanly, unlike a Lambda.
@@ -77,7 +110,7 @@ def representative_data(images: np.ndarray) -> Iterator[list[np.ndarray]]:
 
 def to_flatbuffer(model: keras.Model, spec: PreprocessingSpec, mode: str, calibration: np.ndarray | None = None) -> bytes:
     """The bare .tflite flatbuffer for `mode` (no metadata yet)."""
-    export = export_graph(model, spec)
+    export = export_graph(model, spec, scores=mode == "int8")
     converter = tf.lite.TFLiteConverter.from_keras_model(export)
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -103,7 +136,8 @@ QUANTIZATION_FILENAME = "quantization.json"
 
 def tensor_io(tflite: bytes) -> str:
     """The input and output tensors' types and quantization, as JSON: runtimes that do not
-    expose quantization parameters (LiteRT.js in the browser) read them from here."""
+    expose quantization parameters (LiteRT.js in the browser) read them from here. With
+    "outputs": "scores" when the model outputs scores, not probabilities."""
     import json
 
     from ai_edge_litert.interpreter import Interpreter
@@ -117,9 +151,14 @@ def tensor_io(tflite: bytes) -> str:
         scale, zero_point = details["quantization"]
         return {"dtype": np.dtype(details["dtype"]).name, "scale": float(scale), "zero_point": int(zero_point)}
 
-    return json.dumps(
-        {"input": describe(interpreter.get_input_details()[0]), "output": describe(interpreter.get_output_details()[0])}
-    )
+    io: dict[str, object] = {
+        "input": describe(interpreter.get_input_details()[0]),
+        "output": describe(interpreter.get_output_details()[0]),
+    }
+    # No softmax or sigmoid anywhere in the graph: its outputs are scores, to be softmaxed.
+    if not {op["op_name"] for op in interpreter._get_ops_details()} & {"SOFTMAX", "LOGISTIC"}:
+        io["outputs"] = "scores"
+    return json.dumps(io)
 
 
 def with_contract(tflite: bytes, spec: PreprocessingSpec, mode: str, version: str, selftest: SelfTest | None = None) -> bytes:

@@ -7,6 +7,7 @@ an uncompressed zip archive, so the .tflite is also a valid zip. zipfile reads t
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -20,6 +21,18 @@ def read_associated_files(model_path: str | Path) -> dict[str, bytes]:
             return {name: archive.read(name) for name in archive.namelist()}
     except (zipfile.BadZipFile, OSError):
         return {}
+
+
+def declared_outputs(model_path: str | Path) -> str | None:
+    """What the model's quantization.json says its output is ("scores"), or None when it does
+    not say (older files, other converters): the runtime then finds out by probing."""
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            io = json.loads(archive.read("quantization.json"))
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError, RecursionError):
+        return None
+    outputs = io.get("outputs") if isinstance(io, dict) else None
+    return outputs if outputs in ("scores", "probabilities") else None
 
 
 def embedded_spec(model_path: str | Path) -> PreprocessingSpec | None:

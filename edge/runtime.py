@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import ModelFileError, ParameterError, first_line
-from .metadata import read_model_spec
+from .metadata import declared_outputs, read_model_spec
 from .preprocess import to_model_rgb
 from .quality import check, measure
 from .quiet import native_output_captured
@@ -148,7 +148,8 @@ class Classifier:
         # Raw uint8 pixels go straight in when the quantization is the identity (our int8 export).
         self._identity_input = self.input_dtype == np.uint8 and self._in_scale == 1.0 and self._in_zero == 0
         self.outputs_scores = False
-        self.outputs_scores = self._probe_gives_scores()
+        declared = declared_outputs(model_path)
+        self.outputs_scores = declared == "scores" if declared else self._probe_gives_scores()
 
     def _probe_gives_scores(self) -> bool:
         """Whether the model outputs scores (logits) rather than probabilities, from its
@@ -186,11 +187,14 @@ class Classifier:
         return rgb.astype(self.input_dtype)[None]
 
     def dequantize_output(self, raw: np.ndarray) -> np.ndarray:
-        values: np.ndarray = raw.astype(np.float32)
+        # float64 throughout, as JavaScript computes (the web app gives the same probabilities).
+        values: np.ndarray = raw.astype(np.float64)
         if np.issubdtype(self.output_dtype, np.integer) and self._out_scale:
             values = (values - self._out_zero) * self._out_scale
         if self.outputs_scores:
             # Scores (logits): the model's last activation was left out; apply it here.
+            # From quantized scores, which every CPU computes to the bit: the same probabilities,
+            # to far below any printed digit, on every CPU and in the web app.
             if self._sigmoid_output:
                 values = 1.0 / (1.0 + np.exp(-values))
             else:
@@ -200,11 +204,16 @@ class Classifier:
             values = np.concatenate([1.0 - values, values], axis=-1)
         return values
 
-    def invoke(self, tensor: np.ndarray) -> np.ndarray:
-        """Run the model on one prepared input tensor; class probabilities [C]."""
+    def invoke_raw(self, tensor: np.ndarray) -> np.ndarray:
+        """Run the model on one prepared input tensor; its output tensor as it is [C] (uint8
+        scores for hh's int8 models): what the self-test compares step for step."""
         self.interpreter.set_tensor(self._input["index"], tensor)
         self.interpreter.invoke()
-        return self.dequantize_output(self.interpreter.get_tensor(self._output["index"])[0])
+        return self.interpreter.get_tensor(self._output["index"])[0].copy()
+
+    def invoke(self, tensor: np.ndarray) -> np.ndarray:
+        """Run the model on one prepared input tensor; class probabilities [C]."""
+        return self.dequantize_output(self.invoke_raw(tensor))
 
     def predict_rgb(self, images: np.ndarray) -> np.ndarray:
         """Model-sized RGB images [N, H, W, 3], pixels 0-255 -> probabilities [N, C]."""

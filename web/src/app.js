@@ -56,9 +56,16 @@ function quantize(rgb) {
   return Out.from(rgb, (v) => Math.max(low, Math.min(high, Math.round(v / scale + zero))));
 }
 
-function dequantize(values) {
+// The output tensor -> probabilities. An hh int8 model outputs scores (its quantization.json
+// says "outputs": "scores"): the softmax is applied here, in doubles, as hh.edge.runtime does.
+function probabilitiesOf(values) {
   const { dtype, scale, zero_point: zero } = state.io.output;
-  return Array.from(values, (v) => (dtype === "float32" || !scale ? v : (v - zero) * scale));
+  const real = Array.from(values, (v) => (dtype === "float32" || !scale ? v : (v - zero) * scale));
+  if (state.io.outputs !== "scores") return real;
+  const top = Math.max(...real);
+  const shifted = real.map((v) => Math.exp(v - top));
+  const total = shifted.reduce((a, b) => a + b, 0);
+  return shifted.map((v) => v / total);
 }
 
 // RGBA pixels of a frame -> {label, probability, probabilities, ms}.
@@ -68,7 +75,7 @@ export async function classifyRgba(rgba, width, height) {
   const input = new Tensor(quantize(fitToSpec(rgba, width, height, spec)), [1, spec.height, spec.width, 3]);
   const outputs = await model.run(input);
   input.delete();
-  const probabilities = dequantize(outputs[0].toTypedArray());
+  const probabilities = probabilitiesOf(outputs[0].toTypedArray());
   for (const tensor of outputs) tensor.delete();
   let best = 0;
   probabilities.forEach((p, i) => { if (p > probabilities[best]) best = i; });
