@@ -9,7 +9,15 @@ import numpy as np
 from ..edge.folders import ImageFolder
 from ..edge.preprocess import read_image_bgr, to_model_rgb
 from ..edge.runtime import Classifier
-from ..edge.selftest import IMAGE_PREFIX, SelfTest, SelfTestCase, decode, device_probabilities, selftest_image
+from ..edge.selftest import (
+    IMAGE_PREFIX,
+    MAX_STEPS,
+    SelfTest,
+    SelfTestCase,
+    decode,
+    device_outputs,
+    selftest_image,
+)
 from ..edge.spec import PreprocessingSpec
 from ..trainer.models import keras_probabilities
 
@@ -27,10 +35,13 @@ def build_selftest(keras_model, spec: PreprocessingSpec, images: ImageFolder, pe
     cases, files = [], {}
     for i, (jpeg, label) in enumerate(zip(jpegs, chosen.labels)):
         name = f"{IMAGE_PREFIX}{i:03d}_{spec.class_names[label]}.jpg"
-        expected = device_probabilities(classifier, jpeg)
-        cases.append(SelfTestCase(name, spec.class_names[label], _rounded(keras[i]), _rounded(expected)))
+        raw, expected = device_outputs(classifier, jpeg)
+        outputs = tuple(int(v) for v in raw.ravel()) if np.issubdtype(raw.dtype, np.integer) else None
+        cases.append(SelfTestCase(name, spec.class_names[label], _rounded(keras[i]), _rounded(expected), outputs))
         files[name] = jpeg
-    return SelfTest(tuple(cases), files)
+    # Held to output steps when the model's output is integers (int8), else to a probability.
+    counted = all(case.raw is not None for case in cases)
+    return SelfTest(tuple(cases), files, max_steps=MAX_STEPS if counted else None)
 
 
 def _rounded(values) -> tuple[float, ...]:

@@ -25,10 +25,48 @@ def tamper_expectations(files):
     files[MANIFEST] = json.dumps(manifest).encode()
 
 
+def shift_raw(steps):
+    """A manifest edit: the workstation's raw answer for the first image, off by `steps`."""
+
+    def change(files):
+        manifest = json.loads(files[MANIFEST])
+        raw = manifest["cases"][0]["raw"]
+        raw[0] = raw[0] + steps if raw[0] + steps <= 255 else raw[0] - steps
+        files[MANIFEST] = json.dumps(manifest).encode()
+
+    return change
+
+
+@pytest.mark.parametrize("steps, passes", [(1, True), (2, False)])
+def test_a_device_may_differ_by_one_output_step_not_two(int8_model, tmp_path, steps, passes):
+    """The rule of version 2 self-tests, on the raw output tensor: the same LiteRT on x86 and
+    arm64 gives 0 steps, another kernel set 1 (make test-arm, TFLite's reference kernels)."""
+    shifted = Classifier(repack(int8_model, tmp_path, shift_raw(steps)))
+    result = run_selftest(shifted, model_selftest(shifted))
+    assert (result.steps, result.max_steps, result.passed) == (steps, 1, passes), result.line()
+    assert f"max difference {steps} output step" in result.line()
+
+
+def test_a_version_1_self_test_is_still_held_to_its_probability_tolerance(int8_model, tmp_path):
+    def as_version_1(files):
+        manifest = json.loads(files[MANIFEST])
+        manifest["version"] = 1
+        del manifest["max_steps"]
+        for case in manifest["cases"]:
+            del case["raw"]
+        files[MANIFEST] = json.dumps(manifest).encode()
+
+    old = Classifier(repack(int8_model, tmp_path, as_version_1))
+    packed = model_selftest(old)
+    assert packed.max_steps is None and all(case.raw is None for case in packed.cases)
+    result = run_selftest(old, packed)
+    assert result.passed and result.steps is None and "allowed 0.030" in result.line()
+
+
 def test_a_clean_model_passes_on_this_device(cli, int8_model, converted_run):
     result = cli(predict_app, int8_model, "--selftest")
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("self-test passed: 4 images")
+    assert result.stdout.startswith("self-test passed: 4 images, max difference 0 output steps")
     report = json.loads((converted_run[0] / "model_int8.report.json").read_text())
     assert report["selftest_images"] == 4 and 0 < report["selftest_kb"] < 60  # 4 JPEGs of 128 px: small
     packed = model_selftest(Classifier(int8_model))
@@ -56,7 +94,8 @@ def test_a_device_that_feeds_bgr_fails(int8_model):
 
     assert run_selftest(classifier, packed).passed
     broken = run_selftest(classifier, packed, prepare=bgr_to_the_model)
-    assert not broken.passed and broken.max_difference > packed.tolerance, broken
+    assert packed.max_steps == 1 and not broken.passed and broken.steps > packed.max_steps, broken
+    print(f"BGR: {broken.line()}")
 
 
 def test_a_damaged_self_test_is_one_line(cli, one_line_error, int8_model, tmp_path):
