@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from .errors import ParameterError, UserError, last_line
+from .preprocess import image_size, too_large
 from .redact import describe_source
 
 FILE_QUEUE_FRAMES = 4
@@ -75,6 +76,51 @@ class PiCameraCapture:
             self.camera = None
 
 
+class MjpegFileCapture:
+    """A Motion-JPEG video file, each frame decoded by libjpeg-turbo (cv2.imdecode) from the
+    packet cv2.VideoCapture hands over undecoded, with VideoCapture's read()/release().
+
+    FFmpeg's MJPEG decoder, which VideoCapture uses otherwise, gives other pixels on arm64 than
+    on x86-64 (its IDCT and colour conversion have CPU-specific code; the same .avi moved an int8
+    answer by 0.005 on an emulated Pi) and other pixels than the same frame as a JPEG file (up
+    to 22 levels: another chroma upsampling). libjpeg-turbo's default IDCT is exact integer
+    arithmetic: a frame of the video is read like an image file, on every CPU."""
+
+    def __init__(self, capture: Any):
+        self.capture = capture
+
+    @classmethod
+    def open(cls, path: str) -> Any:
+        """The video at `path`: this reader for Motion-JPEG, OpenCV's own for anything else."""
+        capture = cv2.VideoCapture(path)
+        fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)) if capture.isOpened() else 0
+        if fourcc.to_bytes(4, "little").upper() in (b"MJPG", b"AVRN", b"MJPA") and capture.set(cv2.CAP_PROP_FORMAT, -1):
+            return cls(capture)
+        return capture
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return bool(self.capture.isOpened())
+
+    # A damaged frame is skipped, as a player would; this many in a row end the video.
+    MAX_BAD_FRAMES = 25
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        for _ in range(self.MAX_BAD_FRAMES):
+            ok, packet = self.capture.read()
+            if not ok or packet is None or not packet.size:
+                return False, None
+            packet = packet.reshape(-1)
+            if too_large(image_size(packet)):  # a frame header claiming gigapixels: never decoded
+                continue
+            frame = cv2.imdecode(packet, cv2.IMREAD_COLOR)
+            if frame is not None:
+                return True, frame
+        return False, None
+
+    def release(self) -> None:
+        self.capture.release()
+
+
 @dataclass(frozen=True)
 class SourceInfo:
     description: str  # safe to print: passwords redacted
@@ -97,7 +143,7 @@ def source_opener(source: str) -> tuple[Callable[[], Capture], SourceInfo]:
         raise ParameterError(
             "source", f"{description}: no such file (give a camera index like 0, a video file or a stream URL with its scheme)"
         )
-    return (lambda: cv2.VideoCapture(source)), SourceInfo(description, live=False, path=Path(source))
+    return (lambda: MjpegFileCapture.open(source)), SourceInfo(description, live=False, path=Path(source))
 
 
 def _is(test, path: str) -> bool:

@@ -139,3 +139,57 @@ def test_interpreter_threads_follow_the_cores_the_process_may_use():
     cores = len(os.sched_getaffinity(0))
     free = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert free.stdout.split() == [str(min(4, cores)), str(max(1, min(4, cores - 1)))]
+
+
+def write_frames(path, codec, frames):
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*codec), 10.0, (frames[0].shape[1], frames[0].shape[0]))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_a_motion_jpeg_file_is_decoded_like_image_files_and_a_damaged_frame_is_skipped(tmp_path):
+    """Motion-JPEG frames go through libjpeg-turbo (cv2.imdecode), the decoder of every image
+    file, not FFmpeg's, whose pixels differ between x86 and arm64 (make test-arm)."""
+    import cv2
+
+    from hh.edge.capture import MjpegFileCapture
+
+    rng = np.random.default_rng(0)
+    frames = [cv2.GaussianBlur(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), (7, 7), 0) for _ in range(6)]
+    video = write_frames(tmp_path / "v.avi", "MJPG", frames)
+    capture = MjpegFileCapture.open(str(video))
+    assert isinstance(capture, MjpegFileCapture)
+    raw = cv2.VideoCapture(str(video))
+    raw.set(cv2.CAP_PROP_FORMAT, -1)
+    packets = [raw.read()[1].reshape(-1) for _ in range(6)]
+    read = [capture.read() for _ in range(7)]
+    assert [ok for ok, _ in read] == [True] * 6 + [False]
+    for (_, frame), packet in zip(read, packets):
+        np.testing.assert_array_equal(frame, cv2.imdecode(packet, cv2.IMREAD_COLOR))
+    capture.release()
+    # The third frame's JPEG start marker destroyed: that frame is skipped, the rest are read.
+    data = bytearray(video.read_bytes())
+    starts = [i for i in range(len(data) - 2) if data[i : i + 3] == b"\xff\xd8\xff"]
+    data[starts[2] : starts[2] + 2] = b"\x00\x00"
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(bytes(data))
+    capture = MjpegFileCapture.open(str(damaged))
+    frames_read = 0
+    while capture.read()[0]:
+        frames_read += 1
+    assert frames_read == 5
+
+
+def test_other_codecs_keep_opencvs_own_reader(tmp_path):
+    import cv2
+
+    from hh.edge.capture import MjpegFileCapture
+
+    frames = [np.full((64, 64, 3), level, np.uint8) for level in (10, 200, 90)]
+    video = write_frames(tmp_path / "v.mp4", "mp4v", frames)
+    capture = MjpegFileCapture.open(str(video))
+    assert isinstance(capture, cv2.VideoCapture) and capture.read()[0]
