@@ -1,6 +1,7 @@
 # Two entry points on a fresh machine (Python 3.11, package registries only):
 #   make demo   set up .venv and run the whole flow on a synthetic data set
 #   make test   set up .venv, check the code with the linter and the type checker, run the whole test suite
+#   make test-arm   the same answers on an emulated arm64 (Raspberry Pi) Debian, byte for byte
 # Both are idempotent: the venv is rebuilt only when pyproject.toml changes.
 # Also: make test-fast (the suite without tests marked slow), make lint, make typecheck, make bench, make web.
 
@@ -18,7 +19,7 @@ WEB_STAMP := web/node_modules/.installed
 OUT ?= web/dist
 DEMO ?= demo
 
-.PHONY: setup demo test test-fast lint typecheck format bench bench-smoke web chromium clean-demo
+.PHONY: setup demo test test-arm test-fast lint typecheck format bench bench-smoke web chromium clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +67,12 @@ format: $(STAMP)
 test: lint typecheck $(STOCK_STAMP) $(WEB_STAMP) chromium
 	$(BIN)/pytest
 
+# The same answers on a Raspberry Pi's CPU: an emulated Debian 12 arm64 root (built once, kept in
+# /var/cache/hh-arm64), the Pi install inside it, every answer compared with x86's. Needs root
+# or sudo; see tests/arm64/run.sh.
+test-arm: $(STAMP)
+	bash tests/arm64/run.sh
+
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
 
@@ -80,6 +87,7 @@ bench: $(STAMP) $(WEB_STAMP) chromium
 	$(BIN)/python bench/cores.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/web.py
+	$(BIN)/python bench/resize.py
 
 # The same scripts at a tiny size, each in its own temporary folder (under a minute each; JSON
 # in bench/results/smoke/): that every one still runs, not how fast.
@@ -91,6 +99,7 @@ bench-smoke: $(STAMP) $(WEB_STAMP) chromium
 	$(BIN)/python bench/cores.py --smoke
 	$(BIN)/python bench/serve.py --smoke
 	$(BIN)/python bench/web.py --smoke
+	$(BIN)/python bench/resize.py --smoke
 
 # The demo: synthetic leaves -> trained model -> int8 TFLite -> labels on a video, as a user would.
 demo: $(STAMP)
