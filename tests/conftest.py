@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from makers import TRAINED_RUN_EPOCHS  # noqa: E402
 
 # Small enough to keep the suite fast on 2 cores, big enough for the seed net to learn spots.
 IMAGE_SIZE = 64
@@ -110,8 +111,8 @@ def trained_run(synth_data, tmp_path_factory) -> Path:
         out=str(out),
         image_size=IMAGE_SIZE,
         batch_size=32,
-        epochs=12,
-        seed=0,
+        epochs=TRAINED_RUN_EPOCHS,
+        seed=2,
     )
     train(config)
     return out

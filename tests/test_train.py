@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from makers import TRAINED_RUN_EPOCHS
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -32,12 +33,12 @@ def test_training_learns_and_writes_every_artifact(trained_run, synth_data):
     assert (trained_run / "labels.txt").read_text() == "brown_spot\nhealthy\n"
     with open(trained_run / "history.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 12
+    assert len(rows) == TRAINED_RUN_EPOCHS
     run = json.loads((trained_run / "run.json").read_text())
     assert run["status"] == "complete"
     assert run["best_val_accuracy"] >= MIN_VAL_ACCURACY, run["best_val_accuracy"]
     # The kept model is the best epoch by validation loss, not the last.
-    best = min(range(12), key=lambda i: float(rows[i]["val_loss"]))
+    best = min(range(TRAINED_RUN_EPOCHS), key=lambda i: float(rows[i]["val_loss"]))
     assert run["best_epoch"] == best + 1
     # model.keras loads back (safe mode) and reproduces that epoch's validation accuracy.
     from hh.edge.folders import list_image_folder
