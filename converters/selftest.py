@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,12 @@ def build_selftest(keras_model, spec: PreprocessingSpec, images: ImageFolder, pe
         outputs = tuple(int(v) for v in raw.ravel()) if np.issubdtype(raw.dtype, np.integer) else None
         cases.append(SelfTestCase(name, spec.class_names[label], _rounded(keras[i]), _rounded(expected), outputs))
         files[name] = jpeg
-    # Held to output steps when the model's output is integers (int8), else to a probability.
-    counted = all(case.raw is not None for case in cases)
+    # Held to output steps when the model's output is integers (int8) and its resize is exact;
+    # a model of OpenCV's own resize (an older run) moves by several steps between CPUs, so it
+    # keeps the probability tolerance it was made with.
+    counted = spec.resize == "exact" and all(case.raw is not None for case in cases)
+    if not counted:
+        cases = [replace(case, raw=None) for case in cases]
     return SelfTest(tuple(cases), files, max_steps=MAX_STEPS if counted else None)
 
 

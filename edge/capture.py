@@ -9,6 +9,7 @@ video file nothing is dropped: every frame is classified, in order.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -20,9 +21,12 @@ from typing import Any, NamedTuple, Protocol
 import cv2
 import numpy as np
 
-from .errors import ParameterError, UserError, last_line
-from .preprocess import image_size, too_large
+from .errors import ParameterError, UserError, first_line, last_line
+from .preprocess import decode_image
 from .redact import describe_source
+from .spec import PreprocessingSpec
+
+log = logging.getLogger("hh.capture")
 
 FILE_QUEUE_FRAMES = 4
 
@@ -45,6 +49,10 @@ class Frame(NamedTuple):
     arrived: float  # wall-clock time it was read: what every record of it is stamped with
 
 
+# The first simplejpeg with wheels built for numpy 2 (aarch64 included) that picamera2 accepts.
+SIMPLEJPEG_FOR_NUMPY_2 = "1.8.2"
+
+
 class PiCameraCapture:
     """The Raspberry Pi camera through picamera2, with OpenCV's read()/release() interface."""
 
@@ -53,8 +61,19 @@ class PiCameraCapture:
             from picamera2 import Picamera2
         except ImportError:
             raise UserError(
-                "{param:source} picamera2 needs the picamera2 package (Raspberry Pi OS: sudo apt install python3-picamera2)"
+                "{param:source} picamera2 needs the picamera2 package (Raspberry Pi OS: sudo apt install python3-picamera2, "
+                "and a venv made with --system-site-packages)"
             ) from None
+        except Exception as exc:  # noqa: BLE001 - a broken install raises whatever its modules raise
+            # Raspberry Pi OS's simplejpeg, which picamera2 imports, is built for numpy 1; hh's
+            # OpenCV needs numpy 2 in the venv, and the two cannot share a process.
+            hint = (
+                "; install a simplejpeg built for numpy 2 into the venv: .venv/bin/pip install --ignore-installed "
+                f"simplejpeg=={SIMPLEJPEG_FOR_NUMPY_2}"
+                if "numpy" in str(exc) or "binary incompatibility" in str(exc)
+                else ""
+            )
+            raise UserError(f"{{param:source}} picamera2 is installed but cannot be imported ({first_line(exc)}){hint}") from None
         self.camera: Any = Picamera2()  # None once released
         # picamera2's "RGB888" is laid out B, G, R in memory: exactly OpenCV's BGR.
         self.camera.configure(self.camera.create_preview_configuration(main={"format": "RGB888", "size": size}))
@@ -77,48 +96,54 @@ class PiCameraCapture:
 
 
 class MjpegFileCapture:
-    """A Motion-JPEG video file, each frame decoded by libjpeg-turbo (cv2.imdecode) from the
-    packet cv2.VideoCapture hands over undecoded, with VideoCapture's read()/release().
+    """A Motion-JPEG video file, each frame decoded from the packet cv2.VideoCapture hands over
+    undecoded by hh's image-file decoder (hh.edge.preprocess.decode_image: libjpeg-turbo, a
+    large frame at reduced DCT scale for the model's size, a gigapixel header refused), with
+    VideoCapture's read()/release().
 
     FFmpeg's MJPEG decoder, which VideoCapture uses otherwise, gives other pixels on arm64 than
     on x86-64 (its IDCT and colour conversion have CPU-specific code; the same .avi moved an int8
     answer by 0.005 on an emulated Pi) and other pixels than the same frame as a JPEG file (up
-    to 22 levels: another chroma upsampling). libjpeg-turbo's default IDCT is exact integer
-    arithmetic: a frame of the video is read like an image file, on every CPU."""
+    to 22 levels: another chroma upsampling). Here a frame of the video is read exactly as the
+    same JPEG file would be, on every CPU."""
 
-    def __init__(self, capture: Any):
-        self.capture = capture
+    def __init__(self, capture: Any, name: str, spec: PreprocessingSpec | None = None):
+        self.capture, self.name, self.spec = capture, name, spec
+        self.packets = 0  # read from the file so far
+        self.damaged = 0  # of them skipped: not decodable, or too large to decode safely
 
     @classmethod
-    def open(cls, path: str) -> Any:
+    def open(cls, path: str, spec: PreprocessingSpec | None = None) -> Any:
         """The video at `path`: this reader for Motion-JPEG, OpenCV's own for anything else."""
         capture = cv2.VideoCapture(path)
         fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)) if capture.isOpened() else 0
         if fourcc.to_bytes(4, "little").upper() in (b"MJPG", b"AVRN", b"MJPA") and capture.set(cv2.CAP_PROP_FORMAT, -1):
-            return cls(capture)
+            return cls(capture, describe_source(path), spec)
         return capture
 
     def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
         return bool(self.capture.isOpened())
 
-    # A damaged frame is skipped, as a player would; this many in a row end the video.
-    MAX_BAD_FRAMES = 25
-
     def read(self) -> tuple[bool, np.ndarray | None]:
-        for _ in range(self.MAX_BAD_FRAMES):
+        # A damaged frame is skipped, as a player would, and said once at the end (release).
+        while True:
             ok, packet = self.capture.read()
             if not ok or packet is None or not packet.size:
                 return False, None
-            packet = packet.reshape(-1)
-            if too_large(image_size(packet)):  # a frame header claiming gigapixels: never decoded
-                continue
-            frame = cv2.imdecode(packet, cv2.IMREAD_COLOR)
-            if frame is not None:
+            self.packets += 1
+            try:
+                frame = decode_image(packet.reshape(-1), self.spec)
+            except UserError:  # a header claiming gigapixels: never decoded
+                frame = None
+            if frame is not None and frame.size:
                 return True, frame
-        return False, None
+            self.damaged += 1
 
     def release(self) -> None:
         self.capture.release()
+        if self.damaged:
+            log.warning(f"{self.name}: {self.damaged} of {self.packets} frames damaged or too large to decode, skipped")
+            self.packets = self.damaged = 0
 
 
 @dataclass(frozen=True)
@@ -128,8 +153,9 @@ class SourceInfo:
     path: Path | None = None  # a video file, so no output of the command overwrites it
 
 
-def source_opener(source: str) -> tuple[Callable[[], Capture], SourceInfo]:
-    """(a function that opens --source, SourceInfo). Opening again is how outages heal."""
+def source_opener(source: str, spec: PreprocessingSpec | None = None) -> tuple[Callable[[], Capture], SourceInfo]:
+    """(a function that opens --source, SourceInfo). Opening again is how outages heal. With
+    the model's spec, large Motion-JPEG frames of a file decode at reduced scale, as image files do."""
     description = describe_source(source)  # the only form of the source any output shows
     if source == "picamera2":
         return PiCameraCapture, SourceInfo(description, live=True)
@@ -143,7 +169,7 @@ def source_opener(source: str) -> tuple[Callable[[], Capture], SourceInfo]:
         raise ParameterError(
             "source", f"{description}: no such file (give a camera index like 0, a video file or a stream URL with its scheme)"
         )
-    return (lambda: MjpegFileCapture.open(source)), SourceInfo(description, live=False, path=Path(source))
+    return (lambda: MjpegFileCapture.open(source, spec)), SourceInfo(description, live=False, path=Path(source))
 
 
 def _is(test, path: str) -> bool:
@@ -154,12 +180,12 @@ def _is(test, path: str) -> bool:
         return False
 
 
-def open_source(source: str) -> tuple[Capture, SourceInfo, Callable[[], Capture]]:
+def open_source(source: str, spec: PreprocessingSpec | None = None) -> tuple[Capture, SourceInfo, Callable[[], Capture]]:
     """(an opened capture, SourceInfo, opener) for --source.
 
     A source that does not open at the start is an error: there is nothing to recover.
     """
-    opener, info = source_opener(source)
+    opener, info = source_opener(source, spec)
     capture = opener()
     if not capture.isOpened():
         capture.release()

@@ -9,16 +9,35 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
+from .errors import ModelFileError, first_line
 from .spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec, SpecError, parse_labels, read_spec
+
+# What hh packs (labels, spec, a few self-test JPEGs) is kilobytes; a member that claims more
+# than this is not read (a zip bomb: 400 MB from a 437 KB model).
+MAX_PACKED_FILE_BYTES = 16 * 1024 * 1024
+# What reading a damaged member can raise: bad deflate data, an unknown compression method, an
+# encrypted member, a truncated one.
+DAMAGED_MEMBER = (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, ValueError)
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, model_path: str | Path) -> bytes:
+    if info.file_size > MAX_PACKED_FILE_BYTES:
+        raise ModelFileError(f"{model_path}: packed file {info.filename!r} claims {info.file_size} bytes: not read")
+    try:
+        return archive.read(info)
+    except DAMAGED_MEMBER as exc:
+        raise ModelFileError(f"{model_path}: packed file {info.filename!r} is damaged ({first_line(exc)})") from None
 
 
 def read_associated_files(model_path: str | Path) -> dict[str, bytes]:
-    """Files packed into a .tflite (empty when it carries none)."""
+    """Files packed into a .tflite (empty when it carries none); a damaged or oversized one is
+    a ModelFileError."""
     try:
         with zipfile.ZipFile(model_path) as archive:
-            return {name: archive.read(name) for name in archive.namelist()}
+            return {info.filename: _read_member(archive, info, model_path) for info in archive.infolist()}
     except (zipfile.BadZipFile, OSError):
         return {}
 
@@ -28,8 +47,8 @@ def declared_outputs(model_path: str | Path) -> str | None:
     not say (older files, other converters): the runtime then finds out by probing."""
     try:
         with zipfile.ZipFile(model_path) as archive:
-            io = json.loads(archive.read("quantization.json"))
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError, RecursionError):
+            io = json.loads(_read_member(archive, archive.getinfo("quantization.json"), model_path))
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError, RecursionError, ModelFileError):
         return None
     outputs = io.get("outputs") if isinstance(io, dict) else None
     return outputs if outputs in ("scores", "probabilities") else None

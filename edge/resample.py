@@ -109,4 +109,10 @@ def resize_exact(image: np.ndarray, height: int, width: int, interpolation: str)
     every CPU. Each channel is resized alone."""
     if image.dtype != np.uint8:
         raise ValueError(f"images must be uint8, got {image.dtype}")
+    if image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1 or height < 1 or width < 1:
+        raise ValueError(f"cannot resize an image of shape {image.shape} to {height}x{width}")
+    if interpolation not in RESIZERS:
+        raise ValueError(f"interpolation {interpolation!r} is not one of {', '.join(RESIZERS)}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]  # one channel: as a grey image, the same shape from every resize
     return np.ascontiguousarray(RESIZERS[interpolation](image, height, width))

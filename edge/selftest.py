@@ -90,7 +90,7 @@ class SelfTest:
         if not isinstance(manifest, dict):
             raise ValueError(f"not a JSON object but a {type(manifest).__name__}")
         version = manifest.get("version")
-        if version not in SELFTEST_VERSIONS:
+        if not isinstance(version, int) or isinstance(version, bool) or version not in SELFTEST_VERSIONS:
             raise ValueError(f"version {version!r}, this hh reads {' and '.join(map(str, SELFTEST_VERSIONS))}")
         tolerance = manifest.get("tolerance")
         if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or not 0 <= tolerance < 1:

@@ -170,6 +170,8 @@ class PreprocessingSpec:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SpecError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        except ValueError:  # a number of thousands of digits, beyond Python's conversion limit
+            raise SpecError("not a spec (a number too long to read)") from None
         except RecursionError:
             raise SpecError("not a spec (nested beyond any spec's depth)") from None
         if not isinstance(data, dict):
@@ -209,8 +211,9 @@ class PreprocessingSpec:
 
 def center_crop_box(height: int, width: int, target_height: int, target_width: int) -> tuple[int, int, int, int]:
     """The largest centred box of the target aspect ratio: (top, left, crop_height, crop_width)."""
-    crop_height = min(height, (width * target_height) // target_width)
-    crop_width = min(width, (height * target_width) // target_height)
+    # At least one pixel: a frame thinner than the model's aspect still gives a (tiny) box.
+    crop_height = max(1, min(height, (width * target_height) // target_width))
+    crop_width = max(1, min(width, (height * target_width) // target_height))
     top = (height - crop_height) // 2
     left = (width - crop_width) // 2
     return top, left, crop_height, crop_width

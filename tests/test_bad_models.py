@@ -111,3 +111,53 @@ def test_model_loads_when_contract_is_consistent(bare_tflite, tmp_path):
     assert classifier.spec_source == "sidecar"
     result = classifier.classify(np.zeros((40, 50, 3), np.uint8))
     assert result.label in ("a", "b") and abs(result.probabilities.sum() - 1) < 1e-5
+
+
+def packed_model(folder, bare, members):
+    """bare + a zip of `members` ({name: (bytes, compression)}), as hh-convert appends one."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    out.write(bare)
+    with zipfile.ZipFile(out, "a") as archive:
+        for name, (content, compression) in members.items():
+            archive.writestr(name, content, compress_type=compression)
+    return write_model(folder, out.getvalue())
+
+
+def test_a_damaged_packed_file_is_one_line(bare_tflite, tmp_path, one_line_error):
+    """Bad deflate data in a packed file, or a compression method zip does not know: a model
+    file error naming the member, not a zlib traceback."""
+    import zipfile
+
+    spec, labels = SPEC.to_json().encode(), b"a\nb\n"
+    model = packed_model(
+        tmp_path / "m",
+        bare_tflite,
+        {"labels.txt": (labels * 200, zipfile.ZIP_DEFLATED), "preprocessing.json": (spec, zipfile.ZIP_STORED)},
+    )
+    data = bytearray(model.read_bytes())
+    start = data.index(b"labels.txt", len(bare_tflite)) + len("labels.txt")
+    data[start + 2 : start + 12] = b"\xff" * 10  # inside the compressed stream
+    model.write_bytes(bytes(data))
+    one_line_error(predict(model, tmp_path), str(model), "packed file 'labels.txt' is damaged")
+    unknown = packed_model(tmp_path / "u", bare_tflite, {"preprocessing.json": (spec, zipfile.ZIP_STORED)})
+    data = bytearray(unknown.read_bytes())
+    for header in (b"PK\x03\x04", b"PK\x01\x02"):  # the method field in both headers: 99
+        at = data.index(header, len(bare_tflite))
+        offset = 8 if header == b"PK\x03\x04" else 10
+        data[at + offset : at + offset + 2] = (99).to_bytes(2, "little")
+    unknown.write_bytes(bytes(data))
+    one_line_error(predict(unknown, tmp_path), str(unknown), "packed file 'preprocessing.json' is damaged")
+
+
+def test_a_packed_file_claiming_too_much_is_not_read(bare_tflite, tmp_path, one_line_error):
+    import zipfile
+
+    from hh.edge.metadata import MAX_PACKED_FILE_BYTES
+
+    big = b" " * (MAX_PACKED_FILE_BYTES + 1)  # deflates to kilobytes
+    model = packed_model(tmp_path / "m", bare_tflite, {"preprocessing.json": (big, zipfile.ZIP_DEFLATED)})
+    assert model.stat().st_size < 200_000
+    one_line_error(predict(model, tmp_path), str(model), "claims", "not read")

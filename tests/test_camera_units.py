@@ -5,6 +5,7 @@ here that is a small scripted source, so the timing behaviour can be pinned down
 """
 
 import json
+import logging
 import threading
 import time
 
@@ -151,7 +152,7 @@ def write_frames(path, codec, frames):
     return path
 
 
-def test_a_motion_jpeg_file_is_decoded_like_image_files_and_a_damaged_frame_is_skipped(tmp_path):
+def test_a_motion_jpeg_file_is_decoded_like_image_files_and_a_damaged_frame_is_skipped(tmp_path, caplog):
     """Motion-JPEG frames go through libjpeg-turbo (cv2.imdecode), the decoder of every image
     file, not FFmpeg's, whose pixels differ between x86 and arm64 (make test-arm)."""
     import cv2
@@ -182,6 +183,30 @@ def test_a_motion_jpeg_file_is_decoded_like_image_files_and_a_damaged_frame_is_s
     while capture.read()[0]:
         frames_read += 1
     assert frames_read == 5
+    with caplog.at_level(logging.WARNING, logger="hh"):
+        capture.release()
+    assert "damaged.avi: 1 of 6 frames damaged or too large to decode, skipped" in caplog.text
+
+
+def test_a_large_motion_jpeg_frame_decodes_as_its_file_would(tmp_path):
+    """With the model's spec a 4000x3000 frame decodes at 1/8 DCT scale, as hh-predict decodes
+    the same JPEG file: the same pixels, a sixty-fourth of the memory."""
+    import cv2
+
+    from hh.edge.capture import MjpegFileCapture
+    from hh.edge.preprocess import decode_image
+    from hh.edge.spec import PreprocessingSpec
+
+    frame = cv2.resize(np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8), (4000, 3000))
+    video = write_frames(tmp_path / "big.avi", "MJPG", [frame])
+    spec = PreprocessingSpec(height=128, width=128, class_names=("a", "b"))
+    capture = MjpegFileCapture.open(str(video), spec)
+    ok, got = capture.read()
+    raw = cv2.VideoCapture(str(video))
+    raw.set(cv2.CAP_PROP_FORMAT, -1)
+    packet = raw.read()[1].reshape(-1)
+    assert ok and got.shape == (375, 500, 3)
+    np.testing.assert_array_equal(got, decode_image(packet, spec))
 
 
 def test_other_codecs_keep_opencvs_own_reader(tmp_path):

@@ -96,3 +96,22 @@ def test_without_picamera2_the_error_says_how_to_install_it(int8_model, tmp_path
         pytest.skip("picamera2 is installed here")
     result = CliRunner().invoke(app, [str(int8_model), "--source", "picamera2", "--json"])
     one_line_error(result, "--source", "sudo apt install python3-picamera2")
+
+
+@pytest.mark.slow
+def test_a_picamera2_that_fails_to_import_says_how_to_mend_it(int8_model, tmp_path, one_line_error, monkeypatch):
+    """Raspberry Pi OS's simplejpeg (imported by picamera2) is built for numpy 1; in a venv with
+    numpy 2 its import raises ValueError. That is one line with the fix, not a traceback."""
+    from typer.testing import CliRunner
+
+    from hh.edge.cli_camera import app
+
+    module = tmp_path / "site" / "picamera2"
+    module.mkdir(parents=True)
+    (module / "__init__.py").write_text(
+        'raise ValueError("numpy.dtype size changed, may indicate binary incompatibility. '
+        'Expected 96 from C header, got 88 from PyObject")\n'
+    )
+    monkeypatch.syspath_prepend(str(module.parent))
+    result = CliRunner().invoke(app, [str(int8_model), "--source", "picamera2", "--json"])
+    one_line_error(result, "--source", "cannot be imported", "pip install --ignore-installed simplejpeg==1.8.2")

@@ -100,3 +100,30 @@ def test_a_model_of_the_older_resize_keeps_opencvs_and_says_so_once(monkeypatch,
             np.testing.assert_array_equal(fit_to_spec(frame, spec), cv2.resize(frame, (70, 50), interpolation=flag))
     warnings = [r for r in caplog.records if "older hh" in r.getMessage()]
     assert len(warnings) == 1 and "arm64" in warnings[0].getMessage()
+
+
+def test_a_frame_thinner_than_the_models_aspect_still_crops_to_a_pixel():
+    spec = PreprocessingSpec(height=64, width=128, class_names=("a", "b"), aspect="crop")
+    for shape in ((1, 1, 3), (5000, 1, 3), (1, 3, 3)):
+        frame = np.full(shape, 7, np.uint8)
+        assert (fit_to_spec(frame, spec) == 7).all() and fit_to_spec(frame, spec).shape == (64, 128, 3)
+
+
+@pytest.mark.parametrize(
+    "image, size, interpolation, message",
+    [
+        (np.zeros((0, 5, 3), np.uint8), (8, 8), "area", "cannot resize"),
+        (np.zeros((5, 5, 3), np.uint8), (0, 8), "nearest", "cannot resize"),
+        (np.zeros((5, 5, 3, 1), np.uint8), (8, 8), "area", "cannot resize"),
+        (np.zeros((5, 5, 3), np.uint8), (8, 8), "cubic", "interpolation 'cubic'"),
+        (np.zeros((5, 5, 3), np.float32), (8, 8), "area", "uint8"),
+    ],
+)
+def test_resize_refuses_what_it_cannot_resize_in_words(image, size, interpolation, message):
+    with pytest.raises(ValueError, match=message):
+        resize_exact(image, *size, interpolation)
+
+
+def test_one_channel_gives_the_same_shape_from_every_resize():
+    image = np.arange(60, dtype=np.uint8).reshape(6, 10, 1)
+    assert {resize_exact(image, 4, 4, i).shape for i in ("bilinear", "area", "nearest")} == {(4, 4)}

@@ -133,3 +133,25 @@ def test_convert_without_a_self_test(cli, trained_run, tmp_path):
     result = cli(convert_app, run, "--selftest", 0)
     assert result.exit_code == 0, result.output
     assert model_selftest(Classifier(run / "model_float32.tflite")) is None
+
+
+@pytest.mark.slow
+def test_a_run_of_the_older_resize_converts_with_a_probability_self_test(cli, trained_run, tmp_path, caplog):
+    """A run trained before the exact resize (spec version 2) keeps OpenCV's resize, whose
+    answers move by several output steps between CPUs: its self-test keeps the 0.03 tolerance."""
+    from hh.converters.cli import app as convert_app
+
+    run = tmp_path / "old"
+    shutil.copytree(trained_run, run)
+    spec = json.loads((run / "preprocessing.json").read_text())
+    spec["version"] = 2
+    del spec["resize"]
+    (run / "preprocessing.json").write_text(json.dumps(spec))
+    result = cli(convert_app, run, "--int8")
+    assert result.exit_code == 0, result.output
+    model = run / "model_int8.tflite"
+    packed = json.loads(read_associated_files(model)["selftest.json"])
+    assert packed["version"] == 1 and "max_steps" not in packed and packed["tolerance"] == 0.03
+    assert all("raw" not in case for case in packed["cases"])
+    classifier = Classifier(model)
+    assert classifier.spec.resize == "opencv" and run_selftest(classifier, model_selftest(classifier)).passed

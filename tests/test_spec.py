@@ -101,3 +101,10 @@ def test_class_names_that_cannot_be_label_lines_are_refused(name):
 def test_a_spec_nested_beyond_reason_is_a_spec_error():
     with pytest.raises(SpecError, match="not a spec"):
         PreprocessingSpec.from_json("[" * 100_000 + "]" * 100_000)
+
+
+def test_a_number_too_long_to_read_is_a_spec_error():
+    data = json.loads(make_spec().to_json())
+    text = json.dumps(data).replace('"height": 64', '"height": ' + "6" * 5000)
+    with pytest.raises(SpecError, match="too long"):
+        PreprocessingSpec.from_json(text)

@@ -86,7 +86,12 @@ run_in_root() {  # QEMU_CPU, then the command
 }
 run_in_root cortex-a72 "cd /home/pi/hh-src && python3 -m venv --system-site-packages .venv && .venv/bin/pip install --quiet '.[edge]'" \
     2> >(grep -v "^WARNING: Location\|^\[notice\]" >&2)
-run_in_root cortex-a72 "/home/pi/hh-src/.venv/bin/python -c 'import hh.edge.runtime, platform; print(\"hh[edge] on\", platform.machine())'"
+# The README's line for the Pi camera module: a simplejpeg for numpy 2 (picamera2 itself needs
+# Raspberry Pi OS's libcamera, which Debian lacks; tests/test_picamera.py covers hh's side).
+SIMPLEJPEG=$(.venv/bin/python -c "from hh.edge.capture import SIMPLEJPEG_FOR_NUMPY_2 as v; print(v)")
+run_in_root cortex-a72 "cd /home/pi/hh-src && .venv/bin/pip install --quiet --ignore-installed simplejpeg==$SIMPLEJPEG" \
+    2> >(grep -v "^WARNING: Location\|^\[notice\]" >&2)
+run_in_root cortex-a72 "/home/pi/hh-src/.venv/bin/python -c 'import hh.edge.runtime, simplejpeg, numpy, platform; print(\"hh[edge] on\", platform.machine(), \"numpy\", numpy.__version__, \"simplejpeg\", simplejpeg.__version__)'"
 
 # 5. The same measurements on each emulated Pi CPU, then every answer compared with x86's.
 outputs=()

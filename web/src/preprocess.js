@@ -12,8 +12,8 @@
 
 // The largest centred box of the target aspect ratio: [top, left, height, width] (hh.edge.spec).
 export function centerCropBox(height, width, targetHeight, targetWidth) {
-  const cropHeight = Math.min(height, Math.floor((width * targetHeight) / targetWidth));
-  const cropWidth = Math.min(width, Math.floor((height * targetWidth) / targetHeight));
+  const cropHeight = Math.max(1, Math.min(height, Math.floor((width * targetHeight) / targetWidth)));
+  const cropWidth = Math.max(1, Math.min(width, Math.floor((height * targetWidth) / targetHeight)));
   return [Math.floor((height - cropHeight) / 2), Math.floor((width - cropWidth) / 2), cropHeight, cropWidth];
 }
 
