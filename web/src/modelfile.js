@@ -54,7 +54,8 @@ export function parseSpec(text) {
   } catch {
     throw new ModelFileError("its preprocessing spec is not valid JSON");
   }
-  const version = spec.version ?? 1;
+  if (spec === null || typeof spec !== "object" || Array.isArray(spec)) throw new ModelFileError("its preprocessing spec is not a JSON object");
+  const version = spec.version ?? SPEC_VERSION; // as hh.edge.spec reads a spec that names none
   if (version > SPEC_VERSION) throw new ModelFileError(`its spec version ${version} is newer than this page understands (${SPEC_VERSION})`);
   const problems = [];
   if (!Number.isInteger(spec.height) || !Number.isInteger(spec.width) || spec.height < 8 || spec.width < 8) problems.push("image size");
