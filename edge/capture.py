@@ -22,9 +22,8 @@ import cv2
 import numpy as np
 
 from .errors import ParameterError, UserError, first_line, last_line
-from .preprocess import decode_image
+from .preprocess import image_size
 from .redact import describe_source
-from .spec import PreprocessingSpec
 
 log = logging.getLogger("hh.capture")
 
@@ -95,30 +94,35 @@ class PiCameraCapture:
             self.camera = None
 
 
+# A video frame larger than this is not decoded (8K is 33 million pixels; a forged header can
+# claim 169 million, 1.5 GB and a second per frame).
+MAX_VIDEO_FRAME_PIXELS = 40_000_000
+
+
 class MjpegFileCapture:
-    """A Motion-JPEG video file, each frame decoded from the packet cv2.VideoCapture hands over
-    undecoded by hh's image-file decoder (hh.edge.preprocess.decode_image: libjpeg-turbo, a
-    large frame at reduced DCT scale for the model's size, a gigapixel header refused), with
+    """A Motion-JPEG video file, each frame decoded at full size by libjpeg-turbo (cv2.imdecode,
+    the decoder of image files) from the packet cv2.VideoCapture hands over undecoded, with
     VideoCapture's read()/release().
 
     FFmpeg's MJPEG decoder, which VideoCapture uses otherwise, gives other pixels on arm64 than
     on x86-64 (its IDCT and colour conversion have CPU-specific code; the same .avi moved an int8
-    answer by 0.005 on an emulated Pi) and other pixels than the same frame as a JPEG file (up
-    to 22 levels: another chroma upsampling). Here a frame of the video is read exactly as the
-    same JPEG file would be, on every CPU."""
+    answer by 0.005 on an emulated Pi), and other pixels than the same frame decoded as a JPEG
+    file (up to 22 levels: another chroma upsampling). libjpeg-turbo's default IDCT is exact
+    integer arithmetic: the same file gives the same frames on every CPU. Frames stay full size,
+    as a camera's: collection keeps them at the resolution they were recorded."""
 
-    def __init__(self, capture: Any, name: str, spec: PreprocessingSpec | None = None):
-        self.capture, self.name, self.spec = capture, name, spec
+    def __init__(self, capture: Any, name: str):
+        self.capture, self.name = capture, name
         self.packets = 0  # read from the file so far
         self.damaged = 0  # of them skipped: not decodable, or too large to decode safely
 
     @classmethod
-    def open(cls, path: str, spec: PreprocessingSpec | None = None) -> Any:
+    def open(cls, path: str) -> Any:
         """The video at `path`: this reader for Motion-JPEG, OpenCV's own for anything else."""
         capture = cv2.VideoCapture(path)
         fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)) if capture.isOpened() else 0
         if fourcc.to_bytes(4, "little").upper() in (b"MJPG", b"AVRN", b"MJPA") and capture.set(cv2.CAP_PROP_FORMAT, -1):
-            return cls(capture, describe_source(path), spec)
+            return cls(capture, describe_source(path))
         return capture
 
     def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
@@ -131,10 +135,11 @@ class MjpegFileCapture:
             if not ok or packet is None or not packet.size:
                 return False, None
             self.packets += 1
-            try:
-                frame = decode_image(packet.reshape(-1), self.spec)
-            except UserError:  # a header claiming gigapixels: never decoded
-                frame = None
+            packet = packet.reshape(-1)
+            size = image_size(packet)
+            frame = None
+            if size is None or size[0] * size[1] <= MAX_VIDEO_FRAME_PIXELS:
+                frame = cv2.imdecode(packet, cv2.IMREAD_COLOR)
             if frame is not None and frame.size:
                 return True, frame
             self.damaged += 1
@@ -153,9 +158,8 @@ class SourceInfo:
     path: Path | None = None  # a video file, so no output of the command overwrites it
 
 
-def source_opener(source: str, spec: PreprocessingSpec | None = None) -> tuple[Callable[[], Capture], SourceInfo]:
-    """(a function that opens --source, SourceInfo). Opening again is how outages heal. With
-    the model's spec, large Motion-JPEG frames of a file decode at reduced scale, as image files do."""
+def source_opener(source: str) -> tuple[Callable[[], Capture], SourceInfo]:
+    """(a function that opens --source, SourceInfo). Opening again is how outages heal."""
     description = describe_source(source)  # the only form of the source any output shows
     if source == "picamera2":
         return PiCameraCapture, SourceInfo(description, live=True)
@@ -169,7 +173,7 @@ def source_opener(source: str, spec: PreprocessingSpec | None = None) -> tuple[C
         raise ParameterError(
             "source", f"{description}: no such file (give a camera index like 0, a video file or a stream URL with its scheme)"
         )
-    return (lambda: MjpegFileCapture.open(source, spec)), SourceInfo(description, live=False, path=Path(source))
+    return (lambda: MjpegFileCapture.open(source)), SourceInfo(description, live=False, path=Path(source))
 
 
 def _is(test, path: str) -> bool:
@@ -180,12 +184,12 @@ def _is(test, path: str) -> bool:
         return False
 
 
-def open_source(source: str, spec: PreprocessingSpec | None = None) -> tuple[Capture, SourceInfo, Callable[[], Capture]]:
+def open_source(source: str) -> tuple[Capture, SourceInfo, Callable[[], Capture]]:
     """(an opened capture, SourceInfo, opener) for --source.
 
     A source that does not open at the start is an error: there is nothing to recover.
     """
-    opener, info = source_opener(source, spec)
+    opener, info = source_opener(source)
     capture = opener()
     if not capture.isOpened():
         capture.release()

@@ -158,7 +158,7 @@ class CameraSession:
         # One core stays with the capture thread, which decodes while the model runs.
         threads = options.threads if options.threads is not None else default_threads(reserve=1)
         self.classifier = classifier = Classifier(self.model_path, num_threads=threads)
-        capture, self.source, reopen = open_source(options.source, classifier.spec)
+        capture, self.source, reopen = open_source(options.source)
         self._grabber = FrameGrabber(
             capture, drop_stale=self.source.live, reopen=reopen, loop=options.loop, on_event=self._source_event
         )

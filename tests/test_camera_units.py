@@ -188,25 +188,30 @@ def test_a_motion_jpeg_file_is_decoded_like_image_files_and_a_damaged_frame_is_s
     assert "damaged.avi: 1 of 6 frames damaged or too large to decode, skipped" in caplog.text
 
 
-def test_a_large_motion_jpeg_frame_decodes_as_its_file_would(tmp_path):
-    """With the model's spec a 4000x3000 frame decodes at 1/8 DCT scale, as hh-predict decodes
-    the same JPEG file: the same pixels, a sixty-fourth of the memory."""
+def test_motion_jpeg_frames_stay_full_size_and_a_forged_giant_is_not_decoded(tmp_path, caplog):
+    """A 4000x3000 frame comes out 4000x3000 (collection keeps what was recorded); a frame whose
+    header claims 13000x13000 (169 million pixels, 1.5 GB decoded) is skipped and counted."""
     import cv2
 
     from hh.edge.capture import MjpegFileCapture
-    from hh.edge.preprocess import decode_image
-    from hh.edge.spec import PreprocessingSpec
 
     frame = cv2.resize(np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8), (4000, 3000))
-    video = write_frames(tmp_path / "big.avi", "MJPG", [frame])
-    spec = PreprocessingSpec(height=128, width=128, class_names=("a", "b"))
-    capture = MjpegFileCapture.open(str(video), spec)
+    video = write_frames(tmp_path / "big.avi", "MJPG", [frame, frame])
+    capture = MjpegFileCapture.open(str(video))
     ok, got = capture.read()
-    raw = cv2.VideoCapture(str(video))
-    raw.set(cv2.CAP_PROP_FORMAT, -1)
-    packet = raw.read()[1].reshape(-1)
-    assert ok and got.shape == (375, 500, 3)
-    np.testing.assert_array_equal(got, decode_image(packet, spec))
+    assert ok and got.shape == (3000, 4000, 3)
+    capture.release()
+    data = bytearray(video.read_bytes())
+    starts = [i for i in range(len(data) - 2) if data[i : i + 3] == b"\xff\xd8\xff"]
+    sof = data.index(b"\xff\xc0", starts[1])  # the second frame's size, in its frame header
+    data[sof + 5 : sof + 9] = (13000).to_bytes(2, "big") * 2
+    forged = tmp_path / "forged.avi"
+    forged.write_bytes(bytes(data))
+    capture = MjpegFileCapture.open(str(forged))
+    assert capture.read()[0] and not capture.read()[0]
+    with caplog.at_level(logging.WARNING, logger="hh"):
+        capture.release()
+    assert "1 of 2 frames damaged or too large to decode" in caplog.text
 
 
 def test_other_codecs_keep_opencvs_own_reader(tmp_path):
