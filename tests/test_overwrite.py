@@ -158,3 +158,22 @@ def test_synth_refuses_a_used_folder_and_overwrite_replaces_only_its_own(cli, on
     val = {p.name for p in (fresh / "validation").rglob("*.jpg")}
     assert not train & val  # no image in both splits after a smaller second run
     assert len(val) == 2 * 2 and len(train) == 2 * 8 + 1 and own.exists()  # the user's own image is kept
+
+
+def test_the_chief_starts_in_a_folder_an_extra_worker_already_entered(tmp_path):
+    """Workers of one run start together: worker 1's lock and checkpoint/worker-1/ may be there
+    before the chief looks. They are the run's own, not a user's files."""
+    from hh.edge.errors import ParameterError
+    from hh.trainer.config import TrainConfig
+    from hh.trainer.run_folder import RunFolder
+
+    data = tmp_path / "data"
+    (data / "a").mkdir(parents=True)
+    out = tmp_path / "run"
+    (out / "checkpoint" / "worker-1").mkdir(parents=True)
+    (out / ".train-worker-1.lock").touch()
+    config = TrainConfig(data_dir=str(data), out=str(out))
+    RunFolder(out).check_new(config)
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ParameterError, match="other files in it"):
+        RunFolder(out).check_new(config)

@@ -184,8 +184,17 @@ class RunFolder:
             return
         if self.is_run():
             raise UserError(f"{self.path} already holds a run; use {{param:resume}} {self.path} or choose another {{param:out}}")
-        if self.path.is_dir() and any(self.path.iterdir()):
+        if self.path.is_dir() and any(not self._another_workers(entry) for entry in self.path.iterdir()):
             raise ParameterError("out", f"{self.path} is a folder with other files in it; choose a new or empty folder")
+
+    def _another_workers(self, entry: Path) -> bool:
+        """Whether `entry` is what an extra worker of this run, started at the same moment as
+        the chief, may have made already: its lock, or its own checkpoint folder."""
+        if entry.name.startswith(".train-worker-") and entry.name.endswith(".lock"):
+            return True
+        if entry.name == self.CHECKPOINT and entry.is_dir():
+            return all(child.name.startswith("worker-") for child in entry.iterdir())
+        return False
 
     def check_resumable(self, worker: int = 0) -> None:
         if not self.path.is_dir():
