@@ -25,7 +25,8 @@ say() { echo "[test-arm $(($(date +%s) - started))s] $*"; }
 
 # One run at a time per machine: runs share the root and build/arm64.
 $SUDO mkdir -p "$CACHE"
-exec 9>"$CACHE/.lock" 2>/dev/null || exec 9>"$WORK.lock"
+$SUDO touch "$CACHE/.lock" && $SUDO chmod 666 "$CACHE/.lock"
+exec 9>>"$CACHE/.lock"
 flock 9
 
 # 1. The emulator: Debian's qemu-user-static, registered with binfmt_misc (the F flag makes the
@@ -62,7 +63,7 @@ $SUDO install -m 644 tests/arm64/cpuinfo "$ROOT/etc/hh-arm-cpuinfo"
 
 # 3. The files to measure, and x86's answers (the model is trained here: TensorFlow is x86-only
 #    in this project's install).
-rm -rf "$WORK" && mkdir -p "$WORK"
+$SUDO rm -rf "$WORK" && mkdir -p "$WORK"
 say "making a model, near-boundary images, photos up to 4000x3000 and a video"
 .venv/bin/python tests/arm64/parity.py make "$WORK" >"$WORK/make.log" 2>&1 || { tail -20 "$WORK/make.log"; exit 1; }
 .venv/bin/python tests/arm64/parity.py measure "$WORK" "$WORK/x86_64.json"
