@@ -72,7 +72,7 @@ say "making a model, near-boundary images, photos up to 4000x3000 and a video"
 #    A private mount namespace: the binds vanish with it, whatever happens.
 say "installing hh[edge] inside the arm64 root as the README says"
 $SUDO rm -rf "$ROOT/home/pi/hh-src" && $SUDO mkdir -p "$ROOT/home/pi/hh-src" "$ROOT$WORK"
-git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | $SUDO tar -xf - -C "$ROOT/home/pi/hh-src"
+git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf - 2>/dev/null | $SUDO tar -xf - -C "$ROOT/home/pi/hh-src"
 run_in_root() {  # QEMU_CPU, then the command
     local cpu=$1
     shift
