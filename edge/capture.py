@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from .errors import ParameterError, UserError, first_line, last_line
-from .preprocess import image_size
+from .preprocess import image_size, too_large
 from .redact import describe_source
 
 log = logging.getLogger("hh.capture")
@@ -136,9 +136,8 @@ class MjpegFileCapture:
                 return False, None
             self.packets += 1
             packet = packet.reshape(-1)
-            size = image_size(packet)
             frame = None
-            if size is None or size[0] * size[1] <= MAX_VIDEO_FRAME_PIXELS:
+            if not too_large(image_size(packet), MAX_VIDEO_FRAME_PIXELS):
                 frame = cv2.imdecode(packet, cv2.IMREAD_COLOR)
             if frame is not None and frame.size:
                 return True, frame

@@ -139,9 +139,9 @@ def image_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
     return None
 
 
-def too_large(size: tuple[int, int] | None) -> str | None:
+def too_large(size: tuple[int, int] | None, limit: int = MAX_IMAGE_PIXELS) -> str | None:
     """Why an image of this header size is not decoded (a decompression bomb), or None."""
-    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+    if size is not None and size[0] * size[1] > limit:
         return f"too large to decode safely ({size[1]}x{size[0]} px)"
     return None
 

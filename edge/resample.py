@@ -28,8 +28,6 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-INTERPOLATIONS = ("bilinear", "nearest", "area")
-
 
 @lru_cache(maxsize=64)
 def nearest_table(source: int, target: int) -> np.ndarray:

@@ -202,10 +202,6 @@ def device_outputs(classifier: Classifier, jpeg: bytes, prepare: Prepare = to_mo
     return raw, classifier.dequantize_output(raw)
 
 
-def device_probabilities(classifier: Classifier, jpeg: bytes, prepare: Prepare = to_model_rgb) -> np.ndarray:
-    return device_outputs(classifier, jpeg, prepare)[1]
-
-
 def run_selftest(classifier: Classifier, selftest: SelfTest, prepare: Prepare = to_model_rgb) -> SelfTestResult:
     """Run the packed images through this device's path and compare with the stored answers.
 
