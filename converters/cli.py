@@ -10,7 +10,7 @@ import typer
 
 from ..edge.cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, require_train_extra, run_app, setup_output
 from ..edge.errors import UserError
-from .gates import MAX_PROB_DIFF, MIN_AGREEMENT
+from .gates import MAX_PROB_DIFF, MIN_AGREEMENT, UNKNOWN_KEEP
 
 app = make_app("Convert a trained model to TFLite.")
 
@@ -44,6 +44,18 @@ def convert(
     selftest: Annotated[
         int, typer.Option(help="Held-out images per class to pack into the model for the device's self-test (0: none).")
     ] = 2,
+    unknown_keep: Annotated[
+        float,
+        typer.Option(
+            help="The model answers 'unknown' for images unlike its training images (a hand, soil, the sky), "
+            "its threshold set to keep this share of the validation images (0.5 to 0.99)."
+        ),
+    ] = UNKNOWN_KEEP,
+    no_unknown: Annotated[bool, typer.Option("--no-unknown", help="Leave the 'unknown' answer out.")] = False,
+    unknown_dir: Annotated[
+        Path | None,
+        typer.Option(help="Images that are none of the classes (any folders): report how many the model answers 'unknown'."),
+    ] = None,
     overwrite: OverwriteOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -67,6 +79,7 @@ def convert(
     report = convert_model(
         source, chosen[0] if chosen else "float32", calib_dir=calib_dir, calib_count=calib_count, eval_dir=eval_dir,
         min_agreement=min_agreement, max_prob_diff=max_prob_diff, out=out, overwrite=overwrite, selftest_per_class=selftest,
+        unknown_keep=None if no_unknown else unknown_keep, unknown_dir=unknown_dir,
     )  # fmt: skip
     for line in report.lines():
         print(line)

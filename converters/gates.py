@@ -10,3 +10,5 @@ images. stdlib only: the command's defaults come from here too.
 
 MIN_AGREEMENT = 0.98
 MAX_PROB_DIFF = 0.25
+# The share of the validation images the `unknown` answer's threshold keeps (hh.converters.unknown).
+UNKNOWN_KEEP = 0.95

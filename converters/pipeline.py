@@ -34,11 +34,11 @@ from ..edge.folders import ImageFolder, list_image_folder
 from ..edge.metadata import sidecar_spec
 from ..edge.quality import calibrate
 from ..edge.quiet import native_output_captured
-from ..edge.spec import SPEC_FILENAME, PreprocessingSpec, QualityThresholds
+from ..edge.spec import SPEC_FILENAME, UNKNOWN_LABEL, PreprocessingSpec, QualityThresholds
 from ..trainer.run_folder import RunFolder
 from ..trainer.split import describe_drift
-from .gates import MAX_PROB_DIFF, MIN_AGREEMENT
-from .tflite import MODES, to_flatbuffer, with_contract
+from .gates import MAX_PROB_DIFF, MIN_AGREEMENT, UNKNOWN_KEEP
+from .tflite import MODES, export_graph, to_flatbuffer, with_contract
 from .verify import Verification, VerificationInput, verify
 
 log = logging.getLogger("hh.convert")
@@ -73,6 +73,9 @@ class ConversionReport:
     selftest_images: int = 0  # validation images packed for the device's self-test
     selftest_kb: float = 0.0  # what they add to the file
     quality: dict | None = None  # the quality gate's thresholds, calibrated on training images
+    unknown: dict | None = None  # how the model answers `unknown` (hh.edge.spec.UnknownRule)
+    kept: float | None = None  # share of the evaluation images the converted model answers with a class
+    unknown_dir: dict | None = None  # {"folder", "images", "unknown"}: --unknown-dir's images answered unknown
 
     def lines(self) -> list[str]:
         out = [
@@ -91,6 +94,16 @@ class ConversionReport:
             out.append(f"self-test: {self.selftest_images} images packed (+{self.selftest_kb:.0f} KB), passes on this machine")
         if self.quality:
             out.append(f"quality gate: thresholds calibrated on {self.quality['calibrated_on']} training images")
+        if self.unknown:
+            kept = f"; {self.kept:.3f} of {self.eval_images} evaluation images keep a class" if self.kept is not None else ""
+            out.append(
+                f"unknown: answered above a score threshold of {self.unknown['threshold']:.4g} "
+                f"(fitted to keep {self.unknown['keep']:.2f} of {self.unknown['calibrated_on']} validation images){kept}"
+            )
+        if self.unknown_dir:
+            u = self.unknown_dir
+            share = u["unknown"] / max(1, u["images"])
+            out.append(f"unknown: {u['unknown']} of {u['images']} images in {u['folder']} answered unknown ({share:.3f})")
         return out
 
 
@@ -203,14 +216,16 @@ def model_part_size(tflite: bytes) -> int:
         return len(tflite)
 
 
-def float32_reference_size(model, spec: PreprocessingSpec, folder: Path) -> int:
+def float32_reference_size(model, spec: PreprocessingSpec, folder: Path, unknown=None) -> int:
     """Bytes of the float32 model, for the size ratio: the one already converted beside the
     output if there is one (same model), else converted now in memory."""
     existing = folder / MODES["float32"].filename
     if existing.is_file():
         return model_part_size(existing.read_bytes())
     with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
-        return model_part_size(with_contract(to_flatbuffer(model, spec, "float32"), spec, "float32", "reference"))
+        return model_part_size(
+            with_contract(to_flatbuffer(model, spec, "float32", unknown=unknown), spec, "float32", "reference")
+        )
 
 
 def quality_thresholds(source: Source, calib_dir: Path | None, count: int, calibration) -> QualityThresholds | None:
@@ -229,6 +244,64 @@ def quality_thresholds(source: Source, calib_dir: Path | None, count: int, calib
         folder = calibration_folder(source, calib_dir).sample_per_class(count)
         calibration, _ = load_images(folder, source.spec)
     return calibrate(calibration)
+
+
+def fit_unknown_answer(
+    model,
+    source: Source,
+    mode: str,
+    calibration,
+    calib_dir: Path | None,
+    calib_count: int,
+    evaluation: ImageFolder | None,
+    keep: float,
+):
+    """The unknown answer's statistics and threshold (hh.converters.unknown), or None (said
+    why) when there are no held-out images to set its threshold on."""
+    from ..trainer.data import load_images
+    from .tflite import score_head
+    from .unknown import NoStages, fit_unknown
+
+    if score_head(model) is None:
+        log.info("note: the model does not end in a Dense softmax or sigmoid layer; it answers no 'unknown'")
+        return None
+    if evaluation is None:
+        log.info("note: no validation images to set the 'unknown' threshold on (give --eval-dir); the model answers no 'unknown'")
+        return None
+    if calibration is None:
+        if calib_dir is None and recorded_split(source) is None:
+            log.info("note: no training images to fit the 'unknown' answer on (give --calib-dir); the model answers no 'unknown'")
+            return None
+        folder = calibration_folder(source, calib_dir).sample_per_class(calib_count)
+        calibration, _ = load_images(folder, source.spec)
+    validation, _ = load_images(evaluation, source.spec)
+    log.info(f"fitting the 'unknown' answer on {len(calibration)} training and {len(validation)} validation images")
+    try:
+        # The converter prints its temporary SavedModel to stdout: never a caller's business.
+        with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
+            return fit_unknown(model, calibration, validation, keep=keep, mode=mode, calibration=calibration)
+    except NoStages as exc:
+        log.info(f"note: no 'unknown' answer for this model: {exc}")
+        return None
+
+
+def count_unknown(classifier, folder: Path) -> dict:
+    """How many images under `folder` (at any depth) `classifier` answers unknown."""
+    from ..edge.folders import is_image_file
+    from ..edge.preprocess import UnreadableImage, read_image_bgr
+    from ..edge.spec import UNKNOWN_LABEL
+
+    images = unknown = 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p)):
+        try:
+            frame = read_image_bgr(str(path), classifier.spec)
+        except UnreadableImage:
+            continue
+        images += 1
+        unknown += classifier.classify(frame).label == UNKNOWN_LABEL
+    if not images:
+        raise UserError(f"{folder}: no readable images for {{param:unknown_dir}}")
+    return {"folder": str(folder), "images": images, "unknown": unknown}
 
 
 def pack_selftest(model, spec: PreprocessingSpec, evaluation: ImageFolder, per_class: int, pending: Path):
@@ -292,11 +365,15 @@ def convert(
     selftest_per_class: int = 2,
     version: str = "0.1.0",
     max_prob_diff: float = MAX_PROB_DIFF,
+    unknown_keep: float | None = UNKNOWN_KEEP,
+    unknown_dir: Path | None = None,
 ) -> ConversionReport:
     """Convert a run folder's model (or a .keras file) to `mode`, embed its contract, verify it.
 
     The file also carries the quality gate's thresholds (calibrated on training images) and,
-    unless selftest_per_class is 0, a golden self-test of that many held-out images per class.
+    unless selftest_per_class is 0, a golden self-test of that many held-out images per class,
+    and, unless unknown_keep is None, the answer `unknown` (hh.converters.unknown) with its
+    threshold set to keep that share of the held-out images.
 
     Raises VerificationFailed (keeping the file as *.rejected.tflite) when the converted model
     agrees with Keras on less than `min_agreement` of the held-out images, or when any of its
@@ -305,6 +382,10 @@ def convert(
     from ..trainer.data import load_images
 
     check_options(mode, calib_count, min_agreement, max_prob_diff)
+    if unknown_keep is not None and not 0.5 <= unknown_keep < 1.0:
+        raise ParameterError("unknown_keep", f"must be at least 0.5 and below 1, got {unknown_keep}")
+    if unknown_dir is not None and not Path(unknown_dir).is_dir():
+        raise ParameterError("unknown_dir", f"{unknown_dir}: not a folder")
     if selftest_per_class < 0:
         raise ParameterError("selftest_per_class", f"must be 0 or more, got {selftest_per_class}")
     source = resolve_source(Path(path))
@@ -328,22 +409,28 @@ def convert(
     evaluation = eval_folder(source, eval_dir)
     model_spec = spec.with_quality(quality_thresholds(source, calib_dir, calib_count, calibration))
 
-    log.info(f"converting to {mode} ({MODES[mode].description})")
     started = time.monotonic()
-    # The converter prints its temporary SavedModel to stdout: never a caller's business.
+    unknown = None
+    if unknown_keep is not None and UNKNOWN_LABEL not in spec.class_names:
+        unknown = fit_unknown_answer(model, source, mode, calibration, calib_dir, calib_count, evaluation, unknown_keep)
+    if unknown is not None:
+        model_spec = model_spec.with_unknown(unknown.rule)
+    log.info(f"converting to {mode} ({MODES[mode].description})")
     with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
-        flatbuffer = to_flatbuffer(model, spec, mode, calibration)
+        flatbuffer = to_flatbuffer(model, spec, mode, calibration, unknown)
+        # The self-test's Keras answers: the same graph in Keras, in float, `unknown` included.
+        reference = export_graph(model, spec, unknown=unknown) if unknown is not None else model
     seconds = time.monotonic() - started
     tflite = with_contract(flatbuffer, model_spec, mode, version)
     model_size = model_part_size(tflite)
-    float32_size = model_size if mode == "float32" else float32_reference_size(model, spec, out.parent)
+    float32_size = model_size if mode == "float32" else float32_reference_size(model, spec, out.parent, unknown)
 
     # Written under a provisional name first: it only takes the real name once verified.
     atomic_write_bytes(names["pending"], tflite)
     try:
         selftest = None
         if evaluation is not None and selftest_per_class:
-            selftest = pack_selftest(model, spec, evaluation, selftest_per_class, names["pending"])
+            selftest = pack_selftest(reference, model_spec, evaluation, selftest_per_class, names["pending"])
             tflite = with_contract(flatbuffer, model_spec, mode, version, selftest)
             atomic_write_bytes(names["pending"], tflite)
         verification = None
@@ -355,6 +442,12 @@ def convert(
         report.selftest_images = len(selftest.cases) if selftest else 0
         report.selftest_kb = selftest.size_bytes / 1000 if selftest else 0.0
         report.quality = model_spec.quality.as_dict() if model_spec.quality else None
+        report.unknown = model_spec.unknown.as_dict() if model_spec.unknown else None
+        report.kept = verification.kept if verification else None
+        if unknown_dir is not None:
+            from ..edge.runtime import Classifier
+
+            report.unknown_dir = count_unknown(Classifier(names["pending"], num_threads=2), Path(unknown_dir))
     except BaseException:
         names["pending"].unlink(missing_ok=True)
         raise

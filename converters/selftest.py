@@ -26,7 +26,7 @@ from ..trainer.models import keras_probabilities
 def build_selftest(keras_model, spec: PreprocessingSpec, images: ImageFolder, per_class: int, tflite_path: Path) -> SelfTest:
     """`per_class` held-out images per class, with the Keras model's probabilities and the
     converted model's (at `tflite_path`, the same graph) through the device path."""
-    chosen = images.sample_per_class(per_class * spec.num_classes, seed=0)
+    chosen = images.sample_per_class(per_class * len(spec.classes), seed=0)
     classifier = Classifier(tflite_path, num_threads=1)
     jpegs = [selftest_image(read_image_bgr(path, spec), spec) for path in chosen.paths]
     # Keras sees the same pixels the device will: the stored JPEG, decoded and fitted on the

@@ -25,6 +25,7 @@ import tensorflow as tf
 from ..edge.selftest import SelfTest
 from ..edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec
 from .metadata import attach_metadata, build_model_metadata
+from .unknown import UnknownScore, feature_model, unknown_logit
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,9 @@ def score_head(model: keras.Model) -> tuple[keras.KerasTensor, keras.layers.Dens
     return head.input, head
 
 
-def export_graph(model: keras.Model, spec: PreprocessingSpec, scores: bool = False) -> keras.Model:
+def export_graph(
+    model: keras.Model, spec: PreprocessingSpec, scores: bool = False, unknown: UnknownScore | None = None
+) -> keras.Model:
     """The graph to export: batch 1, and one probability (or, with `scores`, one score) per class.
 
     Batch 1, not a dynamic batch: a device classifies one frame at a time, LiteRT.js (the
@@ -70,21 +73,35 @@ def export_graph(model: keras.Model, spec: PreprocessingSpec, scores: bool = Fal
     floating point with CPU-specific vector code: measured, they move one answer in 70 by an
     output step between x86-64 and arm64 while every op before them agrees to the bit. The
     device applies the softmax (hh.edge.runtime, the web app).
+
+    unknown: add the label `unknown` after the classes, its score computed in the model
+    (hh.converters.unknown); the outputs are then softmax probabilities (or scores) of
+    the classes and unknown, a binary model's included.
     """
     if model.output_shape[-1] != spec.num_classes and (spec.class_mode != "binary" or model.output_shape[-1] != 1):
         raise ValueError(f"model outputs {model.output_shape[-1]} values for {spec.num_classes} classes")
     inputs = keras.Input(shape=(spec.height, spec.width, 3), batch_size=1, name="image")
-    found = score_head(model) if scores else None
+    found = score_head(model) if scores or unknown else None
+    if unknown is not None and found is None:
+        raise ValueError("the unknown answer needs a model that ends in a Dense softmax or sigmoid layer")
     if found is not None:
         features, head = found
-        body = keras.Model(model.inputs, features, name=f"{model.name}_features")
+        if unknown is not None:
+            features_and_stages = feature_model(model)(inputs, training=False)
+            body_out, pooled = features_and_stages[0], list(features_and_stages[1:])
+        else:
+            body_out = keras.Model(model.inputs, features, name=f"{model.name}_features")(inputs, training=False)
         kernel, bias = head.get_weights()
         if kernel.shape[1] == 1:  # binary: [0, s]
             kernel = np.concatenate([np.zeros_like(kernel), kernel], axis=1)
             bias = np.concatenate([np.zeros_like(bias), bias])
         linear = keras.layers.Dense(kernel.shape[1], name="scores", trainable=False)
-        outputs = linear(body(inputs, training=False))
+        outputs = linear(body_out)
         linear.set_weights([kernel, bias])
+        if unknown is not None:
+            outputs = keras.layers.Concatenate(name="scores_and_unknown")([outputs, unknown_logit(pooled, outputs, unknown)])
+        if not scores:
+            outputs = keras.layers.Softmax(name="probabilities")(outputs)
         return keras.Model(inputs, outputs, name=f"{model.name}_export")
     outputs = model(inputs, training=False)
     if model.output_shape[-1] != spec.num_classes:
@@ -108,9 +125,20 @@ def representative_data(images: np.ndarray) -> Iterator[list[np.ndarray]]:
         yield [image[None].astype(np.float32)]
 
 
-def to_flatbuffer(model: keras.Model, spec: PreprocessingSpec, mode: str, calibration: np.ndarray | None = None) -> bytes:
+def to_flatbuffer(
+    model: keras.Model,
+    spec: PreprocessingSpec,
+    mode: str,
+    calibration: np.ndarray | None = None,
+    unknown: UnknownScore | None = None,
+) -> bytes:
     """The bare .tflite flatbuffer for `mode` (no metadata yet)."""
-    export = export_graph(model, spec, scores=mode == "int8")
+    return convert_graph(export_graph(model, spec, scores=mode == "int8", unknown=unknown), mode, calibration)
+
+
+def convert_graph(export: keras.Model, mode: str, calibration: np.ndarray | None = None, uint8_output: bool = True) -> bytes:
+    """A batch-1 Keras graph -> .tflite flatbuffer in `mode`. uint8_output=False keeps an int8
+    graph's outputs in float (a probe of its values, hh.converters.unknown)."""
     converter = tf.lite.TFLiteConverter.from_keras_model(export)
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -125,7 +153,8 @@ def to_flatbuffer(model: keras.Model, spec: PreprocessingSpec, mode: str, calibr
         # Every op int8, or the conversion fails: no silent float fallback on the device.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
-        converter.inference_output_type = tf.uint8
+        if uint8_output:
+            converter.inference_output_type = tf.uint8
     elif mode != "float32":
         raise ValueError(f"unknown mode {mode!r}")
     return converter.convert()

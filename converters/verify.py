@@ -43,6 +43,7 @@ class Verification:
     mean_abs_prob_diff: float
     min_agreement: float
     max_prob_diff: float = 1.0  # the most any probability may differ from Keras's
+    kept: float = 1.0  # share of the images the converted model answers with a class, not unknown
 
     @property
     def passed(self) -> bool:
@@ -71,7 +72,11 @@ def verify(given: VerificationInput) -> Verification:
     classifier = Classifier(given.tflite_path, num_threads=2)
     images, labels = load_images(given.images, given.spec)
     keras_probs = keras_probabilities(given.keras_model, images, given.spec)
-    tflite_probs = classifier.predict_rgb(images)
+    answers = classifier.predict_rgb(images)
+    # A model that also answers `unknown` (its last label) is held to Keras on the classes:
+    # their probabilities among themselves. How often it answers unknown is `kept`.
+    classes = given.spec.num_classes
+    tflite_probs = answers[:, :classes] / answers[:, :classes].sum(1, keepdims=True)
     keras_top, tflite_top = keras_probs.argmax(1), tflite_probs.argmax(1)
     diff = np.abs(keras_probs - tflite_probs)
     return Verification(
@@ -83,4 +88,5 @@ def verify(given: VerificationInput) -> Verification:
         mean_abs_prob_diff=float(diff.mean()),
         min_agreement=given.min_agreement,
         max_prob_diff=given.max_prob_diff,
+        kept=float(np.mean(answers.argmax(1) < classes)),
     )

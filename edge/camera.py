@@ -21,6 +21,7 @@ from .health import HealthWatch
 from .machine import rss_mb
 from .quality import RETAKE
 from .runtime import Classifier
+from .spec import UNKNOWN_LABEL
 
 WARMUP_FRAMES = 200  # memory is compared from here on: allocators and caches have settled
 WINDOW = "hh-camera"
@@ -96,7 +97,9 @@ def run_loop(
                 label = RETAKE
                 summary.retakes += 1
             else:
-                label = top.label if top.probability >= settings.threshold else UNCERTAIN
+                # `unknown` is an answer of its own, whatever its probability: never "uncertain".
+                sure = top.label == UNKNOWN_LABEL or top.probability >= settings.threshold
+                label = top.label if sure else UNCERTAIN
             summary.frames_classified += 1
             if summary.frames_classified == WARMUP_FRAMES:
                 summary.rss_mb_warm = rss_mb()

@@ -26,7 +26,8 @@ LABELS_FILENAME = "labels.txt"
 # 2 added `quality`, the image-quality gate's thresholds (hh.edge.quality); version 1 files,
 # which have none, still read. 3 added `resize`: "exact" (hh.edge.resample, the same pixels on
 # every CPU); files of versions 1 and 2 read as "opencv", the resize their models were trained with.
-SPEC_VERSION = 3
+# 4 added `unknown`: the model's last label is the answer "none of the classes" (UnknownRule).
+SPEC_VERSION = 4
 
 # The model sees RGB. OpenCV hands out BGR; the edge side converts, the trainer decodes RGB.
 COLOR_ORDER = "RGB"
@@ -34,6 +35,9 @@ INTERPOLATIONS = ("bilinear", "nearest", "area")
 RESIZES = ("exact", "opencv")
 ASPECTS = ("squash", "crop")
 CLASS_MODES = ("binary", "categorical")
+# The answer "this is none of the classes" (a hand, soil, the sky): the last label of a model
+# that carries an UnknownRule, and the class hh-train --negatives trains from negative images.
+UNKNOWN_LABEL = "unknown"
 
 
 def label_problem(name: object) -> str | None:
@@ -90,6 +94,39 @@ class QualityThresholds:
 
 
 @dataclass(frozen=True)
+class UnknownRule:
+    """How a converted model decides `unknown` (hh.converters.unknown): inside the model, which
+    outputs it as its last label; these are the facts of its calibration, for reports."""
+
+    score: str  # what is measured
+    threshold: float  # above it, the answer is unknown
+    keep: float  # the share of the validation images it keeps (answers with their class)
+    calibrated_on: int  # validation images that set the threshold
+    fitted_on: int  # training images that set the statistics
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data) -> UnknownRule:
+        if not isinstance(data, dict) or set(data) != set(cls.__dataclass_fields__):
+            raise SpecError(f"unknown must hold exactly {', '.join(cls.__dataclass_fields__)}")
+        try:
+            rule = cls(
+                score=str(data["score"]),
+                threshold=float(data["threshold"]),
+                keep=float(data["keep"]),
+                calibrated_on=int(data["calibrated_on"]),
+                fitted_on=int(data["fitted_on"]),
+            )
+        except (TypeError, ValueError, OverflowError):
+            raise SpecError("unknown's threshold, keep and image counts must be numbers") from None
+        if not (math.isfinite(rule.threshold) and 0 < rule.keep <= 1 and rule.calibrated_on >= 1 and rule.fitted_on >= 1):
+            raise SpecError("unknown must have a finite threshold, keep in (0, 1] and at least one image each")
+        return rule
+
+
+@dataclass(frozen=True)
 class PreprocessingSpec:
     """What a model expects: resize raw RGB pixels (0-255) to height x width, nothing more.
 
@@ -110,6 +147,8 @@ class PreprocessingSpec:
     # "exact": hh.edge.resample, the same bytes on every CPU. "opencv": OpenCV's own resize, what
     # models of spec versions 1 and 2 were trained with (its pixels differ between x86 and arm64).
     resize: str = "exact"
+    # When set, the last class name is UNKNOWN_LABEL, which the model answers by itself.
+    unknown: UnknownRule | None = None
     version: int = field(default=SPEC_VERSION)
 
     def __post_init__(self) -> None:
@@ -136,6 +175,8 @@ class PreprocessingSpec:
                 raise SpecError(f"class name {name!r} {problem}")
         if self.class_mode == "binary" and len(self.class_names) != 2:
             raise SpecError(f"binary class mode needs exactly 2 classes, got {len(self.class_names)}")
+        if self.unknown is not None and (self.class_names[-1] != UNKNOWN_LABEL or self.class_mode != "categorical"):
+            raise SpecError(f"a model that answers {UNKNOWN_LABEL!r} has it as its last label, of categorical outputs")
 
     @property
     def num_classes(self) -> int:
@@ -159,10 +200,21 @@ class PreprocessingSpec:
             del data["quality"]
         else:
             data["quality"] = self.quality.as_dict()
+        if self.unknown is None:
+            del data["unknown"]
         return json.dumps(data, indent=2) + "\n"
 
     def with_quality(self, quality: QualityThresholds | None) -> PreprocessingSpec:
         return replace(self, quality=quality)
+
+    def with_unknown(self, rule: UnknownRule) -> PreprocessingSpec:
+        """The spec of a converted model that answers UNKNOWN_LABEL besides these classes."""
+        return replace(self, class_names=(*self.class_names, UNKNOWN_LABEL), class_mode="categorical", unknown=rule)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The classes the model was trained on: the labels without the added unknown answer."""
+        return self.class_names[:-1] if self.unknown is not None else self.class_names
 
     @classmethod
     def from_json(cls, text: str) -> PreprocessingSpec:
@@ -198,8 +250,12 @@ class PreprocessingSpec:
             if "resize" in data:
                 raise SpecError(f"unknown field(s) resize for spec version {version}")
             data = {**data, "resize": "opencv"}
+        if version < 4 and "unknown" in data:
+            raise SpecError(f"unknown field(s) unknown for spec version {version}")
         if data.get("quality") is not None:
             data = {**data, "quality": QualityThresholds.from_dict(data["quality"])}
+        if data.get("unknown") is not None:
+            data = {**data, "unknown": UnknownRule.from_dict(data["unknown"])}
         try:
             return cls(**data)
         except TypeError as exc:

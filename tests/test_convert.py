@@ -37,7 +37,8 @@ def test_each_mode_converts_loads_and_agrees(converted, mode, min_int8_agreement
     assert list(inp["shape"]) == [1, 64, 64, 3]
     # Batch 1 in the signature too, not a dynamic batch: LiteRT.js and accelerators need it fixed.
     assert list(inp["shape_signature"]) == [1, 64, 64, 3]
-    assert list(out["shape"]) == [1, 2]  # one probability per class, even for a sigmoid model
+    # One probability per class, even for a sigmoid model, and one for "unknown".
+    assert list(out["shape"]) == [1, 3]
     report = json.loads((run / f"model_{mode}.report.json").read_text())
     assert report["passed"] is True and report["eval_images"] == 40
     assert report["agreement"] >= (min_int8_agreement if mode == "int8" else 1.0)
@@ -78,11 +79,13 @@ def test_labels_and_spec_read_back_from_the_tflite_alone(converted, tmp_path):
     embedded = embedded_spec(lonely)
     # The run's spec, plus the quality gate's thresholds calibrated by hh-convert.
     assert embedded.quality is not None and embedded.quality.calibrated_on == 160
-    assert embedded == read_spec(run / "preprocessing.json").with_quality(embedded.quality)
+    # ... and the answer "unknown" after the trained classes.
+    assert embedded.unknown is not None
+    assert embedded == read_spec(run / "preprocessing.json").with_quality(embedded.quality).with_unknown(embedded.unknown)
     files = read_associated_files(lonely)
-    assert files["labels.txt"].decode() == (run / "labels.txt").read_text()
+    assert files["labels.txt"].decode() == (run / "labels.txt").read_text() + "unknown\n"
     classifier = Classifier(lonely)
-    assert classifier.spec_source == "embedded" and classifier.class_names == ("brown_spot", "healthy")
+    assert classifier.spec_source == "embedded" and classifier.class_names == ("brown_spot", "healthy", "unknown")
     # The standard metadata flatbuffer is there, with its identifier and the label file named.
     metadata = read_model_metadata(lonely.read_bytes())
     assert metadata is not None and metadata[4:8] == b"M001"

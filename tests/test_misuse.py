@@ -240,7 +240,7 @@ def manifest_edit(edit):
         (with_manifest("text"), "not a JSON object"),
         (with_manifest(b"{not json"), "damaged"),
         (manifest_edit(lambda m: m.update(cases=[])), "holds no images"),
-        (manifest_edit(lambda m: m["cases"][0].update(expected=[0.5])), "probabilities for 2 classes"),
+        (manifest_edit(lambda m: m["cases"][0].update(expected=[0.5])), "probabilities for 3 classes"),
         (manifest_edit(lambda m: m["cases"][0].update(keras=[])), "not a list of probabilities"),
         (manifest_edit(lambda m: m["cases"][0].update(expected=[float("nan"), 0.5])), "not a list of probabilities"),
         (manifest_edit(lambda m: m["cases"][0].update(file="missing.jpg")), "is not in the model"),

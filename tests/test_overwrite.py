@@ -105,7 +105,7 @@ def test_convert_out_elsewhere_leaves_that_folders_files_alone(cli, one_line_err
     from hh.edge.runtime import Classifier
 
     # The model carries its own labels: the folder's other labels.txt does not confuse it.
-    assert Classifier(other / "m.tflite").class_names == ("brown_spot", "healthy")
+    assert Classifier(other / "m.tflite").class_names == ("brown_spot", "healthy", "unknown")
     before = (other / "m.tflite").read_bytes()
     one_line_error(cli(convert_app, trained_run, "--out", other / "m.tflite"), "already exists", "--overwrite")
     assert unchanged(other / "m.tflite", before)

@@ -22,14 +22,14 @@ def test_json_round_trip_keeps_every_field():
 @pytest.mark.parametrize("version", [1, 2])
 def test_an_older_spec_still_reads_with_the_resize_its_model_was_trained_with(version):
     data = json.loads(make_spec().to_json())
-    assert data["version"] == 3 and data["resize"] == "exact"
+    assert data["version"] == SPEC_VERSION and data["resize"] == "exact"
     data["version"] = version
     del data["resize"]
     spec = PreprocessingSpec.from_json(json.dumps(data))
     assert spec.resize == "opencv" and spec.quality is None
     # Written again, it says so in the current format, and reads back the same.
     again = PreprocessingSpec.from_json(spec.to_json())
-    assert json.loads(spec.to_json())["version"] == 3 and again == replace(spec, version=3)
+    assert json.loads(spec.to_json())["version"] == SPEC_VERSION and again == replace(spec, version=SPEC_VERSION)
 
 
 def test_a_spec_refuses_an_unknown_resize_and_a_resize_field_in_an_older_version():

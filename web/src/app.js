@@ -93,7 +93,8 @@ export async function classifyImageUrl(url) {
 
 function render(result) {
   const threshold = Number($("threshold").value);
-  const sure = result.probability >= threshold;
+  // "unknown" (none of the classes) is an answer of its own, whatever its probability.
+  const sure = result.label === "unknown" || result.probability >= threshold;
   $("label").textContent = sure ? result.label : "uncertain";
   $("label").className = sure ? "sure" : "unsure";
   $("probability").textContent = `${(result.probability * 100).toFixed(0)}%`;

@@ -4,7 +4,7 @@
 
 export class ModelFileError extends Error {}
 
-const SPEC_VERSION = 3;
+const SPEC_VERSION = 4;
 const INTERPOLATIONS = ["bilinear", "nearest", "area"];
 const ASPECTS = ["squash", "crop"];
 const RESIZES = ["exact", "opencv"];
