@@ -10,7 +10,7 @@ import typer
 
 from ..edge.cli_util import OverwriteOption, VerboseOption, make_app, reports_errors, require_train_extra, run_app, setup_output
 from ..edge.errors import UserError
-from .gates import MAX_PROB_DIFF, MIN_AGREEMENT, UNKNOWN_KEEP
+from .gates import MAX_PROB_DIFF, MAX_RECALL_DROP, MIN_AGREEMENT, UNKNOWN_KEEP
 
 app = make_app("Convert a trained model to TFLite.")
 
@@ -40,6 +40,10 @@ def convert(
     max_prob_diff: Annotated[
         float, typer.Option(help="Fail when any probability differs from Keras's by more than this.")
     ] = MAX_PROB_DIFF,
+    max_recall_drop: Annotated[
+        float,
+        typer.Option(help="Fail when any class's recall (share of its images found) is this much below Keras's."),
+    ] = MAX_RECALL_DROP,
     out: Annotated[Path | None, typer.Option(help="Output .tflite (default: RUN/model_<mode>.tflite).")] = None,
     selftest: Annotated[
         int, typer.Option(help="Held-out images per class to pack into the model for the device's self-test (0: none).")
@@ -56,6 +60,13 @@ def convert(
         Path | None,
         typer.Option(help="Images that are none of the classes (any folders): report how many the model answers 'unknown'."),
     ] = None,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            help="Calibrate the probabilities on the validation images (one temperature, folded into the last layer; "
+            "no answer changes), so that answers given at 0.9 are right about 90% of the time."
+        ),
+    ] = True,
     overwrite: OverwriteOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -63,8 +74,9 @@ def convert(
     preprocessing spec, then run it against the Keras model on the run's held-out images (the
     validation split recorded at training time) and report size, accuracy and agreement.
 
-    Exits 1, keeping the file as *.rejected.tflite, when agreement is below --min-agreement or a
-    probability is further than --max-prob-diff from Keras's. An existing output file (the
+    Exits 1, keeping the file as *.rejected.tflite, when agreement is below --min-agreement, a
+    probability is further than --max-prob-diff from Keras's, or a class's recall is more than
+    --max-recall-drop below Keras's. An existing output file (the
     model, its report) is never replaced without --overwrite.
 
     Example: hh-convert models/run1 --int8
@@ -79,7 +91,8 @@ def convert(
     report = convert_model(
         source, chosen[0] if chosen else "float32", calib_dir=calib_dir, calib_count=calib_count, eval_dir=eval_dir,
         min_agreement=min_agreement, max_prob_diff=max_prob_diff, out=out, overwrite=overwrite, selftest_per_class=selftest,
-        unknown_keep=None if no_unknown else unknown_keep, unknown_dir=unknown_dir,
+        unknown_keep=None if no_unknown else unknown_keep, unknown_dir=unknown_dir, calibrate=calibrate,
+        max_recall_drop=max_recall_drop,
     )  # fmt: skip
     for line in report.lines():
         print(line)

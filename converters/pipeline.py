@@ -37,7 +37,7 @@ from ..edge.quiet import native_output_captured
 from ..edge.spec import SPEC_FILENAME, UNKNOWN_LABEL, PreprocessingSpec, QualityThresholds
 from ..trainer.run_folder import RunFolder
 from ..trainer.split import describe_drift
-from .gates import MAX_PROB_DIFF, MIN_AGREEMENT, UNKNOWN_KEEP
+from .gates import MAX_PROB_DIFF, MAX_RECALL_DROP, MIN_AGREEMENT, UNKNOWN_KEEP
 from .tflite import MODES, export_graph, to_flatbuffer, with_contract
 from .verify import Verification, VerificationInput, verify
 
@@ -76,6 +76,10 @@ class ConversionReport:
     unknown: dict | None = None  # how the model answers `unknown` (hh.edge.spec.UnknownRule)
     kept: float | None = None  # share of the evaluation images the converted model answers with a class
     unknown_dir: dict | None = None  # {"folder", "images", "unknown"}: --unknown-dir's images answered unknown
+    calibration: dict | None = None  # {"temperature", "images", "ece_before", "ece_after"} (hh.edge.calibration)
+    recall_drop: float | None = None  # the most any class's recall is below Keras's
+    recall_drop_class: str | None = None
+    max_recall_drop: float = MAX_RECALL_DROP  # the gate on recall_drop
 
     def lines(self) -> list[str]:
         out = [
@@ -90,8 +94,19 @@ class ConversionReport:
                 f"{self.tflite_accuracy:.3f}, top-1 agreement {self.agreement:.3f} (min {self.min_agreement:.2f}), "
                 f"prob diff max {self.max_abs_prob_diff:.4f} (max {self.max_prob_diff:.2f}) mean {self.mean_abs_prob_diff:.4f}"
             )
+            if self.recall_drop is not None:
+                out.append(
+                    f"per class: recall at most {self.recall_drop:.3f} below Keras's ({self.recall_drop_class}; "
+                    f"max {self.max_recall_drop:.2f})"
+                )
         if self.selftest_images:
             out.append(f"self-test: {self.selftest_images} images packed (+{self.selftest_kb:.0f} KB), passes on this machine")
+        if self.calibration:
+            c = self.calibration
+            out.append(
+                f"probabilities: temperature {c['temperature']:.3f} fitted on {c['images']} validation images, "
+                f"expected calibration error {c['ece_before']:.3f} -> {c['ece_after']:.3f}"
+            )
         if self.quality:
             out.append(f"quality gate: thresholds calibrated on {self.quality['calibrated_on']} training images")
         if self.unknown:
@@ -246,6 +261,40 @@ def quality_thresholds(source: Source, calib_dir: Path | None, count: int, calib
     return calibrate(calibration)
 
 
+def class_logits(model, images):
+    """The logits the model's softmax (or sigmoid) head computes for `images` [N, C] (a
+    sigmoid's s as [0, s]), in float64; None when the head is not a Dense softmax or sigmoid."""
+    import keras
+    import numpy as np
+
+    from .tflite import score_head
+
+    found = score_head(model)
+    if found is None:
+        return None
+    features, head = found
+    body = keras.Model(model.inputs, features)
+    kernel, bias = head.get_weights()
+    logits = body.predict(images.astype(np.float32), batch_size=32, verbose=0).astype(np.float64) @ kernel + bias
+    if logits.shape[1] == 1:  # a sigmoid's p = softmax([0, s])[1]
+        logits = np.concatenate([np.zeros_like(logits), logits], axis=1)
+    return logits
+
+
+def fit_calibration(logits, labels) -> dict:
+    """Temperature scaling (hh.edge.calibration) fitted on the validation images' logits, with
+    the expected calibration error before and after."""
+    from ..edge.calibration import expected_calibration_error, fit_temperature, softmax
+
+    temperature = fit_temperature(logits, labels)
+    return {
+        "temperature": round(temperature, 6),
+        "images": len(labels),
+        "ece_before": round(expected_calibration_error(softmax(logits), labels), 4),
+        "ece_after": round(expected_calibration_error(softmax(logits / temperature), labels), 4),
+    }
+
+
 def fit_unknown_answer(
     model,
     source: Source,
@@ -253,8 +302,9 @@ def fit_unknown_answer(
     calibration,
     calib_dir: Path | None,
     calib_count: int,
-    evaluation: ImageFolder | None,
+    validation,
     keep: float,
+    logit_range: float | None,
 ):
     """The unknown answer's statistics and threshold (hh.converters.unknown), or None (said
     why) when there are no held-out images to set its threshold on."""
@@ -265,7 +315,7 @@ def fit_unknown_answer(
     if score_head(model) is None:
         log.info("note: the model does not end in a Dense softmax or sigmoid layer; it answers no 'unknown'")
         return None
-    if evaluation is None:
+    if validation is None:
         log.info("note: no validation images to set the 'unknown' threshold on (give --eval-dir); the model answers no 'unknown'")
         return None
     if calibration is None:
@@ -274,12 +324,11 @@ def fit_unknown_answer(
             return None
         folder = calibration_folder(source, calib_dir).sample_per_class(calib_count)
         calibration, _ = load_images(folder, source.spec)
-    validation, _ = load_images(evaluation, source.spec)
     log.info(f"fitting the 'unknown' answer on {len(calibration)} training and {len(validation)} validation images")
     try:
         # The converter prints its temporary SavedModel to stdout: never a caller's business.
         with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
-            return fit_unknown(model, calibration, validation, keep=keep, mode=mode, calibration=calibration)
+            return fit_unknown(model, calibration, validation, keep, mode, calibration, logit_range)
     except NoStages as exc:
         log.info(f"note: no 'unknown' answer for this model: {exc}")
         return None
@@ -342,7 +391,7 @@ def check_outputs(names: dict[str, Path], overwrite: bool, model_path: Path) -> 
         check_output_file(names[name], "out", overwrite, inputs=[model_path])
 
 
-def check_options(mode: str, calib_count: int, min_agreement: float, max_prob_diff: float) -> None:
+def check_options(mode: str, calib_count: int, min_agreement: float, max_prob_diff: float, max_recall_drop: float) -> None:
     if mode not in MODES:
         raise ParameterError("mode", f"{mode!r} is unknown; choose one of {', '.join(MODES)}")
     if calib_count < 1:
@@ -351,6 +400,8 @@ def check_options(mode: str, calib_count: int, min_agreement: float, max_prob_di
         raise ParameterError("min_agreement", f"must be between 0 and 1, got {min_agreement}")
     if not 0.0 <= max_prob_diff <= 1.0:
         raise ParameterError("max_prob_diff", f"must be between 0 and 1, got {max_prob_diff}")
+    if not 0.0 <= max_recall_drop <= 1.0:
+        raise ParameterError("max_recall_drop", f"must be between 0 and 1, got {max_recall_drop}")
 
 
 def convert(
@@ -367,21 +418,25 @@ def convert(
     max_prob_diff: float = MAX_PROB_DIFF,
     unknown_keep: float | None = UNKNOWN_KEEP,
     unknown_dir: Path | None = None,
+    calibrate: bool = True,
+    max_recall_drop: float = MAX_RECALL_DROP,
 ) -> ConversionReport:
     """Convert a run folder's model (or a .keras file) to `mode`, embed its contract, verify it.
 
     The file also carries the quality gate's thresholds (calibrated on training images) and,
     unless selftest_per_class is 0, a golden self-test of that many held-out images per class,
     and, unless unknown_keep is None, the answer `unknown` (hh.converters.unknown) with its
-    threshold set to keep that share of the held-out images.
+    threshold set to keep that share of the held-out images. With `calibrate`, the probabilities
+    are calibrated on the held-out images (temperature scaling, folded into the last layer).
 
     Raises VerificationFailed (keeping the file as *.rejected.tflite) when the converted model
     agrees with Keras on less than `min_agreement` of the held-out images, or when any of its
-    probabilities is more than `max_prob_diff` from Keras's.
+    probabilities is more than `max_prob_diff` from Keras's, or any class's recall is more than
+    `max_recall_drop` below Keras's.
     """
     from ..trainer.data import load_images
 
-    check_options(mode, calib_count, min_agreement, max_prob_diff)
+    check_options(mode, calib_count, min_agreement, max_prob_diff, max_recall_drop)
     if unknown_keep is not None and not 0.5 <= unknown_keep < 1.0:
         raise ParameterError("unknown_keep", f"must be at least 0.5 and below 1, got {unknown_keep}")
     if unknown_dir is not None and not Path(unknown_dir).is_dir():
@@ -410,16 +465,26 @@ def convert(
     model_spec = spec.with_quality(quality_thresholds(source, calib_dir, calib_count, calibration))
 
     started = time.monotonic()
+    wanted = calibrate or unknown_keep is not None
+    validation = load_images(evaluation, spec) if evaluation is not None and wanted else None
+    logits = class_logits(model, validation[0]) if validation is not None else None
+    calibrated = fit_calibration(logits, validation[1]) if calibrate and logits is not None else None
+    if calibrate and validation is not None and logits is None:
+        log.info("note: the model does not end in a Dense softmax or sigmoid layer; its probabilities are not calibrated")
+    temperature = calibrated["temperature"] if calibrated else 1.0
     unknown = None
     if unknown_keep is not None and UNKNOWN_LABEL not in spec.class_names:
-        unknown = fit_unknown_answer(model, source, mode, calibration, calib_dir, calib_count, evaluation, unknown_keep)
+        images = validation[0] if validation is not None else None
+        spread = float(logits.max() - logits.min()) / temperature if logits is not None else None
+        unknown = fit_unknown_answer(model, source, mode, calibration, calib_dir, calib_count, images, unknown_keep, spread)
     if unknown is not None:
         model_spec = model_spec.with_unknown(unknown.rule)
     log.info(f"converting to {mode} ({MODES[mode].description})")
     with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
-        flatbuffer = to_flatbuffer(model, spec, mode, calibration, unknown)
-        # The self-test's Keras answers: the same graph in Keras, in float, `unknown` included.
-        reference = export_graph(model, spec, unknown=unknown) if unknown is not None else model
+        flatbuffer = to_flatbuffer(model, spec, mode, calibration, unknown, temperature)
+        # What the converted model is checked against: the same graph in Keras, in float.
+        changed = unknown is not None or temperature != 1.0
+        reference = export_graph(model, spec, unknown=unknown, temperature=temperature, batch_size=None) if changed else model
     seconds = time.monotonic() - started
     tflite = with_contract(flatbuffer, model_spec, mode, version)
     model_size = model_part_size(tflite)
@@ -435,7 +500,9 @@ def convert(
             atomic_write_bytes(names["pending"], tflite)
         verification = None
         if evaluation is not None:
-            verification = verify(VerificationInput(model, names["pending"], spec, evaluation, min_agreement, max_prob_diff))
+            verification = verify(
+                VerificationInput(reference, names["pending"], spec, evaluation, min_agreement, max_prob_diff, max_recall_drop)
+            )
         report = make_report(
             mode, out, tflite, model_size / float32_size, seconds, calibration, verification, min_agreement, names["pending"]
         )
@@ -443,6 +510,10 @@ def convert(
         report.selftest_kb = selftest.size_bytes / 1000 if selftest else 0.0
         report.quality = model_spec.quality.as_dict() if model_spec.quality else None
         report.unknown = model_spec.unknown.as_dict() if model_spec.unknown else None
+        report.calibration = calibrated
+        report.max_recall_drop = max_recall_drop
+        if verification is not None:
+            report.recall_drop, report.recall_drop_class = verification.recall_drop, verification.recall_drop_class
         report.kept = verification.kept if verification else None
         if unknown_dir is not None:
             from ..edge.runtime import Classifier

@@ -59,7 +59,12 @@ def score_head(model: keras.Model) -> tuple[keras.KerasTensor, keras.layers.Dens
 
 
 def export_graph(
-    model: keras.Model, spec: PreprocessingSpec, scores: bool = False, unknown: UnknownScore | None = None
+    model: keras.Model,
+    spec: PreprocessingSpec,
+    scores: bool = False,
+    unknown: UnknownScore | None = None,
+    temperature: float = 1.0,
+    batch_size: int | None = 1,
 ) -> keras.Model:
     """The graph to export: batch 1, and one probability (or, with `scores`, one score) per class.
 
@@ -77,13 +82,18 @@ def export_graph(
     unknown: add the label `unknown` after the classes, its score computed in the model
     (hh.converters.unknown); the outputs are then softmax probabilities (or scores) of
     the classes and unknown, a binary model's included.
+
+    temperature: divide the head's weights and bias by it, so its logits are divided by it: the
+    probabilities calibrated (hh.edge.calibration), no top-1 answer changed.
+
+    batch_size: None for a Keras graph to run on batches (the workstation's reference answers).
     """
     if model.output_shape[-1] != spec.num_classes and (spec.class_mode != "binary" or model.output_shape[-1] != 1):
         raise ValueError(f"model outputs {model.output_shape[-1]} values for {spec.num_classes} classes")
-    inputs = keras.Input(shape=(spec.height, spec.width, 3), batch_size=1, name="image")
-    found = score_head(model) if scores or unknown else None
-    if unknown is not None and found is None:
-        raise ValueError("the unknown answer needs a model that ends in a Dense softmax or sigmoid layer")
+    inputs = keras.Input(shape=(spec.height, spec.width, 3), batch_size=batch_size, name="image")
+    found = score_head(model) if scores or unknown or temperature != 1.0 else None
+    if (unknown is not None or temperature != 1.0) and found is None:
+        raise ValueError("the unknown answer and calibration need a model that ends in a Dense softmax or sigmoid layer")
     if found is not None:
         features, head = found
         if unknown is not None:
@@ -97,7 +107,7 @@ def export_graph(
             bias = np.concatenate([np.zeros_like(bias), bias])
         linear = keras.layers.Dense(kernel.shape[1], name="scores", trainable=False)
         outputs = linear(body_out)
-        linear.set_weights([kernel, bias])
+        linear.set_weights([kernel / temperature, bias / temperature])
         if unknown is not None:
             outputs = keras.layers.Concatenate(name="scores_and_unknown")([outputs, unknown_logit(pooled, outputs, unknown)])
         if not scores:
@@ -131,9 +141,11 @@ def to_flatbuffer(
     mode: str,
     calibration: np.ndarray | None = None,
     unknown: UnknownScore | None = None,
+    temperature: float = 1.0,
 ) -> bytes:
     """The bare .tflite flatbuffer for `mode` (no metadata yet)."""
-    return convert_graph(export_graph(model, spec, scores=mode == "int8", unknown=unknown), mode, calibration)
+    export = export_graph(model, spec, scores=mode == "int8", unknown=unknown, temperature=temperature)
+    return convert_graph(export, mode, calibration)
 
 
 def convert_graph(export: keras.Model, mode: str, calibration: np.ndarray | None = None, uint8_output: bool = True) -> bytes:

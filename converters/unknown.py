@@ -59,6 +59,7 @@ class UnknownScore:
     stages: tuple[StageStatistics, ...]
     threshold: float
     rule: UnknownRule
+    margin: float = MARGIN  # logits: how far below the top class `unknown` stays for a leaf
 
 
 def _stage_tensors(network: keras.Model) -> list:
@@ -170,9 +171,14 @@ def fit_unknown(
     keep: float = KEEP,
     mode: str = "float32",
     calibration: np.ndarray | None = None,
+    logit_range: float | None = None,
 ) -> UnknownScore:
     """Statistics from the training images, the threshold from the validation images, both
-    measured on the model as `mode` computes it (calibration: int8's calibration images)."""
+    measured on the model as `mode` computes it (calibration: int8's calibration images).
+
+    logit_range: the spread of the class logits. The int8 output holds the class logits and
+    `unknown`'s on one grid of 256 steps; the margin grows with the spread (to a fifth of it) so
+    that the decision "score above threshold" is resolved to a few percent of the threshold."""
     if not 0.5 <= keep < 1.0:
         raise ValueError(f"keep must be in [0.5, 1), got {keep}")
     features = feature_model(model)
@@ -200,7 +206,8 @@ def fit_unknown(
         calibrated_on=len(val_images),
         fitted_on=len(train_images),
     )
-    return UnknownScore(stages_t, threshold, rule)
+    margin = max(MARGIN, 0.2 * logit_range) if logit_range else MARGIN
+    return UnknownScore(stages_t, threshold, rule, margin)
 
 
 def score_tensor(pooled: list, stages: tuple[StageStatistics, ...]):
@@ -221,4 +228,4 @@ def score_tensor(pooled: list, stages: tuple[StageStatistics, ...]):
 def unknown_logit(pooled: list, logits, score: UnknownScore):
     """The unknown label's logit, as layers on the stage means and the class logits."""
     excess = keras.ops.clip((score_tensor(pooled, score.stages) - score.threshold) * (1.0 / score.threshold), -1.0, 1.0)
-    return keras.ops.max(logits, axis=-1, keepdims=True) + MARGIN * excess
+    return keras.ops.max(logits, axis=-1, keepdims=True) + score.margin * excess

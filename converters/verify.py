@@ -31,6 +31,7 @@ class VerificationInput:
     images: ImageFolder  # held-out images with their labels
     min_agreement: float
     max_prob_diff: float = 1.0
+    max_recall_drop: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -44,16 +45,28 @@ class Verification:
     min_agreement: float
     max_prob_diff: float = 1.0  # the most any probability may differ from Keras's
     kept: float = 1.0  # share of the images the converted model answers with a class, not unknown
+    recall_drop: float = 0.0  # the most any class's recall is below Keras's
+    recall_drop_class: str = ""
+    max_recall_drop: float = 1.0
 
     @property
     def passed(self) -> bool:
-        return self.agreement >= self.min_agreement and self.max_abs_prob_diff <= self.max_prob_diff
+        return (
+            self.agreement >= self.min_agreement
+            and self.max_abs_prob_diff <= self.max_prob_diff
+            and self.recall_drop <= self.max_recall_drop + 1e-9
+        )
 
     def why_refused(self) -> str:
         if self.agreement < self.min_agreement:
             return (
                 f"agrees with Keras on {self.agreement:.3f} of {self.images} images, "
                 f"below {{param:min_agreement}} {self.min_agreement:.2f}"
+            )
+        if self.recall_drop > self.max_recall_drop + 1e-9:
+            return (
+                f"finds {self.recall_drop_class!r} in {self.recall_drop:.3f} fewer of its images than Keras does "
+                f"(more than {{param:max_recall_drop}} {self.max_recall_drop:.2f}; top-1 agreement {self.agreement:.3f})"
             )
         return (
             f"gives probabilities up to {self.max_abs_prob_diff:.3f} from Keras's on {self.images} images, "
@@ -71,13 +84,20 @@ def verify(given: VerificationInput) -> Verification:
     log.info(f"verifying on {len(given.images)} images from {given.images.root}")
     classifier = Classifier(given.tflite_path, num_threads=2)
     images, labels = load_images(given.images, given.spec)
-    keras_probs = keras_probabilities(given.keras_model, images, given.spec)
+    keras_answers = keras_probabilities(given.keras_model, images, given.spec)
     answers = classifier.predict_rgb(images)
     # A model that also answers `unknown` (its last label) is held to Keras on the classes:
     # their probabilities among themselves. How often it answers unknown is `kept`.
     classes = given.spec.num_classes
     tflite_probs = answers[:, :classes] / answers[:, :classes].sum(1, keepdims=True)
+    keras_probs = keras_answers[:, :classes] / keras_answers[:, :classes].sum(1, keepdims=True)
     keras_top, tflite_top = keras_probs.argmax(1), tflite_probs.argmax(1)
+    drops = {
+        name: float(np.mean(keras_top[labels == c] == c) - np.mean(tflite_top[labels == c] == c))
+        for c, name in enumerate(given.spec.class_names)
+        if np.any(labels == c)
+    }
+    worst = max(drops, key=lambda name: drops[name]) if drops else ""
     diff = np.abs(keras_probs - tflite_probs)
     return Verification(
         images=len(images),
@@ -89,4 +109,7 @@ def verify(given: VerificationInput) -> Verification:
         min_agreement=given.min_agreement,
         max_prob_diff=given.max_prob_diff,
         kept=float(np.mean(answers.argmax(1) < classes)),
+        recall_drop=max(0.0, drops.get(worst, 0.0)),
+        recall_drop_class=worst,
+        max_recall_drop=given.max_recall_drop,
     )

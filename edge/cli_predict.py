@@ -22,7 +22,9 @@ def predict(
     images: Annotated[Path | None, typer.Argument(help="An image, a folder of images, or a folder of class folders.")] = None,
     report: Annotated[
         Path | None,
-        typer.Option(help="Class folders only: also write evaluation.json, confusion.png and mistakes.png into this folder."),
+        typer.Option(
+            help="Class folders only: also write evaluation.json, confusion.png, mistakes.png and reliability.png here."
+        ),
     ] = None,
     selftest: Annotated[
         bool, typer.Option("--selftest", help="Run the self-test packed in MODEL on this device instead (exit 1 on failure).")
@@ -68,7 +70,7 @@ def predict(
         print_scores(evaluation, json_out)
     if report is not None:
         evaluation.write_report(report)
-        print(f"wrote {report}/evaluation.json, confusion.png, mistakes.png", file=sys.stderr)
+        print(f"wrote {report}/evaluation.json, confusion.png, mistakes.png, reliability.png", file=sys.stderr)
 
 
 def print_scores(evaluation, json_out: bool) -> None:

@@ -3,8 +3,9 @@
 A folder of class folders (named like the model's labels) is scored: per-class precision,
 recall, F1 and support, accuracy, balanced accuracy (the mean of the per-class recalls, which
 a model answering the majority class everywhere cannot fake on imbalanced data) and the
-confusion matrix; `write_report` also draws confusion.png and mistakes.png (the most
-confident wrong answers), the pictures people look at first. hh-train writes the same report
+confusion matrix, and the expected calibration error; `write_report` also draws confusion.png,
+mistakes.png (the most confident wrong answers), the pictures people look at first, and
+reliability.png (are answers given at 0.9 right 90% of the time?). hh-train writes the same report
 for its validation images. A folder of images, or one image, is only classified.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .calibration import calibration_summary, reliability_image
 from .errors import UserError
 from .files import atomic_write_bytes, atomic_write_text, check_not_inside, check_output_dir, check_output_file
 from .folders import is_image_file, list_image_folder
@@ -186,7 +188,7 @@ def mistakes_image(class_names, truth, probabilities: np.ndarray, images_bgr, mo
     return image
 
 
-REPORT_FILES = ("evaluation.json", "confusion.png", "mistakes.png")
+REPORT_FILES = ("evaluation.json", "confusion.png", "mistakes.png", "reliability.png")
 
 
 def check_report_folder(folder: str | Path, images: str | Path, overwrite: bool) -> Path:
@@ -212,11 +214,15 @@ def write_report(folder: str | Path, class_names, truth, probabilities: np.ndarr
         for i in np.argsort(-probabilities.max(axis=1))
         if predicted[i] != truth[i]
     ]  # fmt: skip
-    evaluation_json, confusion_png, mistakes_png = REPORT_FILES
+    # How far the probabilities are from meaning what they say, and how far after the
+    # temperature hh-convert would fit on these images (hh.edge.calibration).
+    report["calibration"] = calibration_summary(probabilities, truth)
+    evaluation_json, confusion_png, mistakes_png, reliability_png = REPORT_FILES
     atomic_write_text(folder / evaluation_json, json.dumps(report, indent=2) + "\n")
     for name, picture in (
         (confusion_png, confusion_image(np.array(report["confusion"]), class_names)),
         (mistakes_png, mistakes_image(class_names, truth, probabilities, images_bgr)),
+        (reliability_png, reliability_image(probabilities, truth)),
     ):
         atomic_write_bytes(folder / name, cv2.imencode(".png", picture)[1].tobytes())
     return report

@@ -88,7 +88,7 @@ def report(result) -> None:
     if result.evaluation:
         print(format_metrics(result.evaluation))
     print(f"wrote {run}/model.keras, labels.txt, preprocessing.json, split.json, history.csv, curves.png,")
-    print("      evaluation.json, confusion.png, mistakes.png")
+    print("      evaluation.json, confusion.png, mistakes.png, reliability.png")
     print(f"next: hh-convert {shlex.quote(str(run))} --int8")
 
 

@@ -1,6 +1,6 @@
 """The best epoch scored on the validation images, as people look at it: per-class precision,
 recall, F1 and support, balanced accuracy and the confusion matrix (evaluation.json,
-confusion.png and mistakes.png in the run folder, by hh.edge.evaluate)."""
+confusion.png, mistakes.png and reliability.png in the run folder, by hh.edge.evaluate)."""
 
 from __future__ import annotations
 
