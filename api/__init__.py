@@ -38,6 +38,8 @@ _EXPORTS = {
     "Evaluation": ("hh.edge.evaluate", "Evaluation"),
     "PreprocessingSpec": ("hh.edge.spec", "PreprocessingSpec"),
     "read_image": ("hh.edge.preprocess", "read_image_bgr"),
+    "Leaf": ("hh.edge.plant", "Leaf"),
+    "plant_verdict": ("hh.edge.plant", "plant_verdict"),
     # errors
     "HHError": ("hh.edge.errors", "HHError"),
     "UserError": ("hh.edge.errors", "UserError"),
@@ -50,6 +52,7 @@ if TYPE_CHECKING:  # for editors and type checkers; nothing here runs
     from hh.converters.pipeline import ConversionReport, convert
     from hh.edge.errors import HHError, UserError, VerificationFailed
     from hh.edge.evaluate import Evaluation, evaluate
+    from hh.edge.plant import Leaf, plant_verdict
     from hh.edge.preprocess import read_image_bgr as read_image
     from hh.edge.runtime import Classification, Classifier
     from hh.edge.session import CameraOptions, CameraSession

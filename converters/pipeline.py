@@ -468,9 +468,12 @@ def convert(
     wanted = calibrate or unknown_keep is not None
     validation = load_images(evaluation, spec) if evaluation is not None and wanted else None
     logits = class_logits(model, validation[0]) if validation is not None else None
-    calibrated = fit_calibration(logits, validation[1]) if calibrate and logits is not None else None
-    if calibrate and validation is not None and logits is None:
-        log.info("note: the model does not end in a Dense softmax or sigmoid layer; its probabilities are not calibrated")
+    calibrated = None
+    if calibrate and validation is not None:
+        if logits is None:
+            log.info("note: the model does not end in a Dense softmax or sigmoid layer; its probabilities are not calibrated")
+        else:
+            calibrated = fit_calibration(logits, validation[1])
     temperature = calibrated["temperature"] if calibrated else 1.0
     unknown = None
     if unknown_keep is not None and UNKNOWN_LABEL not in spec.class_names:

@@ -2,9 +2,9 @@
 
 A classifier trained on leaf diseases names a disease for anything it is shown, and is often
 most confident exactly where it has seen nothing. Scores of the classifier's own output (the
-largest probability, the largest logit, the energy) cannot tell: measured on hh's models, they
-let 80-100% of noise, colour fields, patterns and photographs through at a threshold that keeps
-95% of the leaves (BENCHMARKS.md, "not a leaf"). What does tell is the feature statistics of
+largest probability, the largest logit, the energy) cannot tell: measured on hh's small models,
+they let most noise, colour fields, patterns and photographs through at a threshold that keeps
+95% of the leaves (BENCHMARKS.md 13, "not a leaf"). What does tell is the feature statistics of
 every stage of the network (Lee et al. 2018's multi-layer Mahalanobis score, without its input
 perturbation): a stage's channels, averaged over the image, follow the training images'
 distribution for a leaf photo and leave it for a hand, a wall, the sky or noise.
@@ -14,11 +14,11 @@ distribution for a leaf photo and leave it for a hand, a wall, the sky or noise.
         z = (g - mean) @ L          (L L^T = the inverse covariance: whitened, ~N(0, 1) on training images)
         m = mean(clip(z, -4, 4)^2) / (its median over the training images)
     score = the mean of m over the stages
-    unknown score (a logit) = max(class logits) + 6 * clip((score - threshold) / threshold, -1, 1)
+    unknown's logit = max(class logits) + margin * clip((score - threshold) / threshold, -1, 1)
 
 The threshold keeps `keep` (95%) of the run's validation images. The unknown logit beats every
-class exactly when score > threshold, and lies at most 6 below the top class otherwise: a leaf
-loses at most e^-6 (0.25%) of its probability to `unknown`. Everything is Dense, mean, clip,
+class exactly when score > threshold, and lies `margin` (at least 6) below the top class for a
+typical leaf: such a leaf loses at most e^-6 (0.25%) of its probability to `unknown`. Everything is Dense, mean, clip,
 multiply, max and concatenate, ops that run in int8 on LiteRT and LiteRT.js; the clip keeps the
 values in a range that 8 bits can resolve (a whitened channel beyond 4 is out of place anyway).
 It needs no negative images. The label `unknown` is the model's last output, in labels.txt, so

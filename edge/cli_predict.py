@@ -29,6 +29,14 @@ def predict(
     selftest: Annotated[
         bool, typer.Option("--selftest", help="Run the self-test packed in MODEL on this device instead (exit 1 on failure).")
     ] = False,
+    plant: Annotated[
+        bool,
+        typer.Option(
+            "--plant",
+            help="IMAGES is a folder of one plant's leaves: print each leaf's answer and one verdict for the plant "
+            "(retake and unknown leaves left out, said so).",
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per image, then a summary object.")] = False,
     threads: Annotated[int | None, typer.Option(help="Interpreter threads (default: CPU cores, at most 4).")] = None,
     overwrite: OverwriteOption = False,
@@ -53,6 +61,11 @@ def predict(
         return
     if images is None:
         raise UserError("give IMAGES to classify (or --selftest)")
+    if plant:
+        if report is not None:
+            raise UserError("--report scores class folders; --plant gives one plant's verdict: choose one")
+        print_plant_verdict(classifier, images, json_out)
+        return
     if report is not None:
         check_report_folder(report, images, overwrite)
 
@@ -82,6 +95,38 @@ def print_scores(evaluation, json_out: bool) -> None:
         print()
         print(format_metrics(evaluation.metrics()))
         print(format_confusion(evaluation.confusion(), evaluation.class_names))
+
+
+def print_plant_verdict(classifier, folder: Path, json_out: bool) -> None:
+    """Each leaf's answer behind the model's quality gate, then the plant's verdict."""
+    from .evaluate import images_to_classify
+    from .plant import Leaf, plant_verdict
+    from .preprocess import UnreadableImage, read_image_bgr
+
+    if not folder.is_dir():
+        raise UserError(f"{folder}: --plant needs a folder of one plant's leaf photos")
+    paths, truths = images_to_classify(classifier, folder)
+    if truths is not None:
+        raise UserError(f"{folder}: holds class folders; --plant needs a folder of one plant's leaf photos")
+    leaves = []
+    for path in paths:
+        try:
+            frame = read_image_bgr(path, classifier.spec)
+        except UnreadableImage as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+            continue
+        answer = classifier.classify_frame(frame, quality=classifier.spec.quality)
+        top = answer.classification
+        leaves.append(Leaf(path, top.label, top.probabilities, answer.retake))
+        if json_out:
+            print(json.dumps({"type": "image", "path": path, **top.as_dict(classifier.class_names), "retake": answer.retake}))
+        else:
+            shown = f"retake ({answer.retake})" if answer.retake else top.label
+            print(f"{shown:<16} {top.probability:.3f}  {path}")
+    if not leaves:
+        raise UserError(f"{folder}: no readable leaf photos")
+    verdict = plant_verdict(leaves, classifier.class_names)
+    print(json.dumps(verdict.as_dict()) if json_out else verdict.line())
 
 
 def run_packed_selftest(classifier, json_out: bool) -> None:

@@ -79,8 +79,9 @@ def test_successful_runs_print_only_hh_lines(synth_data, tmp_path):
     convert = run("hh.converters.cli", out, "--int8", "--calib-count", 100, "--min-agreement", 0)
     assert convert.returncode == 0, convert.stderr
     assert_quiet(convert)
-    # size, verification, self-test, quality gate, the unknown answer, next step
-    assert [line.split()[0] for line in lines(convert.stdout)[1:]] == ["on", "self-test:", "quality", "unknown:", "next:"]
+    # size, verification, per-class recall, self-test, calibration, quality gate, the unknown answer, next step
+    expected = ["on", "per", "self-test:", "probabilities:", "quality", "unknown:", "next:"]
+    assert [line.split()[0] for line in lines(convert.stdout)[1:]] == expected
     assert [line.split()[0] for line in lines(convert.stderr)] == ["loading", "fitting", "converting", "verifying"]
 
     model = out / "model_int8.tflite"

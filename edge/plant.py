@@ -1,0 +1,89 @@
+"""One verdict per plant from several of its leaves.
+
+Agronomists judge a plant from several leaves, not one: in a field trial with cassava experts, a
+phone app's accuracy rose from 65% to 74-88% when six leaves per plant were scanned (Mrisho et
+al. 2020, Front. Plant Sci. 11:590889). A single leaf can be the wrong one: young, damaged by
+something else, badly lit.
+
+The verdict averages the leaves' probabilities over the model's classes (a soft vote: a leaf
+that is sure weighs more than one that hesitates). Leaves answered `retake` (the frame was too
+dark, blurry, ...) or `unknown` (not like the training leaves) say nothing about the plant's
+disease: they are left out, and the verdict says which and why. numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .spec import UNKNOWN_LABEL
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One leaf's answer, as the device gave it."""
+
+    name: str  # a file, or "leaf 3"
+    label: str
+    probabilities: np.ndarray  # one per model label, in the model's order
+    retake: str | None = None  # the quality gate's reason, when the photo should be retaken
+
+
+@dataclass(frozen=True)
+class PlantVerdict:
+    label: str  # a class, or UNKNOWN_LABEL when no leaf could be used
+    probability: float
+    probabilities: dict[str, float]  # the classes' mean probabilities over the leaves used
+    votes: dict[str, int]  # how many of the leaves used answered each class
+    used: tuple[str, ...]  # the leaves the verdict is from
+    left_out: tuple[tuple[str, str], ...]  # (leaf, why)
+
+    def line(self) -> str:
+        if not self.used:
+            return f"plant: unknown (no usable leaf of {len(self.left_out)}; retake them or photograph other leaves)"
+        votes = ", ".join(f"{name} {count}" for name, count in self.votes.items() if count)
+        left = f"; left out {len(self.left_out)} ({', '.join(why for _, why in self.left_out)})" if self.left_out else ""
+        return f"plant: {self.label} {self.probability:.3f} from {len(self.used)} leaves ({votes}){left}"
+
+    def as_dict(self) -> dict:
+        return {
+            "type": "plant",
+            "label": self.label,
+            "probability": round(self.probability, 5),
+            "probabilities": {name: round(p, 5) for name, p in self.probabilities.items()},
+            "votes": self.votes,
+            "used": list(self.used),
+            "left_out": [{"leaf": leaf, "why": why} for leaf, why in self.left_out],
+        }
+
+
+def plant_verdict(leaves: list[Leaf], labels: tuple[str, ...]) -> PlantVerdict:
+    """The plant's verdict from its leaves' answers (`labels`: the model's labels, in order)."""
+    classes = [i for i, name in enumerate(labels) if name != UNKNOWN_LABEL]
+    used, left_out, rows = [], [], []
+    for leaf in leaves:
+        if leaf.retake:
+            left_out.append((leaf.name, f"retake: {leaf.retake}"))
+        elif leaf.label == UNKNOWN_LABEL:
+            left_out.append((leaf.name, "unknown"))
+        else:
+            p = np.asarray(leaf.probabilities, np.float64)[classes]
+            rows.append(p / p.sum() if p.sum() > 0 else np.full(len(classes), 1 / len(classes)))
+            used.append(leaf.name)
+    names = [labels[i] for i in classes]
+    if not rows:
+        return PlantVerdict(UNKNOWN_LABEL, 0.0, {}, {}, (), tuple(left_out))
+    mean = np.mean(rows, axis=0)
+    best = int(mean.argmax())
+    votes = {name: 0 for name in names}
+    for row in rows:
+        votes[names[int(row.argmax())]] += 1
+    return PlantVerdict(
+        names[best],
+        float(mean[best]),
+        {name: float(p) for name, p in zip(names, mean)},
+        votes,
+        tuple(used),
+        tuple(left_out),
+    )
