@@ -49,12 +49,12 @@ def convert(
         int, typer.Option(help="Held-out images per class to pack into the model for the device's self-test (0: none).")
     ] = 2,
     unknown_keep: Annotated[
-        float,
+        float | None,
         typer.Option(
             help="The model answers 'unknown' for images unlike its training images (a hand, soil, the sky), "
-            "its threshold set to keep this share of the validation images (0.5 to 0.99)."
+            f"its threshold set to keep this share of the validation images (at least 0.5, below 1; default {UNKNOWN_KEEP})."
         ),
-    ] = UNKNOWN_KEEP,
+    ] = None,
     no_unknown: Annotated[bool, typer.Option("--no-unknown", help="Leave the 'unknown' answer out.")] = False,
     unknown_dir: Annotated[
         Path | None,
@@ -85,13 +85,16 @@ def convert(
     chosen = [name for name, flag in (("int8", int8), ("float16", float16), ("dynamic", dynamic)) if flag]
     if len(chosen) > 1:
         raise UserError(f"choose one quantization, not {' and '.join('--' + c for c in chosen)}")
+    if no_unknown and (unknown_keep is not None or unknown_dir is not None):
+        raise UserError("--no-unknown leaves the 'unknown' answer out: --unknown-keep and --unknown-dir need it")
+    keep = UNKNOWN_KEEP if unknown_keep is None else unknown_keep
     require_train_extra("hh-convert")
     from .pipeline import convert as convert_model
 
     report = convert_model(
         source, chosen[0] if chosen else "float32", calib_dir=calib_dir, calib_count=calib_count, eval_dir=eval_dir,
         min_agreement=min_agreement, max_prob_diff=max_prob_diff, out=out, overwrite=overwrite, selftest_per_class=selftest,
-        unknown_keep=None if no_unknown else unknown_keep, unknown_dir=unknown_dir, calibrate=calibrate,
+        unknown_keep=None if no_unknown else keep, unknown_dir=unknown_dir, calibrate=calibrate,
         max_recall_drop=max_recall_drop,
     )  # fmt: skip
     for line in report.lines():

@@ -43,6 +43,8 @@ from .verify import Verification, VerificationInput, verify
 
 log = logging.getLogger("hh.convert")
 MIN_CALIBRATION_IMAGES = 100  # below this, int8 ranges are a guess: warn
+# Below this many validation images, a temperature or a 95% threshold is fitted to noise.
+MIN_HELD_OUT_IMAGES = 20
 
 
 @dataclass
@@ -113,12 +115,15 @@ class ConversionReport:
             kept = f"; {self.kept:.3f} of {self.eval_images} evaluation images keep a class" if self.kept is not None else ""
             out.append(
                 f"unknown: answered above a score threshold of {self.unknown['threshold']:.4g} "
-                f"(fitted to keep {self.unknown['keep']:.2f} of {self.unknown['calibrated_on']} validation images){kept}"
+                f"(fitted to keep {self.unknown['keep']:.3g} of {self.unknown['calibrated_on']} validation images){kept}"
             )
         if self.unknown_dir:
             u = self.unknown_dir
             share = u["unknown"] / max(1, u["images"])
-            out.append(f"unknown: {u['unknown']} of {u['images']} images in {u['folder']} answered unknown ({share:.3f})")
+            unreadable = f"; {u['unreadable']} unreadable skipped" if u.get("unreadable") else ""
+            out.append(
+                f"unknown: {u['unknown']} of {u['images']} images in {u['folder']} answered unknown ({share:.3f}){unreadable}"
+            )
         return out
 
 
@@ -281,17 +286,25 @@ def class_logits(model, images):
     return logits
 
 
-def fit_calibration(logits, labels) -> dict:
+def fit_calibration(logits, labels) -> dict | None:
     """Temperature scaling (hh.edge.calibration) fitted on the validation images' logits, with
-    the expected calibration error before and after."""
-    from ..edge.calibration import expected_calibration_error, fit_temperature, softmax
+    the expected calibration error before and after; None (said why) when it does not help."""
+    from ..edge.calibration import TEMPERATURE_RANGE, expected_calibration_error, fit_temperature, softmax
 
     temperature = fit_temperature(logits, labels)
+    before = expected_calibration_error(softmax(logits), labels)
+    after = expected_calibration_error(softmax(logits / temperature), labels)
+    if not TEMPERATURE_RANGE[0] * 1.01 < temperature < TEMPERATURE_RANGE[1] * 0.99 or after > before:
+        log.info(
+            f"note: the temperature fitted on {len(labels)} validation images ({temperature:.3g}) does not lower the "
+            f"calibration error ({before:.3f} -> {after:.3f}); the probabilities are left as trained"
+        )
+        return None
     return {
         "temperature": round(temperature, 6),
         "images": len(labels),
-        "ece_before": round(expected_calibration_error(softmax(logits), labels), 4),
-        "ece_after": round(expected_calibration_error(softmax(logits / temperature), labels), 4),
+        "ece_before": round(before, 4),
+        "ece_after": round(after, 4),
     }
 
 
@@ -334,23 +347,36 @@ def fit_unknown_answer(
         return None
 
 
+def unknown_dir_images(folder: Path) -> list[Path]:
+    """The image files under `folder`, at any depth (symbolic links to folders not followed)."""
+    from ..edge.folders import is_image_file
+
+    try:
+        images = sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_file(p))
+    except OSError as exc:
+        raise ParameterError("unknown_dir", f"{folder}: cannot be read ({exc.strerror or exc})") from None
+    if not images:
+        raise ParameterError("unknown_dir", f"{folder}: holds no image files")
+    return images
+
+
 def count_unknown(classifier, folder: Path) -> dict:
     """How many images under `folder` (at any depth) `classifier` answers unknown."""
-    from ..edge.folders import is_image_file
     from ..edge.preprocess import UnreadableImage, read_image_bgr
     from ..edge.spec import UNKNOWN_LABEL
 
-    images = unknown = 0
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p)):
+    images = unknown = unreadable = 0
+    for path in unknown_dir_images(folder):
         try:
             frame = read_image_bgr(str(path), classifier.spec)
         except UnreadableImage:
+            unreadable += 1
             continue
         images += 1
         unknown += classifier.classify(frame).label == UNKNOWN_LABEL
     if not images:
-        raise UserError(f"{folder}: no readable images for {{param:unknown_dir}}")
-    return {"folder": str(folder), "images": images, "unknown": unknown}
+        raise UserError(f"{folder}: no readable images for {{param:unknown_dir}} ({unreadable} unreadable)")
+    return {"folder": str(folder), "images": images, "unknown": unknown, "unreadable": unreadable}
 
 
 def pack_selftest(model, spec: PreprocessingSpec, evaluation: ImageFolder, per_class: int, pending: Path):
@@ -441,6 +467,10 @@ def convert(
         raise ParameterError("unknown_keep", f"must be at least 0.5 and below 1, got {unknown_keep}")
     if unknown_dir is not None and not Path(unknown_dir).is_dir():
         raise ParameterError("unknown_dir", f"{unknown_dir}: not a folder")
+    if unknown_dir is not None and unknown_keep is None:
+        raise ParameterError("unknown_dir", "counts the images answered unknown, which a model without it never gives")
+    if unknown_dir is not None:
+        unknown_dir_images(Path(unknown_dir))  # before any work: a folder without images is an error
     if selftest_per_class < 0:
         raise ParameterError("selftest_per_class", f"must be 0 or more, got {selftest_per_class}")
     source = resolve_source(Path(path))
@@ -462,11 +492,20 @@ def convert(
         log.info(f"loading {len(folder)} calibration images from {folder.root}")
         calibration, _ = load_images(folder, spec)
     evaluation = eval_folder(source, eval_dir)
+    if evaluation is not None and evaluation.class_names != spec.class_names:
+        # Before anything is fitted on it: the labels would index the wrong classes.
+        raise UserError(f"evaluation folder {evaluation.root} has classes {evaluation.class_names}, the model {spec.class_names}")
     model_spec = spec.with_quality(quality_thresholds(source, calib_dir, calib_count, calibration))
 
     started = time.monotonic()
     wanted = calibrate or unknown_keep is not None
     validation = load_images(evaluation, spec) if evaluation is not None and wanted else None
+    if validation is not None and len(validation[1]) < MIN_HELD_OUT_IMAGES:
+        log.info(
+            f"note: {len(validation[1])} validation images are too few (at least {MIN_HELD_OUT_IMAGES}) to calibrate the "
+            "probabilities or set the 'unknown' threshold on; the model has neither"
+        )
+        validation = None
     logits = class_logits(model, validation[0]) if validation is not None else None
     calibrated = None
     if calibrate and validation is not None:
@@ -482,6 +521,8 @@ def convert(
         unknown = fit_unknown_answer(model, source, mode, calibration, calib_dir, calib_count, images, unknown_keep, spread)
     if unknown is not None:
         model_spec = model_spec.with_unknown(unknown.rule)
+    elif unknown_dir is not None:
+        raise UserError("{param:unknown_dir}: the model answers no 'unknown' (see the note above), so there is nothing to count")
     log.info(f"converting to {mode} ({MODES[mode].description})")
     with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
         flatbuffer = to_flatbuffer(model, spec, mode, calibration, unknown, temperature)

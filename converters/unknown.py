@@ -14,11 +14,13 @@ distribution for a leaf photo and leave it for a hand, a wall, the sky or noise.
         z = (g - mean) @ L          (L L^T = the inverse covariance: whitened, ~N(0, 1) on training images)
         m = mean(clip(z, -4, 4)^2) / (its median over the training images)
     score = the mean of m over the stages
-    unknown's logit = max(class logits) + margin * clip((score - threshold) / threshold, -1, 1)
+    unknown's logit = max(class logits) + margin * clip(10 * (score - threshold) / threshold, -1, 1)
 
 The threshold keeps `keep` (95%) of the run's validation images. The unknown logit beats every
 class exactly when score > threshold, and lies `margin` (at least 6) below the top class for a
-typical leaf: such a leaf loses at most e^-6 (0.25%) of its probability to `unknown`. Everything is Dense, mean, clip,
+leaf whose score is more than a tenth below the threshold: such a leaf loses at most e^-6
+(0.25%) of its probability to `unknown`. Within that tenth the probability moves to `unknown`
+gradually (at the threshold itself, half of it). Everything is Dense, mean, clip,
 multiply, max and concatenate, ops that run in int8 on LiteRT and LiteRT.js; the clip keeps the
 values in a range that 8 bits can resolve (a whitened channel beyond 4 is out of place anyway).
 It needs no negative images. The label `unknown` is the model's last output, in labels.txt, so
@@ -38,6 +40,7 @@ from .gates import UNKNOWN_KEEP as KEEP  # validation images answered with their
 
 COMPONENT_CLIP = 4.0
 MARGIN = 6.0  # logits
+STEEPNESS = 10.0  # the unknown logit goes from -margin to +margin within a tenth of the threshold
 NOISE_STEPS = 2.0
 MIN_THRESHOLD = 1e-3  # a score that small on 95% of the validation images measures nothing
 SCORE_NAME = "feature statistics at every stage"
@@ -227,5 +230,6 @@ def score_tensor(pooled: list, stages: tuple[StageStatistics, ...]):
 
 def unknown_logit(pooled: list, logits, score: UnknownScore):
     """The unknown label's logit, as layers on the stage means and the class logits."""
-    excess = keras.ops.clip((score_tensor(pooled, score.stages) - score.threshold) * (1.0 / score.threshold), -1.0, 1.0)
+    relative = (score_tensor(pooled, score.stages) - score.threshold) * (STEEPNESS / score.threshold)
+    excess = keras.ops.clip(relative, -1.0, 1.0)
     return keras.ops.max(logits, axis=-1, keepdims=True) + score.margin * excess

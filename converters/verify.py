@@ -74,6 +74,15 @@ class Verification:
         )
 
 
+def among_classes(probabilities: np.ndarray, classes: int) -> np.ndarray:
+    """The classes' probabilities among themselves, when the model also answers `unknown` (its
+    last label); the outputs as they are otherwise (they may be scores, not probabilities)."""
+    if probabilities.shape[1] == classes:
+        return probabilities
+    kept = probabilities[:, :classes]
+    return kept / np.maximum(kept.sum(1, keepdims=True), 1e-300)
+
+
 def verify(given: VerificationInput) -> Verification:
     from ..trainer.data import load_images
 
@@ -89,8 +98,7 @@ def verify(given: VerificationInput) -> Verification:
     # A model that also answers `unknown` (its last label) is held to Keras on the classes:
     # their probabilities among themselves. How often it answers unknown is `kept`.
     classes = given.spec.num_classes
-    tflite_probs = answers[:, :classes] / answers[:, :classes].sum(1, keepdims=True)
-    keras_probs = keras_answers[:, :classes] / keras_answers[:, :classes].sum(1, keepdims=True)
+    tflite_probs, keras_probs = among_classes(answers, classes), among_classes(keras_answers, classes)
     keras_top, tflite_top = keras_probs.argmax(1), tflite_probs.argmax(1)
     drops = {
         name: float(np.mean(keras_top[labels == c] == c) - np.mean(tflite_top[labels == c] == c))

@@ -55,6 +55,8 @@ def predict(
     from .machine import default_threads
     from .runtime import Classifier
 
+    if selftest and (plant or report is not None):
+        raise UserError("--selftest checks the model on this device; it takes no --plant or --report")
     classifier = Classifier(model, num_threads=threads if threads is not None else default_threads())
     if selftest:
         run_packed_selftest(classifier, json_out)
@@ -99,6 +101,8 @@ def print_scores(evaluation, json_out: bool) -> None:
 
 def print_plant_verdict(classifier, folder: Path, json_out: bool) -> None:
     """Each leaf's answer behind the model's quality gate, then the plant's verdict."""
+    import numpy as np
+
     from .evaluate import images_to_classify
     from .plant import Leaf, plant_verdict
     from .preprocess import UnreadableImage, read_image_bgr
@@ -114,6 +118,7 @@ def print_plant_verdict(classifier, folder: Path, json_out: bool) -> None:
             frame = read_image_bgr(path, classifier.spec)
         except UnreadableImage as exc:
             print(f"skipped: {exc}", file=sys.stderr)
+            leaves.append(Leaf(path, "", np.zeros(len(classifier.class_names)), unreadable=str(exc).split(": ")[-1]))
             continue
         answer = classifier.classify_frame(frame, quality=classifier.spec.quality)
         top = answer.classification
@@ -123,7 +128,7 @@ def print_plant_verdict(classifier, folder: Path, json_out: bool) -> None:
         else:
             shown = f"retake ({answer.retake})" if answer.retake else top.label
             print(f"{shown:<16} {top.probability:.3f}  {path}")
-    if not leaves:
+    if all(leaf.unreadable for leaf in leaves):
         raise UserError(f"{folder}: no readable leaf photos")
     verdict = plant_verdict(leaves, classifier.class_names)
     print(json.dumps(verdict.as_dict()) if json_out else verdict.line())

@@ -5,10 +5,11 @@ phone app's accuracy rose from 65% to 74-88% when six leaves per plant were scan
 al. 2020, Front. Plant Sci. 11:590889). A single leaf can be the wrong one: young, damaged by
 something else, badly lit.
 
-The verdict averages the leaves' probabilities over the model's classes (a soft vote: a leaf
-that is sure weighs more than one that hesitates). Leaves answered `retake` (the frame was too
-dark, blurry, ...) or `unknown` (not like the training leaves) say nothing about the plant's
-disease: they are left out, and the verdict says which and why. numpy only.
+The verdict averages the leaves' probabilities over the model's classes, each leaf's taken among
+the classes alone (a soft vote: a leaf that is sure weighs more than one that hesitates). Leaves
+answered `retake` (the frame was too dark, blurry, ...) or `unknown` (not like the training
+leaves), and photos that cannot be read, say nothing about the plant's disease: they are left
+out, and the verdict says which and why. numpy only.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Leaf:
     label: str
     probabilities: np.ndarray  # one per model label, in the model's order
     retake: str | None = None  # the quality gate's reason, when the photo should be retaken
+    unreadable: str | None = None  # why the photo could not be read (then nothing else counts)
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ class PlantVerdict:
             return f"plant: unknown (no usable leaf of {len(self.left_out)}; retake them or photograph other leaves)"
         votes = ", ".join(f"{name} {count}" for name, count in self.votes.items() if count)
         left = f"; left out {len(self.left_out)} ({', '.join(why for _, why in self.left_out)})" if self.left_out else ""
-        return f"plant: {self.label} {self.probability:.3f} from {len(self.used)} leaves ({votes}){left}"
+        leaves = "leaf" if len(self.used) == 1 else "leaves"
+        return f"plant: {self.label} {self.probability:.3f} from {len(self.used)} {leaves} ({votes}){left}"
 
     def as_dict(self) -> dict:
         return {
@@ -63,7 +66,9 @@ def plant_verdict(leaves: list[Leaf], labels: tuple[str, ...]) -> PlantVerdict:
     classes = [i for i, name in enumerate(labels) if name != UNKNOWN_LABEL]
     used, left_out, rows = [], [], []
     for leaf in leaves:
-        if leaf.retake:
+        if leaf.unreadable:
+            left_out.append((leaf.name, f"unreadable: {leaf.unreadable}"))
+        elif leaf.retake:
             left_out.append((leaf.name, f"retake: {leaf.retake}"))
         elif leaf.label == UNKNOWN_LABEL:
             left_out.append((leaf.name, "unknown"))

@@ -111,18 +111,20 @@ class UnknownRule:
     def from_dict(cls, data) -> UnknownRule:
         if not isinstance(data, dict) or set(data) != set(cls.__dataclass_fields__):
             raise SpecError(f"unknown must hold exactly {', '.join(cls.__dataclass_fields__)}")
-        try:
-            rule = cls(
-                score=str(data["score"]),
-                threshold=float(data["threshold"]),
-                keep=float(data["keep"]),
-                calibrated_on=int(data["calibrated_on"]),
-                fitted_on=int(data["fitted_on"]),
-            )
-        except (TypeError, ValueError, OverflowError):
-            raise SpecError("unknown's threshold, keep and image counts must be numbers") from None
-        if not (math.isfinite(rule.threshold) and 0 < rule.keep <= 1 and rule.calibrated_on >= 1 and rule.fitted_on >= 1):
-            raise SpecError("unknown must have a finite threshold, keep in (0, 1] and at least one image each")
+
+        def number(value) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+        counts = (data["calibrated_on"], data["fitted_on"])
+        if not (number(data["threshold"]) and number(data["keep"]) and all(isinstance(c, int) and number(c) for c in counts)):
+            raise SpecError("unknown's threshold and keep must be numbers, its image counts whole numbers")
+        if not isinstance(data["score"], str):
+            raise SpecError("unknown's score must be text")
+        rule = cls(data["score"], float(data["threshold"]), float(data["keep"]), *counts)
+        if not (math.isfinite(rule.threshold) and rule.threshold > 0 and 0.5 <= rule.keep < 1):
+            raise SpecError("unknown must have a finite threshold above 0 and keep at least 0.5, below 1")
+        if min(counts) < 1:
+            raise SpecError("unknown must be fitted and calibrated on at least one image each")
         return rule
 
 

@@ -59,14 +59,16 @@ def test_predict_plant_on_a_folder_of_leaves(int8_model, synth_data, tmp_path, c
         shutil.copy(path, plant / path.name)
     cv2.imwrite(str(plant / "noise.png"), np.random.default_rng(0).integers(0, 256, (200, 200, 3)).astype(np.uint8))
     cv2.imwrite(str(plant / "night.jpg"), np.full((200, 200, 3), 3, np.uint8))
+    (plant / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     result = cli(app, int8_model, plant, "--plant", "--json")
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["type"] for r in rows] == ["image"] * 7 + ["plant"]
+    assert [r["type"] for r in rows] == ["image"] * 7 + ["plant"]  # the unreadable one has no answer
     verdict = rows[-1]
     assert verdict["label"] == "brown_spot"
     reasons = {entry["leaf"].rsplit("/", 1)[-1]: entry["why"] for entry in verdict["left_out"]}
     assert reasons["noise.png"] == "unknown" and reasons["night.jpg"].startswith("retake")
+    assert reasons["broken.jpg"].startswith("unreadable")
     text = cli(app, int8_model, plant, "--plant")
     assert text.exit_code == 0 and text.stdout.splitlines()[-1].startswith("plant: brown_spot")
     one_line_error(cli(app, int8_model, synth_data / "validation", "--plant"), "class folders", "--plant")

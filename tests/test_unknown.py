@@ -49,7 +49,9 @@ def test_spec_with_unknown_round_trips_and_says_which_classes_were_trained():
         (lambda d: {**d, "version": 3}, "unknown field(s) unknown for spec version 3"),
         (lambda d: {**d, "class_names": ["a", "b", "c"]}, "has it as its last label"),
         (lambda d: {**d, "unknown": {**d["unknown"], "threshold": "many"}}, "must be numbers"),
-        (lambda d: {**d, "unknown": {**d["unknown"], "keep": 1.5}}, "keep in (0, 1]"),
+        (lambda d: {**d, "unknown": {**d["unknown"], "calibrated_on": True}}, "whole numbers"),
+        (lambda d: {**d, "unknown": {**d["unknown"], "threshold": -5}}, "threshold above 0"),
+        (lambda d: {**d, "unknown": {**d["unknown"], "keep": 1.5}}, "keep at least 0.5, below 1"),
         (lambda d: {**d, "unknown": {"threshold": 1}}, "unknown must hold exactly"),
     ],
 )
@@ -122,3 +124,52 @@ def test_unknown_keep_out_of_range_is_one_line(trained_run, cli, one_line_error,
 
     result = cli(app, *[str(trained_run), "--unknown-keep", keep])
     one_line_error(result, "--unknown-keep")
+
+
+def test_conflicting_or_empty_unknown_options_are_refused_before_any_work(trained_run, tmp_path, cli, one_line_error):
+    from hh.converters.cli import app
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    one_line_error(cli(app, trained_run, "--no-unknown", "--unknown-dir", empty), "--no-unknown", "--unknown-dir")
+    one_line_error(cli(app, trained_run, "--no-unknown", "--unknown-keep", "0.9"), "--no-unknown", "--unknown-keep")
+    one_line_error(cli(app, trained_run, "--unknown-dir", empty), "--unknown-dir", "holds no image files")
+
+
+def test_an_evaluation_folder_of_other_classes_is_refused_before_anything_is_fitted(trained_run, synth_data, tmp_path, cli):
+    import shutil
+
+    from hh.converters.cli import app
+
+    other = tmp_path / "eval"
+    shutil.copytree(synth_data / "validation", other)
+    (other / "unknown").mkdir()
+    for i, image in enumerate(not_leaves(3)):
+        cv2.imwrite(str(other / "unknown" / f"{i}.png"), image)
+    result = cli(app, trained_run, "--eval-dir", other, "--out", tmp_path / "m.tflite")
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "has classes ('brown_spot', 'healthy', 'unknown'), the model ('brown_spot', 'healthy')" in result.output
+    assert "fitting" not in result.output
+
+
+def test_a_model_that_outputs_logits_is_verified_on_its_answers(synth_data, tmp_path, cli):
+    import keras
+
+    from hh.converters.cli import app
+    from hh.edge.spec import PreprocessingSpec
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(inputs))
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))  # logits: no softmax
+    folder = tmp_path / "logits"
+    folder.mkdir()
+    keras.Model(inputs, outputs).save(folder / "model.keras")
+    (folder / "preprocessing.json").write_text(PreprocessingSpec(32, 32, ("brown_spot", "healthy")).to_json())
+    # Its probabilities are not comparable (the device softmaxes scores), its answers are.
+    flags = ["--selftest", "0", "--max-prob-diff", "1"]
+    result = cli(app, folder / "model.keras", "--eval-dir", synth_data / "validation", *flags)
+    assert result.exit_code == 0, result.output
+    report = json.loads((folder / "model_float32.report.json").read_text())
+    assert report["agreement"] == 1.0 and report["unknown"] is None and report["calibration"] is None
