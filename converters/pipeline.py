@@ -77,7 +77,7 @@ class ConversionReport:
     quality: dict | None = None  # the quality gate's thresholds, calibrated on training images
     unknown: dict | None = None  # how the model answers `unknown` (hh.edge.spec.UnknownRule)
     kept: float | None = None  # share of the evaluation images the converted model answers with a class
-    unknown_dir: dict | None = None  # {"folder", "images", "unknown"}: --unknown-dir's images answered unknown
+    unknown_dir: dict | None = None  # {"folder", "images", "unknown", "unreadable"}: --unknown-dir's images
     calibration: dict | None = None  # {"temperature", "images", "ece_before", "ece_after"} (hh.edge.calibration)
     recall_drop: float | None = None  # the most any class's recall is below Keras's
     recall_drop_class: str | None = None
@@ -515,13 +515,16 @@ def convert(
             calibrated = fit_calibration(logits, validation[1])
     temperature = calibrated["temperature"] if calibrated else 1.0
     unknown = None
-    if unknown_keep is not None and UNKNOWN_LABEL not in spec.class_names:
+    own_unknown = UNKNOWN_LABEL in spec.class_names
+    if unknown_keep is not None and own_unknown:
+        log.info(f"note: the model has its own class {UNKNOWN_LABEL!r}, trained from images: no other 'unknown' is added")
+    if unknown_keep is not None and not own_unknown:
         images = validation[0] if validation is not None else None
         spread = float(logits.max() - logits.min()) / temperature if logits is not None else None
         unknown = fit_unknown_answer(model, source, mode, calibration, calib_dir, calib_count, images, unknown_keep, spread)
     if unknown is not None:
         model_spec = model_spec.with_unknown(unknown.rule)
-    elif unknown_dir is not None:
+    elif unknown_dir is not None and not own_unknown:
         raise UserError("{param:unknown_dir}: the model answers no 'unknown' (see the note above), so there is nothing to count")
     log.info(f"converting to {mode} ({MODES[mode].description})")
     with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):

@@ -76,13 +76,17 @@ def test_successful_runs_print_only_hh_lines(synth_data, tmp_path):
     # best epoch; the per-class table (header, 2 classes, accuracy); files written (2); next step
     assert len(lines(train.stdout)) == 8 and lines(train.stdout)[0].startswith("best epoch")
 
-    convert = run("hh.converters.cli", out, "--int8", "--calib-count", 100, "--min-agreement", 0)
+    # A 2-epoch model: its int8 answers may all differ from Keras's; the gates are not under test here.
+    convert = run("hh.converters.cli", out, "--int8", "--calib-count", 100, "--min-agreement", 0, "--max-recall-drop", 1)
     assert convert.returncode == 0, convert.stderr
     assert_quiet(convert)
     # size, verification, per-class recall, self-test, calibration, quality gate, the unknown answer, next step
-    expected = ["on", "per", "self-test:", "probabilities:", "quality", "unknown:", "next:"]
-    assert [line.split()[0] for line in lines(convert.stdout)[1:]] == expected
-    assert [line.split()[0] for line in lines(convert.stderr)] == ["loading", "fitting", "converting", "verifying"]
+    # (calibration only where it helps: otherwise a note says so, and there is no line for it)
+    got = [line.split()[0] for line in lines(convert.stdout)[1:]]
+    assert [word for word in got if word != "probabilities:"] == ["on", "per", "self-test:", "quality", "unknown:", "next:"]
+    assert ("probabilities:" in got) != ("does not lower the calibration error" in convert.stderr)
+    progress = [line.split()[0] for line in lines(convert.stderr) if not line.startswith("note:")]
+    assert progress == ["loading", "fitting", "converting", "verifying"]
 
     model = out / "model_int8.tflite"
     predict = run("hh.edge.cli_predict", model, list_image_folder(data / "validation").paths[0])
