@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     import keras
 
     from hh.converters.pipeline import recorded_images, resolve_source
-    from hh.converters.tflite import score_head
+    from hh.converters.tflite import score_head, score_weights
     from hh.converters.unknown import feature_model, fit_unknown, score_tensor
     from hh.trainer.data import load_images
 
@@ -165,10 +165,7 @@ def main(argv=None) -> int:
     model = keras.models.load_model(source.model_path, compile=False)
     features_at, head = score_head(model)
     body = keras.Model(model.inputs, features_at)
-    kernel, bias = head.get_weights()
-    if kernel.shape[1] == 1:
-        kernel = np.concatenate([np.zeros_like(kernel), kernel], 1)
-        bias = np.concatenate([np.zeros_like(bias), bias])
+    kernel, bias = score_weights(head)
 
     def run(images):
         f = body.predict(np.asarray(images, np.float32), batch_size=32, verbose=0).astype(np.float64)

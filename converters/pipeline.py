@@ -248,22 +248,24 @@ def float32_reference_size(model, spec: PreprocessingSpec, folder: Path, unknown
         )
 
 
-def quality_thresholds(source: Source, calib_dir: Path | None, count: int, calibration) -> QualityThresholds | None:
-    """The quality gate's thresholds from training images: the int8 calibration images when
-    loaded, else a sample of the run's training images; None when there are none to use."""
+def training_sample(source: Source, calib_dir: Path | None, count: int):
+    """A sample of the training images (--calib-dir's, else the run's recorded ones), `count`
+    per class, as model inputs; None when there are none to use. A recorded training file that
+    changed since is an error, as for int8: what they calibrate must not silently go missing."""
     from ..trainer.data import load_images
 
-    if calibration is None:
-        if calib_dir is None and recorded_split(source) is None:
-            log.info(
-                "note: no recorded training images to calibrate the quality gate on (give --calib-dir); the model carries none"
-            )
-            return None
-        # A recorded training file that changed since is an error here as for int8: the gate
-        # must not silently go missing because of it.
-        folder = calibration_folder(source, calib_dir).sample_per_class(count)
-        calibration, _ = load_images(folder, source.spec)
-    return calibrate(calibration)
+    if calib_dir is None and recorded_split(source) is None:
+        return None
+    images, _ = load_images(calibration_folder(source, calib_dir).sample_per_class(count), source.spec)
+    return images
+
+
+def quality_thresholds(training) -> QualityThresholds | None:
+    """The quality gate's thresholds from training images; None (said so) when there are none."""
+    if training is None:
+        log.info("note: no recorded training images to calibrate the quality gate on (give --calib-dir); the model carries none")
+        return None
+    return calibrate(training)
 
 
 def class_logits(model, images):
@@ -272,18 +274,15 @@ def class_logits(model, images):
     import keras
     import numpy as np
 
-    from .tflite import score_head
+    from .tflite import score_head, score_weights
 
     found = score_head(model)
     if found is None:
         return None
     features, head = found
+    kernel, bias = score_weights(head)
     body = keras.Model(model.inputs, features)
-    kernel, bias = head.get_weights()
-    logits = body.predict(images.astype(np.float32), batch_size=32, verbose=0).astype(np.float64) @ kernel + bias
-    if logits.shape[1] == 1:  # a sigmoid's p = softmax([0, s])[1]
-        logits = np.concatenate([np.zeros_like(logits), logits], axis=1)
-    return logits
+    return body.predict(images.astype(np.float32), batch_size=32, verbose=0).astype(np.float64) @ kernel + bias
 
 
 def fit_calibration(logits, labels) -> dict | None:
@@ -308,20 +307,9 @@ def fit_calibration(logits, labels) -> dict | None:
     }
 
 
-def fit_unknown_answer(
-    model,
-    source: Source,
-    mode: str,
-    calibration,
-    calib_dir: Path | None,
-    calib_count: int,
-    validation,
-    keep: float,
-    logit_range: float | None,
-):
-    """The unknown answer's statistics and threshold (hh.converters.unknown), or None (said
-    why) when there are no held-out images to set its threshold on."""
-    from ..trainer.data import load_images
+def fit_unknown_answer(model, mode: str, training, calibration, validation, keep: float, logit_range: float | None):
+    """The unknown answer's statistics (from `training`) and threshold (from `validation`), in
+    `mode`'s arithmetic (int8: `calibration`'s ranges); None (said why) when it cannot be fitted."""
     from .tflite import score_head
     from .unknown import NoStages, fit_unknown
 
@@ -331,17 +319,14 @@ def fit_unknown_answer(
     if validation is None:
         log.info("note: no validation images to set the 'unknown' threshold on (give --eval-dir); the model answers no 'unknown'")
         return None
-    if calibration is None:
-        if calib_dir is None and recorded_split(source) is None:
-            log.info("note: no training images to fit the 'unknown' answer on (give --calib-dir); the model answers no 'unknown'")
-            return None
-        folder = calibration_folder(source, calib_dir).sample_per_class(calib_count)
-        calibration, _ = load_images(folder, source.spec)
-    log.info(f"fitting the 'unknown' answer on {len(calibration)} training and {len(validation)} validation images")
+    if training is None:
+        log.info("note: no training images to fit the 'unknown' answer on (give --calib-dir); the model answers no 'unknown'")
+        return None
+    log.info(f"fitting the 'unknown' answer on {len(training)} training and {len(validation)} validation images")
     try:
         # The converter prints its temporary SavedModel to stdout: never a caller's business.
         with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
-            return fit_unknown(model, calibration, validation, keep, mode, calibration, logit_range)
+            return fit_unknown(model, training, validation, keep, mode, calibration, logit_range)
     except NoStages as exc:
         log.info(f"note: no 'unknown' answer for this model: {exc}")
         return None
@@ -495,7 +480,9 @@ def convert(
     if evaluation is not None and evaluation.class_names != spec.class_names:
         # Before anything is fitted on it: the labels would index the wrong classes.
         raise UserError(f"evaluation folder {evaluation.root} has classes {evaluation.class_names}, the model {spec.class_names}")
-    model_spec = spec.with_quality(quality_thresholds(source, calib_dir, calib_count, calibration))
+    # The quality gate and `unknown` learn from training images: int8's calibration images, or one sample loaded once.
+    training = calibration if calibration is not None else training_sample(source, calib_dir, calib_count)
+    model_spec = spec.with_quality(quality_thresholds(training))
 
     started = time.monotonic()
     wanted = calibrate or unknown_keep is not None
@@ -521,7 +508,7 @@ def convert(
     if unknown_keep is not None and not own_unknown:
         images = validation[0] if validation is not None else None
         spread = float(logits.max() - logits.min()) / temperature if logits is not None else None
-        unknown = fit_unknown_answer(model, source, mode, calibration, calib_dir, calib_count, images, unknown_keep, spread)
+        unknown = fit_unknown_answer(model, mode, training, calibration, images, unknown_keep, spread)
     if unknown is not None:
         model_spec = model_spec.with_unknown(unknown.rule)
     elif unknown_dir is not None and not own_unknown:

@@ -58,6 +58,16 @@ def score_head(model: keras.Model) -> tuple[keras.KerasTensor, keras.layers.Dens
     return head.input, head
 
 
+def score_weights(head: keras.layers.Dense) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel, bias) that give one score per class from the head's features: the head's own,
+    and for a one-unit sigmoid's score s, [0, s] (whose softmax is [1-p, p])."""
+    kernel, bias = head.get_weights()
+    if kernel.shape[1] == 1:
+        kernel = np.concatenate([np.zeros_like(kernel), kernel], axis=1)
+        bias = np.concatenate([np.zeros_like(bias), bias])
+    return kernel, bias
+
+
 def export_graph(
     model: keras.Model,
     spec: PreprocessingSpec,
@@ -101,10 +111,7 @@ def export_graph(
             body_out, pooled = features_and_stages[0], list(features_and_stages[1:])
         else:
             body_out = keras.Model(model.inputs, features, name=f"{model.name}_features")(inputs, training=False)
-        kernel, bias = head.get_weights()
-        if kernel.shape[1] == 1:  # binary: [0, s]
-            kernel = np.concatenate([np.zeros_like(kernel), kernel], axis=1)
-            bias = np.concatenate([np.zeros_like(bias), bias])
+        kernel, bias = score_weights(head)
         linear = keras.layers.Dense(kernel.shape[1], name="scores", trainable=False)
         outputs = linear(body_out)
         linear.set_weights([kernel / temperature, bias / temperature])
