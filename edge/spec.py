@@ -36,7 +36,7 @@ RESIZES = ("exact", "opencv")
 ASPECTS = ("squash", "crop")
 CLASS_MODES = ("binary", "categorical")
 # The answer "this is none of the classes" (a hand, soil, the sky): the last label of a model
-# that carries an UnknownRule, and the class hh-train --negatives trains from negative images.
+# that carries an UnknownRule (hh-convert adds it; a model with its own class of this name gets none).
 UNKNOWN_LABEL = "unknown"
 
 
