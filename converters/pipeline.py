@@ -77,6 +77,7 @@ class ConversionReport:
     quality: dict | None = None  # the quality gate's thresholds, calibrated on training images
     unknown: dict | None = None  # how the model answers `unknown` (hh.edge.spec.UnknownRule)
     kept: float | None = None  # share of the evaluation images the converted model answers with a class
+    kept_of: int | None = None  # how many images `kept` counts (a trained class 'unknown''s left out)
     unknown_dir: dict | None = None  # {"folder", "images", "unknown", "unreadable"}: --unknown-dir's images
     calibration: dict | None = None  # {"temperature", "images", "ece_before", "ece_after"} (hh.edge.calibration)
     recall_drop: float | None = None  # the most any class's recall is below Keras's
@@ -112,7 +113,7 @@ class ConversionReport:
         if self.quality:
             out.append(f"quality gate: thresholds calibrated on {self.quality['calibrated_on']} training images")
         if self.unknown:
-            kept = f"; {self.kept:.3f} of {self.eval_images} evaluation images keep a class" if self.kept is not None else ""
+            kept = f"; {self.kept:.3f} of {self.kept_of} evaluation images keep a class" if self.kept is not None else ""
             out.append(
                 f"unknown: answered above a score threshold of {self.unknown['threshold']:.4g} "
                 f"(fitted to keep {self.unknown['keep']:.3g} of {self.unknown['calibrated_on']} validation images){kept}"
@@ -250,14 +251,28 @@ def float32_reference_size(model, spec: PreprocessingSpec, folder: Path, unknown
 
 def training_sample(source: Source, calib_dir: Path | None, count: int):
     """A sample of the training images (--calib-dir's, else the run's recorded ones), `count`
-    per class, as model inputs; None when there are none to use. A recorded training file that
-    changed since is an error, as for int8: what they calibrate must not silently go missing."""
+    per class, as (model inputs, labels); None when there are none to use. A recorded training
+    file that changed since is an error, as for int8: what they calibrate must not silently go missing."""
     from ..trainer.data import load_images
 
     if calib_dir is None and recorded_split(source) is None:
         return None
-    images, _ = load_images(calibration_folder(source, calib_dir).sample_per_class(count), source.spec)
-    return images
+    return load_images(calibration_folder(source, calib_dir).sample_per_class(count), source.spec)
+
+
+def trained_unknown(spec: PreprocessingSpec) -> bool:
+    """Whether the model has a class UNKNOWN_LABEL of its own, trained from negative images, as
+    its last output (hh-train --negatives): the unknown score is then added to that output."""
+    return spec.class_names[-1] == UNKNOWN_LABEL and spec.class_mode == "categorical"
+
+
+def leaves_only(images_and_labels, spec: PreprocessingSpec):
+    """The images of the classes proper, without a trained class UNKNOWN_LABEL's negatives:
+    what the quality gate and the unknown score learn as normal. None stays None."""
+    if images_and_labels is None:
+        return None
+    images, labels = images_and_labels
+    return images[labels != spec.num_classes - 1] if trained_unknown(spec) else images
 
 
 def quality_thresholds(training) -> QualityThresholds | None:
@@ -469,19 +484,20 @@ def convert(
 
     model = load_keras(source.model_path)
     check_model_matches_spec(model, spec, source.model_path)
-    calibration = None
+    calibration = sample = None
     if mode == "int8":
         folder = calibration_folder(source, calib_dir).sample_per_class(calib_count)
         if len(folder) < MIN_CALIBRATION_IMAGES:
             log.warning(f"only {len(folder)} calibration images; int8 ranges from fewer than {MIN_CALIBRATION_IMAGES} may be off")
         log.info(f"loading {len(folder)} calibration images from {folder.root}")
-        calibration, _ = load_images(folder, spec)
+        sample = load_images(folder, spec)
+        calibration = sample[0]
     evaluation = eval_folder(source, eval_dir)
     if evaluation is not None and evaluation.class_names != spec.class_names:
         # Before anything is fitted on it: the labels would index the wrong classes.
         raise UserError(f"evaluation folder {evaluation.root} has classes {evaluation.class_names}, the model {spec.class_names}")
     # The quality gate and `unknown` learn from training images: int8's calibration images, or one sample loaded once.
-    training = calibration if calibration is not None else training_sample(source, calib_dir, calib_count)
+    training = leaves_only(sample or training_sample(source, calib_dir, calib_count), spec)
     model_spec = spec.with_quality(quality_thresholds(training))
 
     started = time.monotonic()
@@ -502,16 +518,17 @@ def convert(
             calibrated = fit_calibration(logits, validation[1])
     temperature = calibrated["temperature"] if calibrated else 1.0
     unknown = None
-    own_unknown = UNKNOWN_LABEL in spec.class_names
-    if unknown_keep is not None and own_unknown:
-        log.info(f"note: the model has its own class {UNKNOWN_LABEL!r}, trained from images: no other 'unknown' is added")
-    if unknown_keep is not None and not own_unknown:
-        images = validation[0] if validation is not None else None
+    # A class of that name elsewhere than last (an older run's sorted folders) is answered as trained.
+    unusable = UNKNOWN_LABEL in spec.class_names and not trained_unknown(spec)
+    if unknown_keep is not None and unusable:
+        log.info(f"note: the model has its own class {UNKNOWN_LABEL!r}, not as its last output: no other 'unknown' is added")
+    if unknown_keep is not None and not unusable:
+        leaves = leaves_only(validation, spec)
         spread = float(logits.max() - logits.min()) / temperature if logits is not None else None
-        unknown = fit_unknown_answer(model, mode, training, calibration, images, unknown_keep, spread)
+        unknown = fit_unknown_answer(model, mode, training, calibration, leaves, unknown_keep, spread)
     if unknown is not None:
         model_spec = model_spec.with_unknown(unknown.rule)
-    elif unknown_dir is not None and not own_unknown:
+    elif unknown_dir is not None and UNKNOWN_LABEL not in spec.class_names:
         raise UserError("{param:unknown_dir}: the model answers no 'unknown' (see the note above), so there is nothing to count")
     log.info(f"converting to {mode} ({MODES[mode].description})")
     with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
@@ -535,7 +552,16 @@ def convert(
         verification = None
         if evaluation is not None:
             verification = verify(
-                VerificationInput(reference, names["pending"], spec, evaluation, min_agreement, max_prob_diff, max_recall_drop)
+                VerificationInput(
+                    reference,
+                    names["pending"],
+                    spec,
+                    evaluation,
+                    min_agreement,
+                    max_prob_diff,
+                    max_recall_drop,
+                    model_spec.class_names.index(UNKNOWN_LABEL) if model_spec.unknown else None,
+                )  # fmt: skip
             )
         report = make_report(
             mode, out, tflite, model_size / float32_size, seconds, calibration, verification, min_agreement, names["pending"]
@@ -548,7 +574,7 @@ def convert(
         report.max_recall_drop = max_recall_drop
         if verification is not None:
             report.recall_drop, report.recall_drop_class = verification.recall_drop, verification.recall_drop_class
-        report.kept = verification.kept if verification else None
+            report.kept, report.kept_of = verification.kept, verification.kept_of
         if unknown_dir is not None:
             from ..edge.runtime import Classifier
 

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..edge.selftest import SelfTest
-from ..edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec
+from ..edge.spec import LABELS_FILENAME, SPEC_FILENAME, UNKNOWN_LABEL, PreprocessingSpec
 from .metadata import attach_metadata, build_model_metadata
 from .unknown import UnknownScore, feature_model, unknown_logit
 
@@ -91,7 +91,9 @@ def export_graph(
 
     unknown: add the label `unknown` after the classes, its score computed in the model
     (hh.converters.unknown); the outputs are then softmax probabilities (or scores) of
-    the classes and unknown, a binary model's included.
+    the classes and unknown, a binary model's included. A model whose last class is `unknown`,
+    trained from negative images, keeps its labels: that output becomes the larger of its own
+    logit and the score's, so either way of knowing "none of the classes" answers.
 
     temperature: divide the head's weights and bias by it, so its logits are divided by it: the
     probabilities calibrated (hh.edge.calibration), no top-1 answer changed.
@@ -112,11 +114,18 @@ def export_graph(
         else:
             body_out = keras.Model(model.inputs, features, name=f"{model.name}_features")(inputs, training=False)
         kernel, bias = score_weights(head)
-        linear = keras.layers.Dense(kernel.shape[1], name="scores", trainable=False)
+        trained = unknown is not None and spec.class_names[-1] == UNKNOWN_LABEL
+        classes = kernel.shape[1] - 1 if trained else kernel.shape[1]
+        linear = keras.layers.Dense(classes, name="scores", trainable=False)
         outputs = linear(body_out)
-        linear.set_weights([kernel / temperature, bias / temperature])
+        linear.set_weights([kernel[:, :classes] / temperature, bias[:classes] / temperature])
         if unknown is not None:
-            outputs = keras.layers.Concatenate(name="scores_and_unknown")([outputs, unknown_logit(pooled, outputs, unknown)])
+            answer = unknown_logit(pooled, outputs, unknown)
+            if trained:  # two Dense layers, not a slice of one: each quantizes on its own range
+                own = keras.layers.Dense(1, name="trained_unknown", trainable=False)
+                answer = keras.ops.maximum(own(body_out), answer)
+                own.set_weights([kernel[:, classes:] / temperature, bias[classes:] / temperature])
+            outputs = keras.layers.Concatenate(name="scores_and_unknown")([outputs, answer])
         if not scores:
             outputs = keras.layers.Softmax(name="probabilities")(outputs)
         return keras.Model(inputs, outputs, name=f"{model.name}_export")

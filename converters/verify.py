@@ -32,6 +32,8 @@ class VerificationInput:
     min_agreement: float
     max_prob_diff: float = 1.0
     max_recall_drop: float = 1.0
+    # The column of the `unknown` the converted model answers itself (hh.converters.unknown), if any.
+    unknown_column: int | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Verification:
     min_agreement: float
     max_prob_diff: float = 1.0  # the most any probability may differ from Keras's
     kept: float = 1.0  # share of the images the converted model answers with a class, not unknown
+    kept_of: int = 0  # the images `kept` counts: those of the classes proper (not a trained 'unknown''s)
     recall_drop: float = 0.0  # the most any class's recall is below Keras's
     recall_drop_class: str = ""
     max_recall_drop: float = 1.0
@@ -74,12 +77,12 @@ class Verification:
         )
 
 
-def among_classes(probabilities: np.ndarray, classes: int) -> np.ndarray:
-    """The classes' probabilities among themselves, when the model also answers `unknown` (its
-    last label); the outputs as they are otherwise (they may be scores, not probabilities)."""
-    if probabilities.shape[1] == classes:
+def among_classes(probabilities: np.ndarray, unknown_column: int | None) -> np.ndarray:
+    """The classes' probabilities among themselves, without the model's `unknown` column; the
+    outputs as they are when it has none (they may be scores, not probabilities)."""
+    if unknown_column is None:
         return probabilities
-    kept = probabilities[:, :classes]
+    kept = np.delete(probabilities, unknown_column, axis=1)
     return kept / np.maximum(kept.sum(1, keepdims=True), 1e-300)
 
 
@@ -95,20 +98,28 @@ def verify(given: VerificationInput) -> Verification:
     images, labels = load_images(given.images, given.spec)
     keras_answers = keras_probabilities(given.keras_model, images, given.spec)
     answers = classifier.predict_rgb(images)
-    # A model that also answers `unknown` (its last label) is held to Keras on the classes:
-    # their probabilities among themselves. How often it answers unknown is `kept`.
-    classes = given.spec.num_classes
-    tflite_probs, keras_probs = among_classes(answers, classes), among_classes(keras_answers, classes)
+    names = given.spec.class_names
+    u = given.unknown_column
+    kept, kept_of = 1.0, len(labels)
+    if u is not None:
+        # A model that answers `unknown` itself (its score, with or without a class trained
+        # from negatives) is held to Keras on the images of the classes proper, their
+        # probabilities among themselves; how often it answers unknown for them is `kept`.
+        leaves = labels != u
+        kept, kept_of = (float(np.mean(answers[leaves].argmax(1) != u)) if leaves.any() else 1.0), int(leaves.sum())
+        answers, keras_answers, labels = answers[leaves], keras_answers[leaves], labels[leaves]
+        names = tuple(name for c, name in enumerate(names) if c != u)
+    tflite_probs, keras_probs = among_classes(answers, u), among_classes(keras_answers, u)
     keras_top, tflite_top = keras_probs.argmax(1), tflite_probs.argmax(1)
     drops = {
         name: float(np.mean(keras_top[labels == c] == c) - np.mean(tflite_top[labels == c] == c))
-        for c, name in enumerate(given.spec.class_names)
+        for c, name in enumerate(names)
         if np.any(labels == c)
     }
     worst = max(drops, key=lambda name: drops[name]) if drops else ""
     diff = np.abs(keras_probs - tflite_probs)
     return Verification(
-        images=len(images),
+        images=len(labels),
         keras_accuracy=float(np.mean(keras_top == labels)),
         tflite_accuracy=float(np.mean(tflite_top == labels)),
         agreement=float(np.mean(keras_top == tflite_top)),
@@ -116,7 +127,8 @@ def verify(given: VerificationInput) -> Verification:
         mean_abs_prob_diff=float(diff.mean()),
         min_agreement=given.min_agreement,
         max_prob_diff=given.max_prob_diff,
-        kept=float(np.mean(answers.argmax(1) < classes)),
+        kept=kept,
+        kept_of=kept_of,
         recall_drop=max(0.0, drops.get(worst, 0.0)),
         recall_drop_class=worst,
         max_recall_drop=given.max_recall_drop,

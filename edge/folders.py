@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ParameterError, UserError
-from .spec import label_problem
+from .spec import UNKNOWN_LABEL, label_problem
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif"})
 
@@ -64,8 +64,8 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _files_in(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
-    """(images, [(other file, why it is not used)]) below a class folder, sorted."""
+def files_below(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """(images, [(other file, why it is not used)]) below a folder, at any depth, sorted."""
     images, others = [], []
     for path in sorted(folder.rglob("*")):
         if path.is_symlink() and not path.exists():
@@ -100,7 +100,11 @@ def list_image_folder(root: str | Path, what: str = "data folder", min_classes: 
         raise UserError(f"{what} {root} does not exist")
     if not root.is_dir():
         raise UserError(f"{what} {root} is not a folder")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    # Sorted by name, with a class named UNKNOWN_LABEL last: a model answers that label as its
+    # last output, whether it was trained from images (hh-train --negatives) or added by hh-convert.
+    class_dirs = sorted(
+        (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: (p.name == UNKNOWN_LABEL, p.name)
+    )
     loose_images = sorted(p for p in root.iterdir() if is_image_file(p))
     if not class_dirs:
         if loose_images:
@@ -121,13 +125,40 @@ def list_image_folder(root: str | Path, what: str = "data folder", min_classes: 
         (str(p), "broken link (points to nothing)") for p in sorted(root.iterdir()) if p.is_symlink() and not p.exists()
     )
     for label, class_dir in enumerate(class_dirs):
-        images, others = _files_in(class_dir)
+        images, others = files_below(class_dir)
         if not images:
             raise UserError(f"class folder {class_dir} has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         paths.extend(str(p) for p in images)
         labels.extend([label] * len(images))
         ignored.extend(others)
     return ImageFolder(root, tuple(p.name for p in class_dirs), tuple(paths), tuple(labels), tuple(ignored))
+
+
+def list_negatives(root: str | Path, what: str = "negatives folder") -> ImageFolder:
+    """The images below `root` (at any depth) as one class, UNKNOWN_LABEL: photos that are none
+    of the classes (soil, hands, other plants)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{what} {root} {'is not a folder' if root.exists() else 'does not exist'}")
+    images, others = files_below(root)
+    if not images:
+        raise UserError(f"{what} {root} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return ImageFolder(root, (UNKNOWN_LABEL,), tuple(str(p) for p in images), (0,) * len(images), tuple(others))
+
+
+def with_class(folder: ImageFolder, extra: ImageFolder) -> ImageFolder:
+    """`folder` with the one class of `extra` added as its last class."""
+    (name,) = extra.class_names
+    if name in folder.class_names:
+        raise UserError(f"{folder.root} already has a class folder {name!r}; give those images once, as a folder or as negatives")
+    label = len(folder.class_names)
+    return ImageFolder(
+        folder.root,
+        (*folder.class_names, name),
+        (*folder.paths, *extra.paths),
+        (*folder.labels, *(label,) * len(extra)),
+        (*folder.ignored, *extra.ignored),
+    )
 
 
 def split_validation(folder: ImageFolder, fraction: float, seed: int) -> tuple[ImageFolder, ImageFolder]:

@@ -36,7 +36,8 @@ RESIZES = ("exact", "opencv")
 ASPECTS = ("squash", "crop")
 CLASS_MODES = ("binary", "categorical")
 # The answer "this is none of the classes" (a hand, soil, the sky): the last label of a model
-# that carries an UnknownRule (hh-convert adds it; a model with its own class of this name gets none).
+# that carries an UnknownRule. hh-convert adds it, or, for a model with a class of this name trained
+# from negative images (hh-train --negatives), adds its score to that class's output.
 UNKNOWN_LABEL = "unknown"
 
 
@@ -210,12 +211,15 @@ class PreprocessingSpec:
         return replace(self, quality=quality)
 
     def with_unknown(self, rule: UnknownRule) -> PreprocessingSpec:
-        """The spec of a converted model that answers UNKNOWN_LABEL besides these classes."""
-        return replace(self, class_names=(*self.class_names, UNKNOWN_LABEL), class_mode="categorical", unknown=rule)
+        """The spec of a converted model that answers UNKNOWN_LABEL besides these classes (a
+        class of that name trained from images, last, stays the one label)."""
+        trained = self.class_names[-1] == UNKNOWN_LABEL
+        names = self.class_names if trained else (*self.class_names, UNKNOWN_LABEL)
+        return replace(self, class_names=names, class_mode="categorical", unknown=rule)
 
     @property
     def classes(self) -> tuple[str, ...]:
-        """The classes the model was trained on: the labels without the added unknown answer."""
+        """The classes proper: the labels without the unknown answer (added, or trained from negatives)."""
         return self.class_names[:-1] if self.unknown is not None else self.class_names
 
     @classmethod

@@ -18,7 +18,7 @@ def train(data_dir: str | Path, out: str | Path, *, verbose: bool = True, **opti
     """
     from .train import train as run_training
 
-    for name in ("val_dir", "cache"):
+    for name in ("val_dir", "negatives", "cache"):
         if options.get(name) is not None:
             options[name] = str(options[name])
     config = TrainConfig(data_dir=str(data_dir), out=str(out), **options)

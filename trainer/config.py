@@ -46,6 +46,11 @@ class TrainConfig:
     val_split: float | None = option(
         None, "Hold out this fraction of DATA_DIR per class instead (default 0.2 without --val-dir)."
     )
+    negatives: str | None = option(
+        None,
+        "Folder of photos that are none of the classes (soil, hands, other plants), at any depth: trained as "
+        "the class 'unknown' (a fifth held out for validation with --val-dir).",
+    )
     image_size: int = option(300, "Images are resized to SIZE x SIZE pixels.")
     batch_size: int = option(128, "Images per training step (over all replicas).")
     epochs: int = option(15, "Passes over the training data; with --resume, the new total.")
@@ -104,6 +109,7 @@ class TrainConfig:
             data_dir=absolute(self.data_dir),
             out=absolute(self.out),
             val_dir=absolute_or_none(self.val_dir),
+            negatives=absolute_or_none(self.negatives),
             cache=absolute_or_none(self.cache),
             weights=weights,
         )
@@ -142,6 +148,16 @@ class TrainConfig:
                 raise ParameterError(
                     "val_dir", "is the training folder itself, or inside it, or holds it; validation images must be other images"
                 )
+        if self.negatives:
+            negatives = Path(self.negatives).resolve()
+            for name, folder in (("data_dir", self.data_dir), ("val_dir", self.val_dir)):
+                other = Path(folder).resolve() if folder else None
+                if other is not None and (negatives == other or other in negatives.parents or negatives in other.parents):
+                    raise ParameterError(
+                        "negatives", f"is {{param:{name}}} itself, or inside it, or holds it; negatives must be other images"
+                    )
+            if self.class_mode == "binary":
+                raise ParameterError("negatives", "add the class 'unknown', which a binary model cannot have besides two others")
         minimum_size = MIN_IMAGE_SIZE[self.arch]
         for name, value, low in (
             ("epochs", self.epochs, 1),

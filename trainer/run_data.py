@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..edge.errors import ParameterError, UserError
-from ..edge.folders import ImageFolder, check_same_classes, list_image_folder, split_validation
-from ..edge.spec import PreprocessingSpec
+from ..edge.folders import ImageFolder, check_same_classes, list_image_folder, list_negatives, split_validation, with_class
+from ..edge.spec import UNKNOWN_LABEL, PreprocessingSpec
 from .config import TrainConfig
 from .decode import DecodedImages
 from .run_folder import RunFolder
@@ -50,8 +50,9 @@ class RunData:
 
 def build_spec(config: TrainConfig, class_names: tuple[str, ...]) -> PreprocessingSpec:
     class_mode = config.class_mode
+    # A class 'unknown' stays categorical even beside one other: hh-convert adds its score to that output.
     if class_mode == "auto":
-        class_mode = "binary" if len(class_names) == 2 else "categorical"
+        class_mode = "binary" if len(class_names) == 2 and UNKNOWN_LABEL not in class_names else "categorical"
     if class_mode == "binary" and len(class_names) != 2:
         raise ParameterError("class_mode", f"binary needs exactly 2 classes; {config.data_dir} has {len(class_names)}")
     return PreprocessingSpec(
@@ -73,11 +74,20 @@ class Listing:
 
 
 def list_data(config: TrainConfig) -> Listing:
-    train = list_image_folder(config.data_dir, "training folder")
+    # With negatives one class folder is enough: "is this a cassava leaf at all" is a classifier too.
+    min_classes = 1 if config.negatives else 2
+    train = list_image_folder(config.data_dir, "training folder", min_classes)
     val = None
     if config.val_dir:
-        val = list_image_folder(config.val_dir, "validation folder")
+        val = list_image_folder(config.val_dir, "validation folder", min_classes)
         check_same_classes(train, val)
+    if config.negatives:
+        negatives = list_negatives(config.negatives)
+        if val is None:
+            train = with_class(train, negatives)  # the held-out fraction is taken from every class alike
+        else:
+            held_in, held_out = split_validation(negatives, DEFAULT_VAL_SPLIT, config.seed)
+            train, val = with_class(train, held_in), with_class(val, held_out)
     build_spec(config, train.class_names)  # a class mode that does not fit the classes fails here
     return Listing(train, val)
 

@@ -218,9 +218,11 @@ def _scan(
         keep_labels.append(label)
         row_of[path] = row  # rows of bad files stay unused: dropping them would copy the array
     cleaned = ImageFolder(folder.root, folder.class_names, tuple(keep_paths), tuple(keep_labels), folder.ignored)
-    for name, count in cleaned.counts().items():
+    for label, (name, count) in enumerate(cleaned.counts().items()):
         if count == 0:
-            raise UserError(f"class {name} in {folder.root} has no usable images (all {folder.counts()[name]} are bad)")
+            # Where its files are: a class folder, or the negatives' folder (hh-train --negatives).
+            where = os.path.commonpath([os.path.dirname(p) for p, lab in zip(folder.paths, folder.labels) if lab == label])
+            raise UserError(f"class {name} ({where}) has no usable images (all {folder.counts()[name]} are bad)")
     return cleaned, report, None if pixels is None else DecodedImages(pixels, row_of)
 
 
