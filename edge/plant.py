@@ -10,15 +10,23 @@ the classes alone (a soft vote: a leaf that is sure weighs more than one that he
 answered `retake` (the frame was too dark, blurry, ...) or `unknown` (not like the training
 leaves), and photos that cannot be read, say nothing about the plant's disease: they are left
 out, and the verdict says which and why. numpy only.
+
+On a device, PlantSurvey holds the plant being scanned: the live page's "new plant", "add leaf"
+and "verdict" buttons.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from .spec import UNKNOWN_LABEL
+
+# Leaves one plant may have on a device: a survey takes about six; the bound keeps a stuck
+# button (or a stranger's loop of requests) from growing the device's memory.
+MAX_LEAVES = 50
 
 
 @dataclass(frozen=True)
@@ -92,3 +100,46 @@ def plant_verdict(leaves: list[Leaf], labels: tuple[str, ...]) -> PlantVerdict:
         tuple(used),
         tuple(left_out),
     )
+
+
+class PlantFull(Exception):
+    """The plant has MAX_LEAVES leaves already."""
+
+
+class PlantSurvey:
+    """The plant being scanned on a device, one leaf at a time (thread-safe: the live page's
+    requests come on the server's threads)."""
+
+    def __init__(self, labels: tuple[str, ...]):
+        self.labels = tuple(labels)
+        self.number = 1
+        self.leaves: list[Leaf] = []
+        self.lock = threading.Lock()
+
+    def new_plant(self) -> None:
+        """Start the next plant (the current one, with or without leaves, is done)."""
+        with self.lock:
+            self.number += 1
+            self.leaves = []
+
+    def add_leaf(self, label: str, probabilities: np.ndarray, retake: str | None, frame: int) -> PlantVerdict:
+        """Add a frame's answer as the plant's next leaf; the verdict so far. Raises PlantFull."""
+        with self.lock:
+            if len(self.leaves) >= MAX_LEAVES:
+                raise PlantFull(f"plant {self.number} has {MAX_LEAVES} leaves already; start a new plant")
+            name = f"leaf {len(self.leaves) + 1} (frame {frame})"
+            self.leaves.append(Leaf(name, label, np.array(probabilities, np.float64), retake))
+            return plant_verdict(self.leaves, self.labels)
+
+    def status(self) -> dict:
+        """{"plant": its number, "leaves": how many, "verdict": the verdict so far or None}."""
+        with self.lock:
+            verdict = plant_verdict(self.leaves, self.labels).as_dict() if self.leaves else None
+            return {"plant": self.number, "leaves": len(self.leaves), "verdict": verdict}
+
+    def verdict_line(self) -> str | None:
+        """'plant 3: brown_spot 0.912 from 5 leaves (...)', or None before its first leaf."""
+        with self.lock:
+            if not self.leaves:
+                return None
+            return f"plant {self.number}: " + plant_verdict(self.leaves, self.labels).line().removeprefix("plant: ")

@@ -2,7 +2,7 @@
 
 The standard library's ThreadingHTTPServer, not a web framework: a Pi in a field serves one
 or a few phones, the edge install stays small (no new dependency), and nothing here needs
-more than GET, one POST and a multipart stream.
+more than GET, two POSTs and a multipart stream.
 
     /                 the page: live image, the label large, FPS, recent results, outage
                       state, and buttons that file the current frame as "this is <class>"
@@ -10,6 +10,9 @@ more than GET, one POST and a multipart stream.
     /api/status       the newest frame (the --json frame schema), FPS, outage, collection
     /api/history?n=N  the last N frames
     /api/label        POST {"label": "<class>"}: file the current frame under that class
+    /api/plant        POST {"action": "new" | "leaf" | "verdict"}: the plant being scanned
+                      (hh.edge.plant.PlantSurvey): start the next, add the current frame as
+                      one of its leaves, or log its verdict; its state is in /api/status
 
 Serving must not slow classification: the camera loop only swaps a reference to its newest
 frame (LiveState.update), and JPEG encoding happens on the server's threads, only while a
@@ -55,6 +58,7 @@ import numpy as np
 from .collect import FieldCollector
 from .errors import ParameterError, first_line
 from .events import Event, FrameEvent, SourceEvent, StatusEvent
+from .plant import PlantFull, PlantSurvey
 
 log = logging.getLogger("hh.camera")
 BOUNDARY = "hhframe"
@@ -116,6 +120,7 @@ class LiveState:
         self.viewers = 0  # clients reading the MJPEG stream right now
         self.health: dict = {}
         self.collector = collector  # with --collect: the live view files frames into it
+        self.plant = PlantSurvey(self.class_names)  # the plant whose leaves the page adds
 
     def on_event(self, event: Event) -> None:
         """The session's events: the newest frame, outages, device health."""
@@ -152,6 +157,7 @@ class LiveState:
             }
         if self.collector is not None:
             status["collect"] = self.collector.status()
+        status["plant"] = self.plant.status()
         return status
 
     def recent(self, n: int) -> list[dict]:
@@ -405,23 +411,25 @@ class LiveHandler(BaseHTTPRequestHandler):
         path, _ = self._route()
         if path is None:
             return
-        if path != "/api/label":
+        handlers = {"/api/label": ("label", self._file_label), "/api/plant": ("action", self._plant)}
+        if path not in handlers:
             self._error(HTTPStatus.NOT_FOUND, f"no such endpoint: {path[:100]}")
             return
         if not self._same_origin():
-            self._error(HTTPStatus.FORBIDDEN, "labels are filed from this server's own page only (Origin)")
+            self._error(HTTPStatus.FORBIDDEN, "this server takes POSTs from its own page only (Origin)")
             return
+        field, handle = handlers[path]
         if self.headers.get_content_type() != "application/json":
-            self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the label as JSON (Content-Type: application/json)")
+            self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"send the {field} as JSON (Content-Type: application/json)")
             return
         body = self._body()
         if body is None:
             return
         try:
-            label = json.loads(body).get("label")
+            value = json.loads(body).get(field)
         except (ValueError, AttributeError, RecursionError):
-            label = None
-        self._file_label(label)
+            value = None
+        handle(value)
 
     def _body(self) -> bytes | None:
         """The request body, at most MAX_BODY bytes, or None after answering why not."""
@@ -464,6 +472,32 @@ class LiveHandler(BaseHTTPRequestHandler):
                 self._error(HTTPStatus.INSUFFICIENT_STORAGE, f"not saved: {why}")
             else:
                 self._json({"saved": saved, "label": label})
+
+    def _plant(self, action) -> None:
+        plant = self.live.state.plant
+        if action == "new":
+            plant.new_plant()
+        elif action == "leaf":
+            _, result, _ = self.live.state.snapshot()
+            if result is None:
+                self._error(HTTPStatus.CONFLICT, "no frame yet")
+                return
+            top = result.classification
+            try:
+                plant.add_leaf(top.label, top.probabilities, result.retake, result.frame_index)
+            except PlantFull as exc:
+                self._error(HTTPStatus.CONFLICT, str(exc))
+                return
+        elif action == "verdict":
+            line = plant.verdict_line()
+            if line is None:
+                self._error(HTTPStatus.CONFLICT, "this plant has no leaves yet: add its leaves first")
+                return
+            log.info(line)  # the device's log keeps every plant's verdict
+        else:
+            self._error(HTTPStatus.BAD_REQUEST, f"action must be new, leaf or verdict, got {repr(action)[:60]}")
+            return
+        self._json(plant.status())
 
     # -- the stream -------------------------------------------------------------------------------
     def _stream(self) -> None:

@@ -110,11 +110,23 @@ def test_the_live_view_in_a_browser_follows_the_camera(int8_model, synth_data, t
             for _ in range(6):  # the video repeats six pictures: the image must not stand still
                 shots.append(page.locator("#stream").screenshot())
                 time.sleep(0.5)
+            # One plant, three leaves, each the frame on screen when tapped, and its verdict.
+            page.click("#plant-new")
+            page.wait_for_function("document.getElementById('plant-line').textContent.startsWith('Plant 2: 0 leaves')")
+            for n in (1, 2, 3):
+                page.click("#plant-leaf")
+                page.wait_for_function(f"document.getElementById('plant-line').textContent.includes('{n} lea')")
+            page.click("#plant-verdict")
+            page.wait_for_function("document.getElementById('plant-line').textContent.includes('verdict')")
+            plant_line = page.inner_text("#plant-line")
             page.screenshot(path=str(tmp_path / "live-view.png"))
             viewers = camera.api("api/status")["viewers"]
             browser.close()
     finally:
         assert camera.stop() == 0
+    verdicts = f"({'|'.join(names)}) \\d+%|unknown: no usable leaf"
+    assert re.fullmatch(rf"Plant 2: 3 leaves \u2014 verdict ({verdicts}).*", plant_line), plant_line
+    assert re.search(r"plant 2: \S+ .* from \d leaves|plant 2: unknown", "".join(camera.lines)), camera.lines[-5:]
     assert seen == set(names), seen  # the label on the page changed with the video's class
     assert len(set(shots)) >= 2  # the image updates
     assert viewers >= 1 and (tmp_path / "live-view.png").stat().st_size > 0

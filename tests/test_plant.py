@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hh.edge.plant import Leaf, plant_verdict
+from hh.edge.plant import MAX_LEAVES, Leaf, PlantFull, PlantSurvey, plant_verdict
 
 LABELS = ("brown_spot", "healthy", "unknown")
 
@@ -48,6 +48,24 @@ def test_a_model_without_unknown_uses_every_good_leaf():
     labels = ("a", "b")
     verdict = plant_verdict([Leaf("1", "a", np.array([0.6, 0.4])), Leaf("2", "b", np.array([0.3, 0.7]))], labels)
     assert verdict.label == "b" and verdict.probability == pytest.approx(0.55)
+
+
+def test_a_survey_adds_leaves_to_one_plant_until_the_next_and_is_bounded():
+    survey = PlantSurvey(LABELS)
+    assert survey.status() == {"plant": 1, "leaves": 0, "verdict": None} and survey.verdict_line() is None
+    survey.add_leaf("brown_spot", np.array([0.8, 0.2, 0.0]), None, 10)
+    verdict = survey.add_leaf("healthy", np.array([0.1, 0.9, 0.0]), "blurry", 11)
+    assert verdict.label == "brown_spot" and verdict.used == ("leaf 1 (frame 10)",)
+    assert verdict.left_out == (("leaf 2 (frame 11)", "retake: blurry"),)
+    assert survey.verdict_line() == "plant 1: brown_spot 0.800 from 1 leaf (brown_spot 1); left out 1 (retake: blurry)"
+    survey.new_plant()
+    assert survey.status() == {"plant": 2, "leaves": 0, "verdict": None}
+    for frame in range(MAX_LEAVES):
+        survey.add_leaf("healthy", np.array([0.2, 0.8, 0.0]), None, frame)
+    with pytest.raises(PlantFull, match="start a new plant"):
+        survey.add_leaf("healthy", np.array([0.2, 0.8, 0.0]), None, 99)
+    status = survey.status()
+    assert status["leaves"] == MAX_LEAVES and status["verdict"]["label"] == "healthy"
 
 
 def test_predict_plant_on_a_folder_of_leaves(int8_model, synth_data, tmp_path, cli, one_line_error):

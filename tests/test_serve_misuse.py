@@ -266,3 +266,41 @@ def test_bad_bind_addresses_are_refused(value):
 
     with pytest.raises(ParameterError, match="serve"):
         serve.parse_bind(value)
+
+
+def plant_post(server: LiveServer, action, **headers):
+    body = json.dumps({"action": action}).encode()
+    return request(server, "POST", "/api/plant", body, {"Content-Type": "application/json", **headers})
+
+
+def test_the_plant_buttons_add_the_frame_on_screen_and_refuse_what_they_cannot_do(live, caplog):
+    caplog.set_level(logging.INFO, logger="hh")
+    assert plant_post(live, "verdict") == (409, {"error": "this plant has no leaves yet: add its leaves first"})
+    status, plant = plant_post(live, "leaf")
+    assert status == 200 and plant["leaves"] == 1 and plant["verdict"]["used"] == ["leaf 1 (frame 199)"]
+    live.state.on_event(frame_event(200, probability=0.2))  # the next frame answers healthy
+    status, plant = plant_post(live, "leaf")
+    assert plant["verdict"]["votes"] == {"brown_spot": 1, "healthy": 1}
+    assert request(live, "GET", "/api/status")[1]["plant"] == plant
+    status, plant = plant_post(live, "verdict")
+    assert status == 200 and "plant 1: brown_spot 0.550 from 2 leaves" in caplog.text
+    assert plant_post(live, "new")[1] == {"plant": 2, "leaves": 0, "verdict": None}
+    for bad in ("delete", None, ["leaf"], "leaf" * 100):
+        status, answer = plant_post(live, bad)
+        assert status == 400 and answer["error"].startswith("action must be new, leaf or verdict"), answer
+    assert plant_post(live, "leaf", Origin="http://evil.example")[0] == 403
+    assert request(live, "POST", "/api/plant", b'{"action": "leaf"}', {"Content-Type": "text/plain"})[0] == 415
+    assert request(live, "GET", "/api/status")[1]["plant"]["leaves"] == 0
+
+
+def test_taps_at_once_on_add_leaf_count_each_leaf_once_up_to_the_bound(live):
+    from hh.edge.plant import MAX_LEAVES
+
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(plant_post(live, "leaf")[0])) for _ in range(MAX_LEAVES + 10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [200] * MAX_LEAVES + [409] * 10
+    assert request(live, "GET", "/api/status")[1]["plant"]["leaves"] == MAX_LEAVES
