@@ -88,6 +88,7 @@ bench: $(STAMP) $(WEB_STAMP) chromium
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/resize.py
+	$(BIN)/python bench/negatives.py
 
 # The same scripts at a tiny size, each in its own temporary folder (under a minute each; JSON
 # in bench/results/smoke/): that every one still runs, not how fast.
@@ -100,6 +101,7 @@ bench-smoke: $(STAMP) $(WEB_STAMP) chromium
 	$(BIN)/python bench/serve.py --smoke
 	$(BIN)/python bench/web.py --smoke
 	$(BIN)/python bench/resize.py --smoke
+	$(BIN)/python bench/negatives.py --smoke
 
 # The demo: synthetic leaves -> trained model -> int8 TFLite -> labels on a video, as a user would.
 demo: $(STAMP)

@@ -322,9 +322,10 @@ def fit_calibration(logits, labels) -> dict | None:
     }
 
 
-def fit_unknown_answer(model, mode: str, training, calibration, validation, keep: float, logit_range: float | None):
+def fit_unknown_answer(model, mode: str, training, calibration, validation, keep: float, logit_range: float | None, already=None):
     """The unknown answer's statistics (from `training`) and threshold (from `validation`), in
-    `mode`'s arithmetic (int8: `calibration`'s ranges); None (said why) when it cannot be fitted."""
+    `mode`'s arithmetic (int8: `calibration`'s ranges); None (said why) when it cannot be fitted.
+    already: which of `validation` the model's own class 'unknown' answers (they count against keep)."""
     from .tflite import score_head
     from .unknown import NoStages, fit_unknown
 
@@ -341,7 +342,7 @@ def fit_unknown_answer(model, mode: str, training, calibration, validation, keep
     try:
         # The converter prints its temporary SavedModel to stdout: never a caller's business.
         with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
-            return fit_unknown(model, training, validation, keep, mode, calibration, logit_range)
+            return fit_unknown(model, training, validation, keep, mode, calibration, logit_range, already)
     except NoStages as exc:
         log.info(f"note: no 'unknown' answer for this model: {exc}")
         return None
@@ -525,7 +526,11 @@ def convert(
     if unknown_keep is not None and not unusable:
         leaves = leaves_only(validation, spec)
         spread = float(logits.max() - logits.min()) / temperature if logits is not None else None
-        unknown = fit_unknown_answer(model, mode, training, calibration, leaves, unknown_keep, spread)
+        already = None
+        if trained_unknown(spec) and validation is not None and logits is not None:
+            own = spec.num_classes - 1
+            already = logits[validation[1] != own].argmax(1) == own  # leaves its trained class calls unknown
+        unknown = fit_unknown_answer(model, mode, training, calibration, leaves, unknown_keep, spread, already)
     if unknown is not None:
         model_spec = model_spec.with_unknown(unknown.rule)
     elif unknown_dir is not None and UNKNOWN_LABEL not in spec.class_names:

@@ -175,9 +175,13 @@ def fit_unknown(
     mode: str = "float32",
     calibration: np.ndarray | None = None,
     logit_range: float | None = None,
+    already_unknown: np.ndarray | None = None,
 ) -> UnknownScore:
     """Statistics from the training images, the threshold from the validation images, both
     measured on the model as `mode` computes it (calibration: int8's calibration images).
+
+    already_unknown: which validation images the model answers unknown by itself (its class
+    trained from negatives); the threshold keeps `keep` of them all, theirs counted.
 
     logit_range: the spread of the class logits. The int8 output holds the class logits and
     `unknown`'s on one grid of 256 steps; the margin grows with the spread (to a fifth of it) so
@@ -199,7 +203,7 @@ def fit_unknown(
     pooled = features.outputs[1:]
     score = keras.Model(features.inputs, score_tensor(pooled, stages_t), name="unknown_score")
     validation = measure_for(score, mode, calibration)(val_images)[0].reshape(-1)
-    threshold = float(np.quantile(validation, keep))
+    threshold = keep_threshold(validation, keep, already_unknown)
     if not threshold > MIN_THRESHOLD:
         raise NoStages("its stages do not vary over the validation images")
     rule = UnknownRule(
@@ -211,6 +215,20 @@ def fit_unknown(
     )
     margin = max(MARGIN, 0.2 * logit_range) if logit_range else MARGIN
     return UnknownScore(stages_t, threshold, rule, margin)
+
+
+def keep_threshold(scores: np.ndarray, keep: float, already_unknown: np.ndarray | None = None) -> float:
+    """The score above which an image is unknown, such that `keep` of these images are answered
+    with a class. Images the model answers unknown already count against `keep`: when they are
+    as many as it allows, the threshold lies where every other image is more than a tenth
+    inside it (the score then adds nothing on these images, only beyond them)."""
+    if already_unknown is None or not already_unknown.any():
+        return float(np.quantile(scores, keep))
+    rest = scores[~already_unknown]
+    more = round((1 - keep) * len(scores)) - int(already_unknown.sum())
+    if len(rest) == 0 or more <= 0:
+        return float(rest.max() if len(rest) else scores.max()) / (1 - 1 / STEEPNESS)
+    return float(np.quantile(rest, 1 - more / len(rest)))
 
 
 def score_tensor(pooled: list, stages: tuple[StageStatistics, ...]):

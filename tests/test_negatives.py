@@ -43,6 +43,19 @@ def test_a_class_folder_named_unknown_is_listed_last(tmp_path):
     assert list_image_folder(tmp_path).class_names == ("apple", "zebra", UNKNOWN_LABEL)
 
 
+def test_the_threshold_counts_the_leaves_the_trained_class_already_calls_unknown():
+    from hh.converters.unknown import STEEPNESS, keep_threshold
+
+    scores = np.arange(1.0, 101.0)  # 100 validation leaves; keep 95 of them
+    assert keep_threshold(scores, 0.95) == np.quantile(scores, 0.95)
+    already = np.zeros(100, bool)
+    already[[10, 20]] = True  # two answered unknown by the trained class: the score takes three more
+    assert np.sum(already | (scores > keep_threshold(scores, 0.95, already))) == 5
+    already[:6] = True  # more than five already: the score leaves every other leaf a tenth inside
+    threshold = keep_threshold(scores, 0.95, already)
+    assert np.all(scores[~already] <= threshold * (1 - 1 / STEEPNESS) + 1e-9)
+
+
 @pytest.mark.parametrize(
     "case, message",
     [
