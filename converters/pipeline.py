@@ -18,7 +18,7 @@ import logging
 import shlex
 import time
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..edge.errors import ParameterError, UserError, VerificationFailed
@@ -209,6 +209,16 @@ def scratch_dir(source: Source) -> Path:
     return source.run.normalized_dir if source.run else source.model_path.parent / RunFolder.NORMALIZED
 
 
+def as_model_classes(folder: ImageFolder, spec: PreprocessingSpec, what: str) -> ImageFolder:
+    """`folder` labelled with the model's classes: the same classes, or, for a model with a class
+    'unknown' trained from negatives, the others alone (images of the leaves, no negatives)."""
+    if folder.class_names == spec.class_names:
+        return folder
+    if trained_unknown(spec) and folder.class_names == spec.class_names[:-1]:
+        return replace(folder, class_names=spec.class_names)  # 'unknown' is last: the labels stay
+    raise UserError(f"{what} {folder.root} has classes {folder.class_names}, the model {spec.class_names}")
+
+
 def calibration_folder(source: Source, calib_dir: Path | None) -> ImageFolder:
     if calib_dir is not None:
         folder = checked_folder(calib_dir, "calibration folder", scratch_dir(source))
@@ -217,9 +227,7 @@ def calibration_folder(source: Source, calib_dir: Path | None) -> ImageFolder:
         if recorded is None:
             raise UserError("int8 needs calibration images: give {param:calib_dir} (a folder of class folders)")
         folder = recorded
-    if folder.class_names != source.spec.class_names:
-        raise UserError(f"calibration folder {folder.root} has classes {folder.class_names}, the model {source.spec.class_names}")
-    return folder
+    return as_model_classes(folder, source.spec, "calibration folder")
 
 
 def eval_folder(source: Source, eval_dir: Path | None) -> ImageFolder | None:
@@ -332,8 +340,7 @@ def fit_unknown_answer(model, mode: str, training, calibration, validation, keep
     if score_head(model) is None:
         log.info("note: the model does not end in a Dense softmax or sigmoid layer; it answers no 'unknown'")
         return None
-    if validation is None:
-        log.info("note: no validation images to set the 'unknown' threshold on (give --eval-dir); the model answers no 'unknown'")
+    if validation is None:  # none given (said by the caller), or too few (said where counted)
         return None
     if training is None:
         log.info("note: no training images to fit the 'unknown' answer on (give --calib-dir); the model answers no 'unknown'")
@@ -494,9 +501,8 @@ def convert(
         sample = load_images(folder, spec)
         calibration = sample[0]
     evaluation = eval_folder(source, eval_dir)
-    if evaluation is not None and evaluation.class_names != spec.class_names:
-        # Before anything is fitted on it: the labels would index the wrong classes.
-        raise UserError(f"evaluation folder {evaluation.root} has classes {evaluation.class_names}, the model {spec.class_names}")
+    if evaluation is not None:  # before anything is fitted on it: the labels must index the model's classes
+        evaluation = as_model_classes(evaluation, spec, "evaluation folder")
     # The quality gate and `unknown` learn from training images: int8's calibration images, or one sample loaded once.
     training = leaves_only(sample or training_sample(source, calib_dir, calib_count), spec)
     model_spec = spec.with_quality(quality_thresholds(training))
@@ -524,6 +530,10 @@ def convert(
     if unknown_keep is not None and unusable:
         log.info(f"note: the model has its own class {UNKNOWN_LABEL!r}, not as its last output: no other 'unknown' is added")
     if unknown_keep is not None and not unusable:
+        if evaluation is None:
+            log.info(
+                "note: no validation images to set the 'unknown' threshold on (give --eval-dir); the model answers no 'unknown'"
+            )
         leaves = leaves_only(validation, spec)
         spread = float(logits.max() - logits.min()) / temperature if logits is not None else None
         already = None

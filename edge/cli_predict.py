@@ -103,15 +103,20 @@ def print_plant_verdict(classifier, folder: Path, json_out: bool) -> None:
     """Each leaf's answer behind the model's quality gate, then the plant's verdict."""
     import numpy as np
 
-    from .evaluate import images_to_classify
+    from .folders import is_image_file
     from .plant import Leaf, plant_verdict
     from .preprocess import UnreadableImage, read_image_bgr
 
     if not folder.is_dir():
         raise UserError(f"{folder}: --plant needs a folder of one plant's leaf photos")
-    paths, truths = images_to_classify(classifier, folder)
-    if truths is not None:
-        raise UserError(f"{folder}: holds class folders; --plant needs a folder of one plant's leaf photos")
+    try:
+        paths = sorted(str(p) for p in folder.iterdir() if is_image_file(p))
+    except OSError as exc:
+        raise UserError(f"{folder}: cannot be read ({exc.strerror or exc})") from None
+    if not paths:  # sub-folders are other plants, or class folders: not this plant's leaves
+        raise UserError(
+            f"{folder}: no leaf photos in this folder (its sub-folders are not read); --plant takes one plant's photos"
+        )
     leaves = []
     for path in paths:
         try:

@@ -149,8 +149,11 @@ def list_negatives(root: str | Path, what: str = "negatives folder") -> ImageFol
 def with_class(folder: ImageFolder, extra: ImageFolder) -> ImageFolder:
     """`folder` with the one class of `extra` added as its last class."""
     (name,) = extra.class_names
-    if name in folder.class_names:
-        raise UserError(f"{folder.root} already has a class folder {name!r}; give those images once, as a folder or as negatives")
+    same = [other for other in folder.class_names if other.casefold() == name.casefold()]
+    if same:
+        raise UserError(
+            f"{folder.root} already has a class folder {same[0]!r}; give those images once, as a folder or as negatives"
+        )
     label = len(folder.class_names)
     return ImageFolder(
         folder.root,

@@ -102,8 +102,8 @@ def plant_verdict(leaves: list[Leaf], labels: tuple[str, ...]) -> PlantVerdict:
     )
 
 
-class PlantFull(Exception):
-    """The plant has MAX_LEAVES leaves already."""
+class LeafRefused(Exception):
+    """The plant has MAX_LEAVES leaves already, or this frame is one of its leaves already."""
 
 
 class PlantSurvey:
@@ -114,19 +114,25 @@ class PlantSurvey:
         self.labels = tuple(labels)
         self.number = 1
         self.leaves: list[Leaf] = []
+        self.frames: set[int] = set()  # the frames its leaves are: a frame counts once
+        self.logged = 0  # how many of its leaves the last logged verdict had
         self.lock = threading.Lock()
 
     def new_plant(self) -> None:
         """Start the next plant (the current one, with or without leaves, is done)."""
         with self.lock:
             self.number += 1
-            self.leaves = []
+            self.leaves, self.frames, self.logged = [], set(), 0
 
     def add_leaf(self, label: str, probabilities: np.ndarray, retake: str | None, frame: int) -> PlantVerdict:
-        """Add a frame's answer as the plant's next leaf; the verdict so far. Raises PlantFull."""
+        """Add a frame's answer as the plant's next leaf; the verdict so far. Raises LeafRefused
+        for a frame already added (the camera has not moved on: a stalled source, a double tap)."""
         with self.lock:
             if len(self.leaves) >= MAX_LEAVES:
-                raise PlantFull(f"plant {self.number} has {MAX_LEAVES} leaves already; start a new plant")
+                raise LeafRefused(f"plant {self.number} has {MAX_LEAVES} leaves already; start a new plant")
+            if frame in self.frames:
+                raise LeafRefused(f"frame {frame} is a leaf of plant {self.number} already; point the camera at the next leaf")
+            self.frames.add(frame)
             name = f"leaf {len(self.leaves) + 1} (frame {frame})"
             self.leaves.append(Leaf(name, label, np.array(probabilities, np.float64), retake))
             return plant_verdict(self.leaves, self.labels)
@@ -137,9 +143,13 @@ class PlantSurvey:
             verdict = plant_verdict(self.leaves, self.labels).as_dict() if self.leaves else None
             return {"plant": self.number, "leaves": len(self.leaves), "verdict": verdict}
 
-    def verdict_line(self) -> str | None:
-        """'plant 3: brown_spot 0.912 from 5 leaves (...)', or None before its first leaf."""
+    def verdict_to_log(self) -> tuple[bool, str | None]:
+        """(whether the plant has leaves, its verdict line when it changed since the last one
+        logged: 'plant 3: brown_spot 0.912 from 5 leaves (...)'). Repeated taps log one line."""
         with self.lock:
             if not self.leaves:
-                return None
-            return f"plant {self.number}: " + plant_verdict(self.leaves, self.labels).line().removeprefix("plant: ")
+                return False, None
+            if self.logged == len(self.leaves):
+                return True, None
+            self.logged = len(self.leaves)
+            return True, f"plant {self.number}: " + plant_verdict(self.leaves, self.labels).line().removeprefix("plant: ")

@@ -58,7 +58,7 @@ import numpy as np
 from .collect import FieldCollector
 from .errors import ParameterError, first_line
 from .events import Event, FrameEvent, SourceEvent, StatusEvent
-from .plant import PlantFull, PlantSurvey
+from .plant import LeafRefused, PlantSurvey
 
 log = logging.getLogger("hh.camera")
 BOUNDARY = "hhframe"
@@ -426,14 +426,21 @@ class LiveHandler(BaseHTTPRequestHandler):
         if body is None:
             return
         try:
-            value = json.loads(body).get(field)
-        except (ValueError, AttributeError, RecursionError):
-            value = None
-        handle(value)
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            self._error(HTTPStatus.BAD_REQUEST, f'send a JSON object, for example {{"{field}": ...}}')
+            return
+        handle(data.get(field))
 
     def _body(self) -> bytes | None:
         """The request body, at most MAX_BODY bytes, or None after answering why not."""
-        length = self.headers.get("Content-Length")
+        lengths = self.headers.get_all("Content-Length") or []
+        if len(set(lengths)) > 1:  # which one a proxy on the way believed is anyone's guess
+            self._error(HTTPStatus.BAD_REQUEST, "one Content-Length, please")
+            return None
+        length = lengths[0] if lengths else None
         if length is None:
             self._error(HTTPStatus.LENGTH_REQUIRED, "a Content-Length is needed")
             return None
@@ -485,15 +492,16 @@ class LiveHandler(BaseHTTPRequestHandler):
             top = result.classification
             try:
                 plant.add_leaf(top.label, top.probabilities, result.retake, result.frame_index)
-            except PlantFull as exc:
+            except LeafRefused as exc:
                 self._error(HTTPStatus.CONFLICT, str(exc))
                 return
         elif action == "verdict":
-            line = plant.verdict_line()
-            if line is None:
+            has_leaves, line = plant.verdict_to_log()
+            if not has_leaves:
                 self._error(HTTPStatus.CONFLICT, "this plant has no leaves yet: add its leaves first")
                 return
-            log.info(line)  # the device's log keeps every plant's verdict
+            if line is not None:
+                log.info(line)  # the device's log keeps every plant's verdict (once per change)
         else:
             self._error(HTTPStatus.BAD_REQUEST, f"action must be new, leaf or verdict, got {repr(action)[:60]}")
             return

@@ -62,8 +62,15 @@ def test_the_threshold_counts_the_leaves_the_trained_class_already_calls_unknown
         ("missing", "negatives folder {neg} does not exist"),
         ("empty", "negatives folder {neg} holds no images"),
         ("inside", "--negatives is DATA_DIR itself, or inside it"),
-        ("binary", "--negatives add the class 'unknown', which a binary model cannot have"),
+        ("binary", "--negatives become a class 'unknown' beside the others, which a binary model cannot have"),
         ("twice", "already has a class folder 'unknown'"),
+        ("Twice", "already has a class folder 'Unknown'"),
+        ("blank", "--negatives is empty: give a folder"),
+        (
+            "few",
+            "--negatives {neg} has 2 image(s); with --val-dir a fifth of them is held out for validation, so give at least 3",
+        ),
+        ("out", "--out {neg}/run is inside the negatives folder"),
     ],
 )
 def test_negatives_that_cannot_be_used_are_one_line_before_anything_is_written(tmp_path, cli, one_line_error, case, message):
@@ -72,13 +79,14 @@ def test_negatives_that_cannot_be_used_are_one_line_before_anything_is_written(t
     if case == "empty":
         neg.mkdir()
     elif case not in ("missing", "inside"):
-        write_not_leaves(neg, 4, seed=1)
-    if case == "twice":
-        write_not_leaves(data / UNKNOWN_LABEL, 4, seed=2)
-    extra = ["--class-mode", "binary"] if case == "binary" else []
-    result = cli(train_app, data, "--negatives", neg, "--out", tmp_path / "run", *extra)
+        write_not_leaves(neg, 2 if case == "few" else 4, seed=1)
+    if case in ("twice", "Twice"):
+        write_not_leaves(data / {"twice": UNKNOWN_LABEL, "Twice": "Unknown"}[case], 4, seed=2)
+    out = neg / "run" if case == "out" else tmp_path / "run"
+    extra = {"binary": ["--class-mode", "binary"], "few": ["--val-dir", grey_classes(tmp_path / "val")]}.get(case, [])
+    result = cli(train_app, data, "--negatives", "" if case == "blank" else neg, "--out", out, *extra)
     one_line_error(result, message.format(neg=neg))
-    assert not (tmp_path / "run").exists()
+    assert not out.exists()
 
 
 @pytest.mark.slow
@@ -113,3 +121,9 @@ def test_negatives_train_the_last_class_and_the_converted_model_adds_its_score(s
     unseen = write_not_leaves(tmp_path / "unseen", 30, seed=11)
     answers = [classifier.classify(cv2.imread(str(p))).label for p in sorted(unseen.rglob("*.jpg"))]
     assert answers.count(UNKNOWN_LABEL) >= 27, answers
+    # The leaves' own validation folder (no 'unknown' in it) checks the model as well.
+    other = tmp_path / "other.tflite"
+    checked = cli(convert_app, run, "--int8", "--eval-dir", synth_data / "validation", "--out", other, "--min-agreement", 0.8,
+                  "--max-recall-drop", 1)  # fmt: skip
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(other.with_suffix(".report.json").read_text())["kept_of"] == 40

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hh.edge.plant import MAX_LEAVES, Leaf, PlantFull, PlantSurvey, plant_verdict
+from hh.edge.plant import MAX_LEAVES, Leaf, LeafRefused, PlantSurvey, plant_verdict
 
 LABELS = ("brown_spot", "healthy", "unknown")
 
@@ -52,17 +52,21 @@ def test_a_model_without_unknown_uses_every_good_leaf():
 
 def test_a_survey_adds_leaves_to_one_plant_until_the_next_and_is_bounded():
     survey = PlantSurvey(LABELS)
-    assert survey.status() == {"plant": 1, "leaves": 0, "verdict": None} and survey.verdict_line() is None
+    assert survey.status() == {"plant": 1, "leaves": 0, "verdict": None} and survey.verdict_to_log() == (False, None)
     survey.add_leaf("brown_spot", np.array([0.8, 0.2, 0.0]), None, 10)
     verdict = survey.add_leaf("healthy", np.array([0.1, 0.9, 0.0]), "blurry", 11)
     assert verdict.label == "brown_spot" and verdict.used == ("leaf 1 (frame 10)",)
     assert verdict.left_out == (("leaf 2 (frame 11)", "retake: blurry"),)
-    assert survey.verdict_line() == "plant 1: brown_spot 0.800 from 1 leaf (brown_spot 1); left out 1 (retake: blurry)"
+    with pytest.raises(LeafRefused, match="frame 11 is a leaf of plant 1 already"):
+        survey.add_leaf("healthy", np.array([0.1, 0.9, 0.0]), None, 11)  # a stalled camera, a double tap
+    line = "plant 1: brown_spot 0.800 from 1 leaf (brown_spot 1); left out 1 (retake: blurry)"
+    assert survey.verdict_to_log() == (True, line)
+    assert survey.verdict_to_log() == (True, None)  # nothing new: logged once
     survey.new_plant()
     assert survey.status() == {"plant": 2, "leaves": 0, "verdict": None}
     for frame in range(MAX_LEAVES):
         survey.add_leaf("healthy", np.array([0.2, 0.8, 0.0]), None, frame)
-    with pytest.raises(PlantFull, match="start a new plant"):
+    with pytest.raises(LeafRefused, match="start a new plant"):
         survey.add_leaf("healthy", np.array([0.2, 0.8, 0.0]), None, 99)
     status = survey.status()
     assert status["leaves"] == MAX_LEAVES and status["verdict"]["label"] == "healthy"
@@ -89,5 +93,9 @@ def test_predict_plant_on_a_folder_of_leaves(int8_model, synth_data, tmp_path, c
     assert reasons["broken.jpg"].startswith("unreadable")
     text = cli(app, int8_model, plant, "--plant")
     assert text.exit_code == 0 and text.stdout.splitlines()[-1].startswith("plant: brown_spot")
-    one_line_error(cli(app, int8_model, synth_data / "validation", "--plant"), "class folders", "--plant")
+    one_line_error(cli(app, int8_model, synth_data / "validation", "--plant"), "no leaf photos", "sub-folders are not read")
+    (plant / "other plant").mkdir()  # a sub-folder beside the photos is not this plant's, and no error
+    shutil.copy(plant / "noise.png", plant / "other plant" / "x.png")
+    again = cli(app, int8_model, plant, "--plant", "--json")
+    assert again.exit_code == 0 and again.stdout == result.stdout
     one_line_error(cli(app, int8_model, plant / "noise.png", "--plant"), "needs a folder")

@@ -106,8 +106,13 @@ def test_a_bad_content_length_is_refused_in_json(live, length, code, caplog):
         (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414),
         (b"POST /api/label HTTP/1.1\r\nHost: HOST\r\nContent-Type: application/json\r\nContent-Length: \xc2\xb2\r\n\r\n", 400),
         (b"GET /api/history?n=" + b"9" * 5000 + b" HTTP/1.1\r\nHost: HOST\r\n\r\n", 400),
+        (
+            b"POST /api/plant HTTP/1.1\r\nHost: HOST\r\nContent-Type: application/json\r\nContent-Length: 16\r\n"
+            b'Content-Length: 99999\r\n\r\n{"action":"new"}',
+            400,
+        ),
     ],
-    ids=["garbage", "version", "method", "long-url", "superscript-length", "huge-n"],
+    ids=["garbage", "version", "method", "long-url", "superscript-length", "huge-n", "two-lengths"],
 )
 def test_a_malformed_request_gets_one_json_error(live, raw, code, caplog):
     connection = socket.create_connection(("127.0.0.1", live.port), timeout=10)
@@ -282,25 +287,45 @@ def test_the_plant_buttons_add_the_frame_on_screen_and_refuse_what_they_cannot_d
     status, plant = plant_post(live, "leaf")
     assert plant["verdict"]["votes"] == {"brown_spot": 1, "healthy": 1}
     assert request(live, "GET", "/api/status")[1]["plant"] == plant
+    assert plant_post(live, "leaf")[0] == 409  # the same frame again: the camera has not moved on
     status, plant = plant_post(live, "verdict")
     assert status == 200 and "plant 1: brown_spot 0.550 from 2 leaves" in caplog.text
+    assert plant_post(live, "verdict")[0] == 200 and caplog.text.count("plant 1:") == 1  # a repeated tap logs nothing new
     assert plant_post(live, "new")[1] == {"plant": 2, "leaves": 0, "verdict": None}
     for bad in ("delete", None, ["leaf"], "leaf" * 100):
         status, answer = plant_post(live, bad)
         assert status == 400 and answer["error"].startswith("action must be new, leaf or verdict"), answer
+    for body in (b'"leaf"', b"42", b'["leaf"]', b"leaf"):
+        status, answer = request(live, "POST", "/api/plant", body, {"Content-Type": "application/json"})
+        assert status == 400 and answer["error"].startswith("send a JSON object"), (body, answer)
     assert plant_post(live, "leaf", Origin="http://evil.example")[0] == 403
     assert request(live, "POST", "/api/plant", b'{"action": "leaf"}', {"Content-Type": "text/plain"})[0] == 415
     assert request(live, "GET", "/api/status")[1]["plant"]["leaves"] == 0
 
 
-def test_taps_at_once_on_add_leaf_count_each_leaf_once_up_to_the_bound(live):
+def test_taps_at_once_on_add_leaf_count_each_frame_once_up_to_the_bound(live):
     from hh.edge.plant import MAX_LEAVES
 
     answers = []
-    threads = [threading.Thread(target=lambda: answers.append(plant_post(live, "leaf")[0])) for _ in range(MAX_LEAVES + 10)]
+
+    def tap(n):
+        live.state.on_event(frame_event(1000 + n))  # a new frame, though another tap may see a later one
+        answers.append(plant_post(live, "leaf"))
+
+    threads = [threading.Thread(target=tap, args=(n,)) for n in range(40)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(answers) == [200] * MAX_LEAVES + [409] * 10
+    plant = request(live, "GET", "/api/status")[1]["plant"]
+    accepted = [answer for status, answer in answers if status == 200]
+    frames = [leaf.split("frame ")[1] for leaf in plant["verdict"]["used"]]
+    assert plant["leaves"] == len(accepted) == len(set(frames)) >= 1  # every leaf a different frame
+    assert all("is a leaf of plant 1 already" in answer["error"] for status, answer in answers if status != 200)
+    for n in range(MAX_LEAVES - plant["leaves"]):  # one tap a frame fills the plant to the bound
+        live.state.on_event(frame_event(2000 + n))
+        assert plant_post(live, "leaf")[0] == 200
+    live.state.on_event(frame_event(3000))
+    status, answer = plant_post(live, "leaf")
+    assert status == 409 and "start a new plant" in answer["error"]
     assert request(live, "GET", "/api/status")[1]["plant"]["leaves"] == MAX_LEAVES

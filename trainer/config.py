@@ -100,6 +100,10 @@ class TrainConfig:
         def absolute(path: str) -> str:
             return str(Path(path).expanduser().absolute())
 
+        for name in ("val_dir", "negatives", "cache"):
+            if getattr(self, name) is not None and not str(getattr(self, name)).strip():
+                raise ParameterError(name, "is empty: give a folder")  # "" would be this folder
+
         def absolute_or_none(path: str | None) -> str | None:
             return None if path is None else absolute(path)
 
@@ -157,7 +161,11 @@ class TrainConfig:
                         "negatives", f"is {{param:{name}}} itself, or inside it, or holds it; negatives must be other images"
                     )
             if self.class_mode == "binary":
-                raise ParameterError("negatives", "add the class 'unknown', which a binary model cannot have besides two others")
+                raise ParameterError(
+                    "negatives",
+                    "become a class 'unknown' beside the others, which a binary model cannot have; "
+                    "leave out {param:class_mode} binary",
+                )
         minimum_size = MIN_IMAGE_SIZE[self.arch]
         for name, value, low in (
             ("epochs", self.epochs, 1),

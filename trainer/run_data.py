@@ -86,6 +86,12 @@ def list_data(config: TrainConfig) -> Listing:
         if val is None:
             train = with_class(train, negatives)  # the held-out fraction is taken from every class alike
         else:
+            if len(negatives) < 3:
+                raise ParameterError(
+                    "negatives",
+                    f"{config.negatives} has {len(negatives)} image(s); with {{param:val_dir}} a fifth of them "
+                    "is held out for validation, so give at least 3",
+                )
             held_in, held_out = split_validation(negatives, DEFAULT_VAL_SPLIT, config.seed)
             train, val = with_class(train, held_in), with_class(val, held_out)
     build_spec(config, train.class_names)  # a class mode that does not fit the classes fails here

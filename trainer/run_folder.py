@@ -175,7 +175,12 @@ class RunFolder:
     def check_new(self, config: TrainConfig, worker: int = 0) -> None:
         """Refuse to start a fresh run here: an existing run, a user's folder with other
         files in it, a folder inside the data, or a place that cannot be written."""
-        check_not_inside(self.path, (("training folder", config.data_dir), ("validation folder", config.val_dir)), "out")
+        data = (
+            ("training folder", config.data_dir),
+            ("validation folder", config.val_dir),
+            ("negatives folder", config.negatives),
+        )
+        check_not_inside(self.path, data, "out")
         check_output_dir(self.path, "out")
         if worker != 0:
             # Extra workers share the chief's folder (on one machine) and only add their checkpoint.

@@ -144,7 +144,12 @@ class TrainingRun:
         else:
             folder.check_new(config, worker)
         if config.cache:
-            check_not_inside(config.cache, (("training folder", config.data_dir), ("validation folder", config.val_dir)), "cache")
+            data = (
+                ("training folder", config.data_dir),
+                ("validation folder", config.val_dir),
+                ("negatives folder", config.negatives),
+            )
+            check_not_inside(config.cache, data, "cache")
             check_output_dir(config.cache, "cache")
 
     def _committed_state(self, worker: int, is_chief: bool) -> CheckpointState:
