@@ -211,10 +211,17 @@ def test_live_camera_labels_change_with_the_class(site, playwright, synth_data, 
             seen.add(last)
         time.sleep(0.1)
     shown = page.inner_text("#label")
+    # One frame in flight, only new camera frames: never more classified than the camera gave
+    # (10 a second), though the page repaints far more often; the frame's own time is shown.
+    counts = page.evaluate("[window.hh.state.classified, window.hh.state.presented, window.hhLast.frameMs]")
+    fps_line = page.inner_text("#fps")
     page.screenshot(path=str(tmp_path / "live.png"))
     browser.close()
     assert seen == set(folder.class_names), seen
     assert shown in (*folder.class_names, "uncertain")
+    classified, presented, frame_ms = counts
+    assert 10 <= classified <= presented, counts
+    assert frame_ms > 0 and fps_line.endswith("ms a frame"), fps_line
 
 
 def test_it_works_offline_after_the_first_visit(site, playwright, synth_data, tmp_path):

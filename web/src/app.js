@@ -8,7 +8,9 @@ import { ModelFileError, readAssociatedFiles, readModelFile } from "./modelfile.
 import { fitToSpec } from "./preprocess.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { model: null, spec: null, io: null, facing: "environment", stream: null, frames: [], running: false };
+// classified: camera frames classified; presented: frames the camera has shown (never fewer).
+const state = { model: null, spec: null, io: null, facing: "environment", stream: null, frames: [], running: false,
+  classified: 0, presented: 0, loopId: 0 };
 let runtime = null;
 
 function showError(message) {
@@ -100,7 +102,7 @@ function render(result) {
   $("probability").textContent = `${(result.probability * 100).toFixed(0)}%`;
   const now = performance.now();
   state.frames = [...state.frames.filter((t) => now - t < 2000), now];
-  $("fps").textContent = `${(state.frames.length / 2).toFixed(1)} FPS, ${result.ms.toFixed(1)} ms`;
+  $("fps").textContent = `${(state.frames.length / 2).toFixed(1)} FPS, ${result.frameMs.toFixed(1)} ms a frame`;
 }
 
 async function startCamera() {
@@ -117,8 +119,24 @@ async function startCamera() {
   $("video").srcObject = state.stream;
   await $("video").play();
   state.running = true;
-  requestAnimationFrame(loop);
+  state.loopId += 1; // a restarted camera starts one new loop; the old one ends at its next frame
+  nextFrame(state.loopId);
   return true;
+}
+
+// One frame in flight, and only frames the camera has not given before: the next is asked for
+// when this one is shown, and requestVideoFrameCallback calls back on a new camera frame (a
+// screen refresh without one costs nothing). Browsers without it fall back to the next paint.
+function nextFrame(id) {
+  const video = $("video");
+  if (video.requestVideoFrameCallback) {
+    video.requestVideoFrameCallback((now, metadata) => {
+      state.presented = metadata.presentedFrames;
+      loop(id);
+    });
+  } else {
+    requestAnimationFrame(() => loop(id));
+  }
 }
 
 function stopCamera() {
@@ -127,20 +145,26 @@ function stopCamera() {
   state.stream = null;
 }
 
-async function loop() {
-  if (!state.running) return;
+// The frame's own time, from taking the camera's pixels to the answer on screen: frameMs.
+async function loop(id) {
+  if (!state.running || id !== state.loopId) return;
   const video = $("video");
   if (state.model && video.videoWidth) {
+    const started = performance.now();
     const canvas = $("frame");
-    canvas.width = video.videoWidth;
-    canvas.height = video.videoHeight;
+    if (canvas.width !== video.videoWidth || canvas.height !== video.videoHeight) {
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+    }
     const context = canvas.getContext("2d", { willReadFrequently: true });
     context.drawImage(video, 0, 0); // at the video's own size: the pixels as they come
     const result = await classifyRgba(context.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
+    result.frameMs = performance.now() - started;
+    state.classified += 1;
     render(result);
     window.hhLast = result;
   }
-  requestAnimationFrame(loop);
+  nextFrame(id);
 }
 
 async function loadFromFile(file) {
