@@ -1,7 +1,9 @@
-"""hh-data: make a demo data set on the spot (the machine may have no internet)."""
+"""hh-data: make a demo data set on the spot (the machine may have no internet), import a
+labelled one, and fold field images into a training folder."""
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -101,6 +103,32 @@ def merge(
 
     report = merge_folders(source, target)
     print(report.line(target))
+
+
+@app.command("import")
+@reports_errors({"labels_file": "LABELS_FILE", "images": "IMAGES", "out": "OUT_DIR"})
+def import_(
+    labels_file: Annotated[Path, typer.Argument(help="A CSV of image,label rows (a header names its columns, or none).")],
+    images: Annotated[Path, typer.Argument(help="The folder the CSV's image names are in (the photos).")],
+    out: Annotated[Path, typer.Argument(help="A new or empty folder to make OUT_DIR/<class>/<photo> in.")],
+    names: Annotated[
+        Path | None,
+        typer.Option(help='A JSON file naming the labels of the CSV: {"0": "cassava bacterial blight", ...}.'),
+    ] = None,
+) -> None:
+    """Make a folder of class folders from a labels file, as the public cassava set ships
+    (train.csv of image_id,label and train_images/): hard links to the photos where the file
+    system allows (no copies; nothing in the source changes), else copies. Missing photos,
+    photos listed twice or with two labels, and unreadable rows are counted and named.
+
+    Example: hh-data import cassava/train.csv cassava/train_images data/train --names cassava/label_num_to_disease_map.json
+    """
+    from .importer import import_labels
+
+    report = import_labels(labels_file, images, out, names)
+    for line in report.lines(out):
+        print(line)
+    print(f"next: hh-train {shlex.quote(str(out))} --val-split 0.2")
 
 
 def main() -> None:
