@@ -99,7 +99,12 @@ def convert(
     )  # fmt: skip
     for line in report.lines():
         print(line)
-    print(f"next: hh-camera {shlex.quote(report.model)} --source 0")
+    if report.not_learned:
+        from ..edge.evaluate import NOT_LEARNED_ADVICE
+
+        print(f"next: {NOT_LEARNED_ADVICE}, then convert again; this model is not worth deploying")
+    else:
+        print(f"next: hh-camera {shlex.quote(report.model)} --source 0")
 
 
 def main() -> None:

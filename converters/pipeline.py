@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..edge.errors import ParameterError, UserError, VerificationFailed
+from ..edge.evaluate import not_learned
 from ..edge.files import (
     atomic_write_bytes,
     atomic_write_text,
@@ -79,6 +80,7 @@ class ConversionReport:
     kept: float | None = None  # share of the evaluation images the converted model answers with a class
     kept_of: int | None = None  # how many images `kept` counts (a trained class 'unknown''s left out)
     unknown_dir: dict | None = None  # {"folder", "images", "unknown", "unreadable"}: --unknown-dir's images
+    not_learned: str | None = None  # why the model is not worth deploying (at chance on the evaluation images)
     calibration: dict | None = None  # {"temperature", "images", "ece_before", "ece_after"} (hh.edge.calibration)
     recall_drop: float | None = None  # the most any class's recall is below Keras's
     recall_drop_class: str | None = None
@@ -590,6 +592,7 @@ def convert(
         if verification is not None:
             report.recall_drop, report.recall_drop_class = verification.recall_drop, verification.recall_drop_class
             report.kept, report.kept_of = verification.kept, verification.kept_of
+            report.not_learned = not_learned(verification.keras_balanced_accuracy, verification.classes)
         if unknown_dir is not None:
             from ..edge.runtime import Classifier
 
@@ -606,6 +609,8 @@ def convert(
         )
     publish(names["pending"], out, overwrite)  # the name first: a report never describes another file
     atomic_write_text(names["report"], json.dumps(asdict(report), indent=2) + "\n")
+    if report.not_learned:  # converted faithfully, and still useless: said as loudly as a refusal
+        log.warning(f"warning: {report.not_learned} (the conversion itself is sound)")
     return report
 
 

@@ -48,6 +48,8 @@ class Verification:
     max_prob_diff: float = 1.0  # the most any probability may differ from Keras's
     kept: float = 1.0  # share of the images the converted model answers with a class, not unknown
     kept_of: int = 0  # the images `kept` counts: those of the classes proper (not a trained 'unknown''s)
+    keras_balanced_accuracy: float = 1.0  # the mean per-class recall of the Keras model, over the classes proper
+    classes: int = 2  # how many classes that is over
     recall_drop: float = 0.0  # the most any class's recall is below Keras's
     recall_drop_class: str = ""
     max_recall_drop: float = 1.0
@@ -117,6 +119,7 @@ def verify(given: VerificationInput) -> Verification:
         if np.any(labels == c)
     }
     worst = max(drops, key=lambda name: drops[name]) if drops else ""
+    recalls = [float(np.mean(keras_top[labels == c] == c)) for c in range(len(names)) if np.any(labels == c)]
     diff = np.abs(keras_probs - tflite_probs)
     return Verification(
         images=len(labels),
@@ -129,6 +132,8 @@ def verify(given: VerificationInput) -> Verification:
         max_prob_diff=given.max_prob_diff,
         kept=kept,
         kept_of=kept_of,
+        keras_balanced_accuracy=float(np.mean(recalls)) if recalls else 0.0,
+        classes=len(names),
         recall_drop=max(0.0, drops.get(worst, 0.0)),
         recall_drop_class=worst,
         max_recall_drop=given.max_recall_drop,

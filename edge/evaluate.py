@@ -127,6 +127,27 @@ def metrics(class_names, truth, predicted) -> dict:
     }
 
 
+# Balanced accuracy within this of chance (1 / classes): the model has not learned. A tenth is
+# well beyond what luck gives on a few dozen validation images per class, and far below any
+# model worth a field worker's trust.
+CHANCE_MARGIN = 0.1
+NOT_LEARNED_ADVICE = (
+    "train longer (--epochs 40), with a smaller --batch-size, on more images per class, "
+    "or from a pretrained backbone (--arch mobilenetv3small)"
+)
+
+
+def not_learned(balanced_accuracy: float, classes: int) -> str | None:
+    """Why a model with this balanced accuracy on `classes` classes has not learned, or None."""
+    chance = 1 / classes
+    if balanced_accuracy < chance + CHANCE_MARGIN:
+        return (
+            f"this model has not learned: its balanced accuracy {balanced_accuracy:.3f} on {classes} classes "
+            f"is at chance ({chance:.3f}); do not deploy it"
+        )
+    return None
+
+
 def format_metrics(report: dict) -> str:
     width = max(10, *(len(n) for n in report["per_class"])) + 2
     lines = [f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]

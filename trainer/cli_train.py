@@ -78,7 +78,7 @@ def train(
 
 def report(result) -> None:
     """The end of a run on stdout: the best epoch, its evaluation, the files, what to do next."""
-    from ..edge.evaluate import format_metrics
+    from ..edge.evaluate import NOT_LEARNED_ADVICE, format_metrics, not_learned
 
     run = result.run_dir
     print(
@@ -89,7 +89,11 @@ def report(result) -> None:
         print(format_metrics(result.evaluation))
     print(f"wrote {run}/model.keras, labels.txt, preprocessing.json, split.json, history.csv, curves.png,")
     print("      evaluation.json, confusion.png, mistakes.png, reliability.png")
-    print(f"next: hh-convert {shlex.quote(str(run))} --int8")
+    evaluation = result.evaluation
+    if evaluation and not_learned(evaluation["balanced_accuracy"], len(evaluation["per_class"])):
+        print(f"next: {NOT_LEARNED_ADVICE}; this model is not worth converting")
+    else:
+        print(f"next: hh-convert {shlex.quote(str(run))} --int8")
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ class RunRecord:
     stopped_early: bool | None = None
     train_seconds: float | None = None
     evaluation: dict | None = None  # the best epoch on the validation images (hh.edge.evaluate)
+    warnings: list[str] | None = None  # what a user must know before using the model (it has not learned)
 
     def to_json(self) -> str:
         data = {k: v for k, v in asdict(self).items() if v is not None}

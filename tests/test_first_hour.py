@@ -1,0 +1,53 @@
+"""A newcomer's first hour: a model that has not learned is never presented as ready."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hh.converters.cli import app as convert_app
+from hh.edge.evaluate import CHANCE_MARGIN, not_learned
+from hh.trainer.cli_train import app as train_app
+
+
+def labels_without_signal(root: Path, classes: int = 2, n: int = 16) -> Path:
+    """Class folders whose images are the same grey picture (a level of noise apart): no label
+    can be learned from them, so any model of them is at chance."""
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        folder = root / f"class{c}"
+        folder.mkdir(parents=True)
+        for i in range(n):
+            pixels = np.clip(128 + rng.integers(-1, 2, (32, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+def test_chance_is_judged_against_the_number_of_classes():
+    assert not_learned(0.5, 2) and not_learned(0.25 + CHANCE_MARGIN - 0.01, 4)
+    assert not_learned(0.61, 2) is None and not_learned(0.9, 4) is None
+    assert "0.250 on 4 classes is at chance (0.250)" in not_learned(0.25, 4)
+
+
+@pytest.mark.slow
+def test_a_model_at_chance_is_said_so_by_hh_train_its_record_and_hh_convert(tmp_path, cli):
+    data, run = labels_without_signal(tmp_path / "data"), tmp_path / "run"
+    trained = cli(train_app, data, "--val-split", 0.5, "--arch", "edge", "--image-size", 32, "--epochs", 2,
+                  "--batch-size", 8, "--out", run)  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert "warning: this model has not learned: its balanced accuracy 0.500 on 2 classes is at chance" in trained.stderr
+    assert trained.stdout.splitlines()[-1].startswith("next: train longer (--epochs 40)")
+    assert "hh-convert" not in trained.stdout.splitlines()[-1]
+    record = json.loads((run / "run.json").read_text())
+    assert record["warnings"] and "has not learned" in record["warnings"][0]
+
+    converted = cli(convert_app, run, "--int8")
+    assert converted.exit_code == 0, converted.output  # the conversion is sound; the model is not
+    assert "warning: this model has not learned" in converted.stderr
+    assert "not worth deploying" in converted.stdout.splitlines()[-1]
+    report = json.loads((run / "model_int8.report.json").read_text())
+    assert "has not learned" in report["not_learned"]
