@@ -107,7 +107,7 @@ bench-smoke: $(STAMP) $(WEB_STAMP) chromium
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/hh-data synth $(DEMO)/data --classes 2 --per-class 500
-	$(BIN)/hh-train $(DEMO)/data/train --val-dir $(DEMO)/data/validation --arch edge --image-size 128 --batch-size 32 --epochs 15 --out $(DEMO)/run
+	$(BIN)/hh-train $(DEMO)/data/train --val-dir $(DEMO)/data/validation --arch edge --image-size 128 --out $(DEMO)/run
 	$(BIN)/hh-convert $(DEMO)/run --int8
 	$(BIN)/hh-predict $(DEMO)/run/model_int8.tflite $(DEMO)/data/validation | tail -4
 	$(BIN)/hh-data video $(DEMO)/data/validation $(DEMO)/field.avi --repeat 3

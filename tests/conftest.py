@@ -113,6 +113,7 @@ def trained_run(synth_data, tmp_path_factory) -> Path:
         batch_size=32,
         epochs=TRAINED_RUN_EPOCHS,
         seed=2,
+        arch="seed",
     )
     train(config)
     return out

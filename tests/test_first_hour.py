@@ -51,3 +51,13 @@ def test_a_model_at_chance_is_said_so_by_hh_train_its_record_and_hh_convert(tmp_
     assert "not worth deploying" in converted.stdout.splitlines()[-1]
     report = json.loads((run / "model_int8.report.json").read_text())
     assert "has not learned" in report["not_learned"]
+
+
+def test_the_batch_size_gives_a_small_set_enough_steps_and_a_large_one_no_more_than_64():
+    from hh.trainer.config import auto_batch_size
+
+    assert auto_batch_size(240) == 8  # the newcomer's 240 images: 30 steps an epoch, not the course's 2
+    assert auto_batch_size(800) == 32  # the demo's
+    assert auto_batch_size(21_000) == 64  # the cassava set's
+    assert auto_batch_size(40) == 8  # below 16 steps at the smallest: the smallest
+    assert auto_batch_size(240, replicas=3) == 9  # splits evenly over the replicas

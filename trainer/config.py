@@ -26,6 +26,22 @@ CLASS_WEIGHTS = ("none", "balanced")
 OPTIMIZERS = ("rmsprop", "adam")
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 CLASS_MODES = ("auto", *SPEC_CLASS_MODES)  # auto: binary for two classes, else categorical
+# The batch size hh chooses: the largest power of two that gives an epoch at least MIN_STEPS
+# steps, within these bounds. The course's 128 gave 240 images 2 steps an epoch: 30 updates in
+# 15 epochs, and a model at chance. 64 at most: CPU training gains nothing from more, and memory does.
+AUTO_BATCH = (8, 64)
+MIN_STEPS = 16
+
+
+def auto_batch_size(training_images: int, replicas: int = 1) -> int:
+    """The batch size for this many training images (a multiple of the replicas)."""
+    low, high = AUTO_BATCH
+    size = low
+    while size * 2 <= high and training_images / (size * 2) >= MIN_STEPS:
+        size *= 2
+    return -(-size // replicas) * replicas
+
+
 # What --resume may change: training longer is the point of resuming. Anything else would
 # make the resumed run something the recorded configuration does not describe.
 RESUMABLE_CHANGES = ("epochs", "fine_tune_epochs")
@@ -36,8 +52,9 @@ class TrainConfig:
     """Everything that determines a run. hh-train's flags are these fields (one declaration:
     type, default and help), and run.json records them.
 
-    The defaults are the classic Keras course's: 300 px images, batch 128, 15 epochs, RMSprop
-    at 0.001, on its 3-block convnet (`arch="seed"`).
+    The defaults train for the device: the 17k-weight edge net at 300 px, 15 epochs, RMSprop at
+    0.001, and a batch size chosen from the number of training images (AUTO_BATCH). The classic
+    Keras course is `arch="seed", batch_size=128` (its 3-block convnet; the rest are its own).
     """
 
     data_dir: str
@@ -52,15 +69,19 @@ class TrainConfig:
         "the class 'unknown' (a fifth held out for validation with --val-dir).",
     )
     image_size: int = option(300, "Images are resized to SIZE x SIZE pixels.")
-    batch_size: int = option(128, "Images per training step (over all replicas).")
+    batch_size: int | None = option(
+        None,
+        "Images per training step (over all replicas); default: from the number of training images, "
+        "8 to 64, so that an epoch has at least 16 steps.",
+    )
     epochs: int = option(15, "Passes over the training data; with --resume, the new total.")
     learning_rate: float = option(
         0.001, "Learning rate of the optimizer (--optimizer); fine-tuning a backbone uses a tenth.", ("--lr",)
     )
     arch: str = option(
-        "seed",
-        f"{', '.join(ARCH_NAMES)}: 'seed' is the classic Keras course's 3-block convnet, "
-        "'edge' a 17k-weight net for devices, the others pretrained backbones (transfer learning).",
+        "edge",
+        f"{', '.join(ARCH_NAMES)}: 'edge' is a 17k-weight net for devices, 'seed' the classic Keras course's "
+        "3-block convnet (40M weights), the others pretrained backbones (transfer learning).",
     )
     seed: int = option(0, "Random seed for weights, shuffling and --val-split.")
     class_mode: str = option("auto", "auto: binary (1 sigmoid) for 2 classes, else categorical (softmax).")
@@ -130,6 +151,13 @@ class TrainConfig:
         return self.epochs + self.fine_tune_epochs
 
     @property
+    def batch(self) -> int:
+        """The batch size, once chosen: a run chooses it (when not given) before anything reads it."""
+        if self.batch_size is None:
+            raise ValueError("the batch size is chosen when the run starts")
+        return self.batch_size
+
+    @property
     def is_backbone(self) -> bool:
         return self.arch in BACKBONES
 
@@ -169,7 +197,7 @@ class TrainConfig:
         minimum_size = MIN_IMAGE_SIZE[self.arch]
         for name, value, low in (
             ("epochs", self.epochs, 1),
-            ("batch_size", self.batch_size, 1),
+            ("batch_size", 1 if self.batch_size is None else self.batch_size, 1),
             ("image_size", self.image_size, minimum_size),
         ):
             if not isinstance(value, int) or value < low:

@@ -98,6 +98,22 @@ def list_data(config: TrainConfig) -> Listing:
     return Listing(train, val)
 
 
+def choose_batch_size(config: TrainConfig, replicas: int) -> int:
+    """The batch size for this run's training images (hh.trainer.config.auto_batch_size), said in one line."""
+    from .config import auto_batch_size
+
+    listing = list_data(config)
+    count = len(listing.train)
+    if listing.val is None:  # the held-out share leaves this many to train on
+        count = round(count * (1 - (config.val_split if config.val_split is not None else DEFAULT_VAL_SPLIT)))
+    size = auto_batch_size(count, replicas)
+    steps = -(-count // size)
+    log.info(
+        f"batch size {size} for {count} training images ({steps} step{'s' if steps > 1 else ''} an epoch); --batch-size sets it"
+    )
+    return size
+
+
 def record_split(config: TrainConfig, train: ImageFolder, val: ImageFolder, reports: list[ScanReport]) -> RecordedSplit:
     """The split as files on disk (originals, with size and mtime), from the scan's verdicts."""
     kept = {v.load_path: v for r in reports for v in r.kept}
@@ -227,10 +243,10 @@ def input_pipelines(cluster, data: RunData, config: TrainConfig, epochs_done: in
         Path(config.cache).mkdir(parents=True, exist_ok=True)
     # The seed moves with the epoch, so a resumed run does not replay the first epochs' order.
     train_ds = cluster_dataset(
-        cluster, data.train, data.spec, config.batch_size, True, config.seed + epochs_done, cache["train"],
+        cluster, data.train, data.spec, config.batch, True, config.seed + epochs_done, cache["train"],
         config.augment, data.decoded.get("train"),
     )  # fmt: skip
     val_ds = cluster_dataset(
-        cluster, data.val, data.spec, config.batch_size, False, 0, cache["validation"], decoded=data.decoded.get("validation")
+        cluster, data.val, data.spec, config.batch, False, 0, cache["validation"], decoded=data.decoded.get("validation")
     )
     return train_ds, val_ds

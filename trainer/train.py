@@ -29,7 +29,7 @@ from .callbacks import CommitEpochs, EarlyStopping, EpochProgress
 from .config import TrainConfig
 from .models import build_model, compile_model, load_model_file
 from .phases import enter_phase, plan_phases
-from .run_data import RunData, class_weights, describe_classes, input_pipelines, list_data, prepare_data
+from .run_data import RunData, choose_batch_size, class_weights, describe_classes, input_pipelines, list_data, prepare_data
 from .run_folder import CheckpointState, RunFolder
 from .run_record import RunRecord
 
@@ -67,14 +67,6 @@ class TrainingRun:
         cluster = resolve_cluster(config.strategy)  # first: it configures TensorFlow's collectives
         worker = cluster.worker_index
         self._check_outputs(worker)
-        if config.batch_size % cluster.replicas:
-            raise ParameterError(
-                "batch_size", f"{config.batch_size} (global) does not split evenly over {cluster.replicas} replicas"
-            )
-        if cluster.strategy is not None:
-            log.info(
-                f"distributed training: {cluster.description}, {cluster.replicas} replicas, global batch {config.batch_size}"
-            )
         with contextlib.ExitStack() as held:
             if self.resume:
                 held.enter_context(folder.locked(worker))  # before anything of the run is touched
@@ -91,6 +83,16 @@ class TrainingRun:
                 from .weights import imagenet_weights
 
                 imagenet_weights(config.arch)  # fetched (or refused, offline) before anything is written
+        if config.batch_size is None:  # chosen from the data before run.json records the configuration
+            self.config = config = replace(config, batch_size=choose_batch_size(config, cluster.replicas))
+        if config.batch % cluster.replicas:
+            raise ParameterError(
+                "batch_size", f"{config.batch_size} (global) does not split evenly over {cluster.replicas} replicas"
+            )
+        if cluster.strategy is not None:
+            log.info(
+                f"distributed training: {cluster.description}, {cluster.replicas} replicas, global batch {config.batch_size}"
+            )
         existed = folder.path.exists()
         if not self.resume:
             folder.path.mkdir(parents=True, exist_ok=True)
@@ -235,7 +237,7 @@ class TrainingRun:
                 if isinstance(cluster.strategy, tf.distribute.MultiWorkerMirroredStrategy):
                     listed = keras.callbacks.CallbackList(callbacks, model=model)
                     fit_multiworker(
-                        model, cluster, data.spec, train_ds, val_ds, config.batch_size, phase.end_epoch, start, listed, weights
+                        model, cluster, data.spec, train_ds, val_ds, config.batch, phase.end_epoch, start, listed, weights
                     )
                 else:
                     with cache_errors_as_out_of_space(config.cache):
