@@ -604,8 +604,10 @@ def convert(
         publish(names["pending"], names["rejected"], overwrite)  # the name first: a report never describes another file
         atomic_write_text(names["rejected_report"], json.dumps(asdict(report), indent=2) + "\n")
         assert verification is not None
+        # A model at chance has near-equal scores that rounding reorders: the cause is its training.
+        cause = f"; besides, {report.not_learned}" if report.not_learned else ""
         raise VerificationFailed(
-            f"{mode} model {verification.why_refused()}; kept as {names['rejected']} for inspection, not as {out.name}"
+            f"{mode} model {verification.why_refused()}; kept as {names['rejected']} for inspection, not as {out.name}{cause}"
         )
     publish(names["pending"], out, overwrite)  # the name first: a report never describes another file
     atomic_write_text(names["report"], json.dumps(asdict(report), indent=2) + "\n")

@@ -59,6 +59,14 @@ class Evaluation:
     def metrics(self) -> dict:
         return metrics(self.class_names, [r.truth for r in self.results], self._predicted())
 
+    def __repr__(self) -> str:
+        """One line, not hundreds of arrays: print(hh.evaluate(...)) in a notebook."""
+        scored = (
+            f", accuracy {self.accuracy:.3f}, balanced accuracy {self.metrics()['balanced_accuracy']:.3f}" if self.scored else ""
+        )
+        skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
+        return f"<Evaluation of {len(self.results)} images{scored}{skipped}; classes {', '.join(self.class_names)}>"
+
     def summary(self) -> dict:
         out = {"type": "summary", "images": len(self.results), "skipped": len(self.skipped)}
         if self.scored:

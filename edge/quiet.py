@@ -4,8 +4,9 @@ TensorFlow prints absl and oneDNN notes when it is imported (before any log leve
 LiteRT announces its XNNPACK delegate, OpenCV and FFmpeg warn about every camera probe, and
 the TFLite converter prints its temporary SavedModel to stdout. hh's commands promise one line
 per error and only hh's own lines on success, so they call `quiet_libraries()` first; their
-`--verbose` flag skips it. Python callers of the library see the libraries as they are unless
-they call it themselves.
+`--verbose` flag skips it. `import hh` does the same for Python callers when a name of it is
+first used (HH_VERBOSE=1 keeps the libraries' output), silencing only the libraries' own
+Python warnings, never the caller's.
 """
 
 from __future__ import annotations
@@ -23,8 +24,12 @@ from collections.abc import Iterator
 _quiet = False
 
 
-def quiet_libraries() -> None:
-    """Silence TensorFlow, absl, OpenCV, FFmpeg and Python warnings for this process."""
+LIBRARY_MODULES = r"(tensorflow|tf_keras|keras|absl|h5py|ml_dtypes|google\.protobuf)(\.|$)"
+
+
+def quiet_libraries(all_warnings: bool = True) -> None:
+    """Silence TensorFlow, absl, OpenCV, FFmpeg and Python warnings for this process
+    (all_warnings=False: only the warnings those libraries raise)."""
     global _quiet
     _quiet = True
     # Read when TensorFlow's and OpenCV's native code start, so set before they are imported;
@@ -36,7 +41,10 @@ def quiet_libraries() -> None:
         cv2 = sys.modules["cv2"]
         with contextlib.suppress(AttributeError):
             cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    warnings.filterwarnings("ignore")
+    if all_warnings:
+        warnings.filterwarnings("ignore")
+    else:
+        warnings.filterwarnings("ignore", module=LIBRARY_MODULES)
     for name in ("tensorflow", "absl", "keras", "h5py"):
         logging.getLogger(name).setLevel(logging.ERROR)
 

@@ -1,11 +1,15 @@
-"""`hh.train(...)` and `hh.resume(...)`: training for Python callers, in hh-train's words."""
+"""`hh.train(...)`, `hh.resume(...)` and `hh.convert(...)`: the workstation's commands for
+Python callers, in their words (hh's lines on stderr, the libraries' chatter kept out)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ..edge.log import lines_on_stderr
 from .config import TrainConfig
+
+log = logging.getLogger("hh.train")
 
 
 def train(data_dir: str | Path, out: str | Path, *, verbose: bool = True, **options):
@@ -23,7 +27,10 @@ def train(data_dir: str | Path, out: str | Path, *, verbose: bool = True, **opti
             options[name] = str(options[name])
     config = TrainConfig(data_dir=str(data_dir), out=str(out), **options)
     with lines_on_stderr(verbose):
-        return run_training(config)
+        result = run_training(config)
+        for line in result.lines():  # what hh-train prints at the end, as hh's own lines
+            log.info(line)
+    return result
 
 
 def resume(run_dir: str | Path, *, verbose: bool = True, **changes):
@@ -32,4 +39,21 @@ def resume(run_dir: str | Path, *, verbose: bool = True, **changes):
     from .train import resume as resume_training
 
     with lines_on_stderr(verbose):
-        return resume_training(run_dir, **changes)
+        result = resume_training(run_dir, **changes)
+        for line in result.lines():
+            log.info(line)
+    return result
+
+
+def convert(source: str | Path, mode: str = "float32", *, verbose: bool = True, **options):
+    """Convert a run folder (or .keras file) as hh-convert does; options are
+    hh.converters.pipeline.convert's (calib_dir, eval_dir, min_agreement, out, overwrite, ...).
+    Returns its ConversionReport; raises VerificationFailed when the converted model is refused.
+    The report's lines go to stderr with hh's others unless verbose=False."""
+    from ..converters.pipeline import convert as run_conversion
+
+    with lines_on_stderr(verbose):
+        report = run_conversion(source, mode, **options)
+        for line in report.lines():
+            log.info(line)
+    return report

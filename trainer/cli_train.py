@@ -78,15 +78,11 @@ def train(
 
 def report(result) -> None:
     """The end of a run on stdout: the best epoch, its evaluation, the files, what to do next."""
-    from ..edge.evaluate import NOT_LEARNED_ADVICE, format_metrics, not_learned
+    from ..edge.evaluate import NOT_LEARNED_ADVICE, not_learned
 
     run = result.run_dir
-    print(
-        f"best epoch {result.best_epoch}/{result.epochs_run}: val accuracy {result.best_val_accuracy:.3f}, "
-        f"val loss {result.best_val_loss:.4f} ({result.seconds:.0f}s)"
-    )
-    if result.evaluation:
-        print(format_metrics(result.evaluation))
+    for line in result.lines():
+        print(line)
     print(f"wrote {run}/model.keras, labels.txt, preprocessing.json, split.json, history.csv, curves.png,")
     print("      evaluation.json, confusion.png, mistakes.png, reliability.png")
     evaluation = result.evaluation

@@ -48,6 +48,25 @@ class TrainResult:
     evaluation: dict | None = None  # per-class precision/recall/F1, balanced accuracy (hh.edge.evaluate)
     stopped_early: bool = False
 
+    def lines(self) -> list[str]:
+        """The end of a run as hh-train prints it: the best epoch and its evaluation."""
+        from ..edge.evaluate import format_metrics
+
+        lines = [
+            f"best epoch {self.best_epoch}/{self.epochs_run}: val accuracy {self.best_val_accuracy:.3f}, "
+            f"val loss {self.best_val_loss:.4f} ({self.seconds:.0f}s)"
+        ]
+        if self.evaluation:
+            lines.extend(format_metrics(self.evaluation).splitlines())
+        return lines
+
+    def __repr__(self) -> str:
+        balanced = f", balanced accuracy {self.evaluation['balanced_accuracy']:.3f}" if self.evaluation else ""
+        return (
+            f"<TrainResult {self.run_dir}: best epoch {self.best_epoch}/{self.epochs_run}, "
+            f"val accuracy {self.best_val_accuracy:.3f}{balanced}>"
+        )
+
 
 class TrainingRun:
     """One run folder trained from its configuration, from the start or from its last commit."""
