@@ -150,6 +150,19 @@ class MjpegFileCapture:
             self.packets = self.damaged = 0
 
 
+DEFAULT_FILE_FPS = 30.0  # a video file that does not say its frame rate plays at a camera's
+
+
+def frame_rate(capture: Any) -> float | None:
+    """The frames per second a video file says it holds, or None when it does not say."""
+    inner = capture.capture if isinstance(capture, MjpegFileCapture) else capture
+    try:
+        fps = float(inner.get(cv2.CAP_PROP_FPS))
+    except (AttributeError, cv2.error, TypeError, ValueError):
+        return None
+    return fps if 0.1 <= fps <= 1000 else None  # NaN fails this too
+
+
 @dataclass(frozen=True)
 class SourceInfo:
     description: str  # safe to print: passwords redacted
@@ -213,13 +226,17 @@ class FrameGrabber:
         loop: bool = False,
         on_event: Callable[[dict], None] | None = None,
         backoff: tuple[float, float] = (0.25, 8.0),
+        pace: float | None = None,
     ):
+        """pace: frames per second to hand out a file's frames at (its own rate, --realtime),
+        instead of as fast as they decode."""
         self.capture = capture
         self.drop_stale = drop_stale
         self.reopen = reopen
         self.loop = loop
         self.on_event = on_event or (lambda event: None)
         self.backoff = backoff
+        self.pace = pace
         self.frames_read = 0
         self.outages = 0
         # Live: one slot, a new frame replaces an unread one. Files: a short queue, nothing
@@ -283,6 +300,7 @@ class FrameGrabber:
 
     def _run(self) -> None:
         frames_since_open = 0
+        opened = time.monotonic()
         while not self._stopping.is_set():
             try:
                 ok, frame = self.capture.read()
@@ -292,6 +310,12 @@ class FrameGrabber:
             else:
                 reason = "no frame" if not ok else "empty frame"
             if ok and frame is not None and frame.size:
+                if self.pace:  # frame n at n / fps after the file (re)opened: the file's own timing
+                    if frames_since_open == 0:
+                        opened = time.monotonic()
+                    due = opened + frames_since_open / self.pace
+                    if self._stopping.wait(max(0.0, due - time.monotonic())):
+                        break
                 frames_since_open += 1
                 self._deliver(frame)
                 continue

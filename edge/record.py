@@ -78,12 +78,15 @@ class FrameJournal:
         header: list[str] | None = None,
         param: str = "record",
         model: str | None = None,
+        max_bytes: int | None = None,
     ):
         """header: the columns, when not hh-camera's (journal_header); param: the parameter
         the path came from, for the error that refuses a foreign file; model: the identity of
         the model writing now. An existing journal whose last row names another model in its
-        "model" column is refused: a journal continues only under the model that started it."""
+        "model" column is refused: a journal continues only under the model that started it.
+        max_bytes: recording stops (said once, through on_error) when the file reaches this size."""
         self.model = model
+        self.max_bytes = max_bytes
         self.path = Path(path)
         self.param = param
         self.on_error = on_error or (lambda message: None)
@@ -102,6 +105,7 @@ class FrameJournal:
             if not existing or self.path.stat().st_size == 0:
                 self._writer.writerow(self.header)
                 self._sync()
+            self.size = self.path.stat().st_size
         except OSError as exc:
             raise ParameterError(self.param, f"{self.path}: cannot write ({exc.strerror or exc})") from None
         self._lock = threading.Lock()
@@ -139,12 +143,15 @@ class FrameJournal:
             if self.error is not None:
                 return
             try:
-                self._writer.writerow(row)
+                written = self._writer.writerow(row)  # characters: bytes for all but a non-ASCII label
+                self.size += written if isinstance(written, int) else 0
             except OSError as exc:
                 self._fail(exc)
                 return
             self.rows += 1
             self._dirty = True
+            if self.max_bytes is not None and self.size >= self.max_bytes:
+                self._stop_at_cap()
 
     def _sync(self) -> None:
         self._handle.flush()
@@ -163,6 +170,19 @@ class FrameJournal:
                     self._fail(exc)
                 self._dirty = False
             return self.error is None
+
+    def _stop_at_cap(self) -> None:
+        """Stop recording at max_bytes; called with the lock held. What is written stays."""
+        try:
+            self._sync()
+            self._handle.close()
+        except OSError as exc:
+            self._fail(exc)
+            return
+        self.error = (
+            f"{self.path}: recording stopped after {self.rows} rows, at its size cap ({(self.max_bytes or 0) / 1e6:g} MB)"
+        )
+        self.on_error(self.error)
 
     def _fail(self, exc: OSError) -> None:
         """Stop recording after a failed write; called with the lock held."""

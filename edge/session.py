@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .camera import LoopSettings, run_loop
-from .capture import FrameGrabber, SourceInfo, open_source, source_opener
+from .capture import DEFAULT_FILE_FPS, FrameGrabber, SourceInfo, frame_rate, open_source, source_opener
 from .collect import FieldCollector
 from .errors import ParameterError, VerificationFailed
 from .events import Event, EventBus, FrameEvent, LoopSummary, SelftestEvent, SourceEvent, Subscriber, SummaryEvent
@@ -52,6 +52,11 @@ class CameraOptions:
     every: int = option(1, "Classify every Nth frame.")
     max_frames: int | None = option(None, "Stop after classifying this many frames.")
     loop: bool = option(False, "Start a video file over at its end (a stand-in for an endless camera).", ("--loop",))
+    realtime: bool = option(
+        False,
+        "Play a video file at its own frame rate, as a camera would give it (default: as fast as it decodes).",
+        ("--realtime",),
+    )
     quality_gate: bool = option(True, "Frames that are blurry, too dark, too bright or flat report 'retake', not a label.")
     selftest_required: bool = option(
         True,
@@ -63,6 +68,7 @@ class CameraOptions:
         "Append per-frame results to this CSV journal as they come (flushed every second; "
         "an existing record of the same model is continued).",
     )
+    record_max_mb: float = option(1000.0, "--record: stop recording when the file reaches this size (the camera goes on).")
     serve: str | None = option(
         None,
         "Serve the live view and its JSON API at [HOST:]PORT (default host 127.0.0.1; "
@@ -90,6 +96,8 @@ class CameraOptions:
                 raise ParameterError(name, f"must be at least 1, got {value}")
         if not (math.isfinite(self.collect_every) and self.collect_every >= 0):
             raise ParameterError("collect_every", f"must be a number of seconds, 0 or more, got {self.collect_every}")
+        if not (math.isfinite(self.record_max_mb) and self.record_max_mb > 0):
+            raise ParameterError("record_max_mb", f"must be a number of megabytes more than 0, got {self.record_max_mb}")
         if not (math.isfinite(self.collect_max_mb) and 0 < self.collect_max_mb <= MAX_COLLECT_MB):
             raise ParameterError(
                 "collect_max_mb",
@@ -159,14 +167,18 @@ class CameraSession:
         threads = options.threads if options.threads is not None else default_threads(reserve=1)
         self.classifier = classifier = Classifier(self.model_path, num_threads=threads)
         capture, self.source, reopen = open_source(options.source)
+        pace = (frame_rate(capture) or DEFAULT_FILE_FPS) if options.realtime and not self.source.live else None
         self._grabber = FrameGrabber(
-            capture, drop_stale=self.source.live, reopen=reopen, loop=options.loop, on_event=self._source_event
+            capture, drop_stale=self.source.live, reopen=reopen, loop=options.loop, on_event=self._source_event, pace=pace
         )
         self._resources.callback(self._grabber.stop)
         self.selftest = self._check_on_this_device(classifier)
         names = classifier.class_names
         if options.record is not None:
-            self.journal = FrameJournal(options.record, names, on_error=log.warning, model=classifier.identity)
+            self.journal = FrameJournal(
+                options.record, names, on_error=log.warning, model=classifier.identity,
+                max_bytes=int(options.record_max_mb * 1e6),
+            )  # fmt: skip
             self._resources.callback(self.journal.close)
             self.subscribe(self._journal_frame)
         if options.collect is not None:

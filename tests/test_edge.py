@@ -153,6 +153,29 @@ def test_camera_options_every_max_frames_threshold_smooth(int8_model, synth_data
     np.testing.assert_allclose([smoothed[3]["probabilities"][n] for n in folder.class_names], raw.mean(axis=0), atol=2e-5)
 
 
+def test_a_video_plays_at_its_own_rate_with_realtime_and_a_record_stops_at_its_cap(int8_model, synth_data, tmp_path):
+    folder = list_image_folder(synth_data / "validation")
+    video = write_video(folder.paths[:10], tmp_path / "ten-fps.avi", fps=10.0, repeat=2)  # 20 frames, 2 s
+
+    def arrivals(*args):
+        result = runner.invoke(camera_app, [str(int8_model), "--source", str(video), "--json", *args])
+        assert result.exit_code == 0, result.output
+        times = [json.loads(x)["time"] for x in result.stdout.splitlines() if '"type": "frame"' in x]
+        assert len(times) == 20
+        return times[-1] - times[0], result
+
+    fast, _ = arrivals()
+    paced, _ = arrivals("--realtime")
+    assert fast < 1.0 and 1.8 <= paced < 4.0, (fast, paced)  # 19 intervals of 0.1 s
+    record = tmp_path / "frames.csv"
+    _, capped = arrivals("--record", str(record), "--record-max-mb", "0.0015")
+    rows = record.read_text().splitlines()
+    assert 2 <= len(rows) < 21 and record.stat().st_size < 1500 + 200  # stopped at the cap; the camera went on
+    assert capped.stderr.count("recording stopped after") == 1 and "at its size cap (0.0015 MB)" in capped.stderr
+    bad = runner.invoke(camera_app, [str(int8_model), "--source", str(video), "--record", str(record), "--record-max-mb", "0"])
+    assert bad.exit_code == 2 and "--record-max-mb must be a number of megabytes more than 0" in bad.output
+
+
 def test_camera_headless_fallback_without_display(int8_model, synth_data, tmp_path):
     """opencv-python-headless has no GUI: asking for a window falls back to printed results."""
     folder = list_image_folder(synth_data / "validation")
