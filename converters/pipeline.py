@@ -60,7 +60,7 @@ class ConversionReport:
     mode: str
     model: str
     size_mb: float
-    size_ratio_to_float32: float
+    size_ratio_to_float32: float  # of the model part alone (model_mb): the packed files are the same in every mode
     convert_seconds: float
     calibration_images: int
     eval_images: int
@@ -79,6 +79,7 @@ class ConversionReport:
     unknown: dict | None = None  # how the model answers `unknown` (hh.edge.spec.UnknownRule)
     kept: float | None = None  # share of the evaluation images the converted model answers with a class
     kept_of: int | None = None  # how many images `kept` counts (a trained class 'unknown''s left out)
+    model_mb: float = 0.0  # the model itself, without its packed labels, spec and self-test images
     unknown_dir: dict | None = None  # {"folder", "images", "unknown", "unreadable"}: --unknown-dir's images
     not_learned: str | None = None  # why the model is not worth deploying (at chance on the evaluation images)
     calibration: dict | None = None  # {"temperature", "images", "ece_before", "ece_after"} (hh.edge.calibration)
@@ -88,8 +89,8 @@ class ConversionReport:
 
     def lines(self) -> list[str]:
         out = [
-            f"{self.model}: {self.size_mb:.3f} MB ({self.size_ratio_to_float32:.2f}x float32), "
-            f"converted in {self.convert_seconds:.1f}s",
+            f"{self.model}: {self.size_mb:.3f} MB, the model {self.model_mb:.3f} MB of it "
+            f"({self.size_ratio_to_float32:.2f}x float32), converted in {self.convert_seconds:.1f}s",
         ]
         if self.agreement is None:
             out.append("not verified: no evaluation images (give --eval-dir)")
@@ -583,6 +584,7 @@ def convert(
         report = make_report(
             mode, out, tflite, model_size / float32_size, seconds, calibration, verification, min_agreement, names["pending"]
         )
+        report.model_mb = model_size / 1e6
         report.selftest_images = len(selftest.cases) if selftest else 0
         report.selftest_kb = selftest.size_bytes / 1000 if selftest else 0.0
         report.quality = model_spec.quality.as_dict() if model_spec.quality else None
