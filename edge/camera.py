@@ -27,11 +27,17 @@ WARMUP_FRAMES = 200  # memory is compared from here on: allocators and caches ha
 WINDOW = "hh-camera"
 
 
+# Below this probability a frame's answer is "uncertain": the one default of hh-camera, the live
+# page and the phone's page (web/public/index.html's slider starts here; tests/test_web.py
+# checks they agree). With calibrated probabilities, an answer at 0.6 is right about 60% of the time.
+UNCERTAIN_BELOW = 0.6
+
+
 @dataclass(frozen=True)
 class LoopSettings:
     """What the loop itself needs to know (the session's CameraOptions say it for users)."""
 
-    threshold: float = 0.0  # below this probability the label is "uncertain"
+    threshold: float = UNCERTAIN_BELOW  # below this probability the label is "uncertain"
     smooth: int = 1  # average probabilities over the last K classified frames
     every: int = 1  # classify every Nth frame handed over
     max_frames: int | None = None  # stop after this many classified frames

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .camera import LoopSettings, run_loop
+from .camera import UNCERTAIN_BELOW, LoopSettings, run_loop
 from .capture import DEFAULT_FILE_FPS, FrameGrabber, SourceInfo, frame_rate, open_source, source_opener
 from .collect import FieldCollector
 from .errors import ParameterError, VerificationFailed
@@ -47,7 +47,7 @@ class CameraOptions:
 
     source: str = option("0", "Camera index (0), video file, stream URL (rtsp://...), or picamera2.")
     threads: int | None = option(None, "Interpreter threads (default: CPU cores minus one for the camera, at most 4).")
-    threshold: float = option(0.0, "Below this probability report 'uncertain' instead of a label.")
+    threshold: float = option(UNCERTAIN_BELOW, "Below this probability report 'uncertain' instead of a label (0: never).")
     smooth: int = option(1, "Average probabilities over the last K classified frames.")
     every: int = option(1, "Classify every Nth frame.")
     max_frames: int | None = option(None, "Stop after classifying this many frames.")

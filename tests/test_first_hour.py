@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +62,14 @@ def test_the_batch_size_gives_a_small_set_enough_steps_and_a_large_one_no_more_t
     assert auto_batch_size(21_000) == 64  # the cassava set's
     assert auto_batch_size(40) == 8  # below 16 steps at the smallest: the smallest
     assert auto_batch_size(240, replicas=3) == 9  # splits evenly over the replicas
+
+
+def test_one_uncertain_threshold_everywhere():
+    from hh.edge.camera import UNCERTAIN_BELOW
+    from hh.edge.session import CameraOptions
+
+    root = Path(__file__).resolve().parent.parent
+    page = (root / "web" / "public" / "index.html").read_text()
+    slider = float(re.search(r'id="threshold"[^>]*value="([\d.]+)"', page).group(1))
+    assert slider == UNCERTAIN_BELOW == CameraOptions().threshold
+    assert "--threshold" not in (root / "deploy" / "hh-camera.service").read_text()  # the default, not a second copy
