@@ -151,7 +151,7 @@ def not_learned(balanced_accuracy: float, classes: int) -> str | None:
     if balanced_accuracy < chance + CHANCE_MARGIN:
         return (
             f"this model has not learned: its balanced accuracy {balanced_accuracy:.3f} on {classes} classes "
-            f"is at chance ({chance:.3f}); do not deploy it"
+            f"is no better than chance ({chance:.3f}); do not deploy it"
         )
     return None
 

@@ -110,6 +110,9 @@ class FrameJournal:
             raise ParameterError(self.param, f"{self.path}: cannot write ({exc.strerror or exc})") from None
         self._lock = threading.Lock()
         self._dirty = False
+        if self.max_bytes is not None and self.size >= self.max_bytes:  # full already: not one row more
+            with self._lock:
+                self._stop_at_cap()
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, args=(flush_seconds,), name="hh-record", daemon=True)
         self._flusher.start()
@@ -179,9 +182,8 @@ class FrameJournal:
         except OSError as exc:
             self._fail(exc)
             return
-        self.error = (
-            f"{self.path}: recording stopped after {self.rows} rows, at its size cap ({(self.max_bytes or 0) / 1e6:g} MB)"
-        )
+        rows = f"{self.rows} row{'' if self.rows == 1 else 's'}"
+        self.error = f"{self.path}: recording stopped after {rows}, at its size cap ({(self.max_bytes or 0) / 1e6:g} MB)"
         self.on_error(self.error)
 
     def _fail(self, exc: OSError) -> None:

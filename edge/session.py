@@ -96,8 +96,8 @@ class CameraOptions:
                 raise ParameterError(name, f"must be at least 1, got {value}")
         if not (math.isfinite(self.collect_every) and self.collect_every >= 0):
             raise ParameterError("collect_every", f"must be a number of seconds, 0 or more, got {self.collect_every}")
-        if not (math.isfinite(self.record_max_mb) and self.record_max_mb > 0):
-            raise ParameterError("record_max_mb", f"must be a number of megabytes more than 0, got {self.record_max_mb}")
+        if not (math.isfinite(self.record_max_mb) and self.record_max_mb >= 0.001):
+            raise ParameterError("record_max_mb", f"must be a number of megabytes, at least 0.001, got {self.record_max_mb}")
         if not (math.isfinite(self.collect_max_mb) and 0 < self.collect_max_mb <= MAX_COLLECT_MB):
             raise ParameterError(
                 "collect_max_mb",
@@ -168,6 +168,8 @@ class CameraSession:
         self.classifier = classifier = Classifier(self.model_path, num_threads=threads)
         capture, self.source, reopen = open_source(options.source)
         pace = (frame_rate(capture) or DEFAULT_FILE_FPS) if options.realtime and not self.source.live else None
+        if options.realtime and self.source.live:
+            log.info("note: --realtime paces video files; a camera or stream gives frames at its own rate")
         self._grabber = FrameGrabber(
             capture, drop_stale=self.source.live, reopen=reopen, loop=options.loop, on_event=self._source_event, pace=pace
         )

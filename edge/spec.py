@@ -41,6 +41,9 @@ CLASS_MODES = ("binary", "categorical")
 UNKNOWN_LABEL = "unknown"
 
 
+MAX_LABEL_BYTES = 255  # a folder name's limit on every common file system
+
+
 def label_problem(name: object) -> str | None:
     """Why `name` cannot be a class label, or None. The one rule for labels: a label is one
     line of labels.txt, text on a screen, and the name of a folder (a class folder, and the
@@ -53,6 +56,8 @@ def label_problem(name: object) -> str | None:
         return "holds a control character (such as a newline)"
     if "/" in name or "\\" in name or name.startswith("."):
         return "is not a plain folder name (a slash, or a leading dot)"
+    if len(name.encode("utf-8")) > MAX_LABEL_BYTES:
+        return f"is longer than a folder name may be ({MAX_LABEL_BYTES} bytes)"
     return None
 
 

@@ -175,7 +175,12 @@ def test_a_video_plays_at_its_own_rate_with_realtime_and_a_record_stops_at_its_c
     assert 2 <= len(rows) < 21 and record.stat().st_size < 1500 + 200  # stopped at the cap; the camera went on
     assert capped.stderr.count("recording stopped after") == 1 and "at its size cap (0.0015 MB)" in capped.stderr
     bad = runner.invoke(camera_app, [str(int8_model), "--source", str(video), "--record", str(record), "--record-max-mb", "0"])
-    assert bad.exit_code == 2 and "--record-max-mb must be a number of megabytes more than 0" in bad.output
+    assert bad.exit_code == 2 and "--record-max-mb must be a number of megabytes, at least 0.001" in bad.output
+    before = record.stat().st_size  # a record over its cap already: not one row more (a restarting service)
+    again = runner.invoke(
+        camera_app, [str(int8_model), "--source", str(video), "--record", str(record), "--record-max-mb", "0.001"]
+    )
+    assert again.exit_code == 0 and record.stat().st_size == before and "recording stopped after 0 rows" in again.stderr
 
 
 def test_camera_headless_fallback_without_display(int8_model, synth_data, tmp_path):

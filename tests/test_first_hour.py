@@ -31,7 +31,7 @@ def labels_without_signal(root: Path, classes: int = 2, n: int = 16) -> Path:
 def test_chance_is_judged_against_the_number_of_classes():
     assert not_learned(0.5, 2) and not_learned(0.25 + CHANCE_MARGIN - 0.01, 4)
     assert not_learned(0.61, 2) is None and not_learned(0.9, 4) is None
-    assert "0.250 on 4 classes is at chance (0.250)" in not_learned(0.25, 4)
+    assert "0.250 on 4 classes is no better than chance (0.250)" in not_learned(0.25, 4)
 
 
 @pytest.mark.slow
@@ -40,7 +40,9 @@ def test_a_model_at_chance_is_said_so_by_hh_train_its_record_and_hh_convert(tmp_
     trained = cli(train_app, data, "--val-split", 0.5, "--arch", "edge", "--image-size", 32, "--epochs", 2,
                   "--batch-size", 8, "--out", run)  # fmt: skip
     assert trained.exit_code == 0, trained.output
-    assert "warning: this model has not learned: its balanced accuracy 0.500 on 2 classes is at chance" in trained.stderr
+    assert (
+        "warning: this model has not learned: its balanced accuracy 0.500 on 2 classes is no better than chance" in trained.stderr
+    )
     assert trained.stdout.splitlines()[-1].startswith("next: train longer (--epochs 40)")
     assert "hh-convert" not in trained.stdout.splitlines()[-1]
     record = json.loads((run / "run.json").read_text())

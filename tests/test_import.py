@@ -80,7 +80,7 @@ def test_without_a_header_or_names_the_first_two_columns_are_image_and_label(tmp
         ("out-not-empty", "OUT_DIR {root}/train_images exists and is not an empty folder"),
         ("bad-header", "needs an image column"),
         ("nothing-found", "none of its rows names a photo found"),
-        ("binary", "not a CSV labels file"),
+        ("binary", "not UTF-8 text; save it as CSV UTF-8"),
         ("bad-names", "--names {root}/train.csv: not JSON"),
     ],
 )
@@ -104,6 +104,34 @@ def test_what_cannot_be_imported_is_one_line_and_writes_nothing(tmp_path, cli, o
     one_line_error(cli(data_app, "import", *args, *extra), message.format(root=root))
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.importing")]
+
+
+def test_what_spreadsheets_and_people_write_is_read_or_named(tmp_path, cli):
+    images = tmp_path / "photos"
+    images.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
+        cv2.imwrite(str(images / name), np.zeros((8, 8, 3), np.uint8))
+    (images / "notes.txt").write_text("not a photo")
+    (images / "empty.jpg").write_bytes(b"")
+    labels = tmp_path / "labels.csv"  # a European spreadsheet's CSV: semicolons
+    long_label = "x" * 300  # longer than any folder name may be
+    labels.write_text(f"image;label\na.jpg;Healthy\nb.jpg;healthy\nc.jpg;{long_label}\nnotes.txt;sick\nempty.jpg;sick\n")
+    names = tmp_path / "names.json"
+    names.write_bytes(
+        b"\xef\xbb\xbf"
+        + json.dumps({"Healthy": "Healthy", "healthy": "healthy", long_label: long_label, "sick": "sick"}).encode()
+    )
+    stale = tmp_path / ".out.importing-999999999"  # what a killed import (kill -9) left
+    stale.mkdir()
+    result = cli(data_app, "import", labels, images, tmp_path / "out", "--names", names)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["Healthy", "healthy"]
+    assert "note: classes Healthy / healthy differ only in case" in result.stdout
+    assert "is longer than a folder name may be" in result.stdout and "'notes.txt' is not an image file" in result.stdout
+    assert "'empty.jpg' is not an image file" in result.stdout and not stale.exists()
+    labels.write_text("image;label\na.jpg;healthy\n")  # one class only
+    one = cli(data_app, "import", labels, images, tmp_path / "one")
+    assert one.exit_code == 0 and one.stdout.splitlines()[-1].startswith("next: a classifier needs 2 classes")
 
 
 @pytest.mark.slow

@@ -123,12 +123,17 @@ def import_(
 
     Example: hh-data import cassava/train.csv cassava/train_images data/train --names cassava/label_num_to_disease_map.json
     """
+    from ..edge.signals import sigterm_as_interrupt
     from .importer import import_labels
 
-    report = import_labels(labels_file, images, out, names)
+    with sigterm_as_interrupt():  # a stopped import removes its half-made folder, as Ctrl-C does
+        report = import_labels(labels_file, images, out, names)
     for line in report.lines(out):
         print(line)
-    print(f"next: hh-train {shlex.quote(str(out))} --val-split 0.2")
+    if len(report.counts) < 2:
+        print("next: a classifier needs 2 classes: add photos of another, or train this one with --negatives DIR")
+    else:
+        print(f"next: hh-train {shlex.quote(str(out))} --val-split 0.2")
 
 
 def main() -> None:

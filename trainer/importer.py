@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import io
 import json
 import os
 import shutil
@@ -27,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..edge.errors import OutOfSpace, ParameterError, UserError
-from ..edge.files import is_out_of_space
+from ..edge.files import is_out_of_space, pid_alive
+from ..edge.folders import IMAGE_EXTENSIONS, files_below, is_image_file
 from ..edge.spec import label_problem
 
 IMAGE_COLUMNS = ("image", "image_id", "file", "filename", "file_name", "path", "image_path")
@@ -49,12 +51,21 @@ class ImportReport:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def case_twins(self) -> list[str]:
+        """Classes whose names differ only in case ("Healthy", "healthy"): likely one class."""
+        seen: dict[str, list[str]] = {}
+        for name in self.counts:
+            seen.setdefault(name.casefold(), []).append(name)
+        return [" / ".join(sorted(names)) for names in seen.values() if len(names) > 1]
+
     def lines(self, out: Path) -> list[str]:
         per_class = ", ".join(f"{name} {n}" for name, n in sorted(self.counts.items()))
         how = "hard links" if not self.copied else f"{self.total - self.copied} hard links, {self.copied} copies"
         lines = [f"imported {self.total} images into {out} ({how}): {per_class}"]
         if self.unlisted:
             lines.append(f"{self.unlisted} photos in the folder are not in the labels file (not imported)")
+        for twins in self.case_twins():
+            lines.append(f"note: classes {twins} differ only in case: one class? correct the labels file and import again")
         for what, items in (
             ("listed but not found", self.missing),
             ("listed twice with the same label (kept once)", self.repeated),
@@ -71,11 +82,11 @@ def read_label_names(path: Path) -> dict[str, str]:
     """A JSON object from the label as written in the CSV to a class name (the cassava set's
     label_num_to_disease_map.json: {"0": "Cassava Bacterial Blight (CBB)", ...})."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise ParameterError("names", f"{path}: cannot be read ({exc.strerror or exc})") from None
-    except ValueError:
-        raise ParameterError("names", f'{path}: not JSON (expected {{"0": "class name", ...}})') from None
+    except ValueError:  # UnicodeDecodeError too
+        raise ParameterError("names", f'{path}: not JSON in UTF-8 (expected {{"0": "class name", ...}})') from None
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise ParameterError("names", f"{path}: expected a JSON object of label -> class name")
     return {str(k).strip(): v.strip() for k, v in data.items()}
@@ -87,10 +98,17 @@ def read_rows(labels_file: Path, images: Path, report: ImportReport) -> list[tup
     csv.field_size_limit(MAX_FIELD)
     try:
         with open(labels_file, newline="", encoding="utf-8-sig") as handle:
-            rows = list(enumerate(csv.reader(handle), start=1))
+            text = handle.read()
     except OSError as exc:
         raise UserError(f"{labels_file}: cannot be read ({exc.strerror or exc})") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError:
+        raise UserError(f"{labels_file}: not UTF-8 text; save it as CSV UTF-8 (spreadsheets offer it) and import again") from None
+    first = text.split("\n", 1)[0]
+    # Spreadsheets save with semicolons where the comma is the decimal mark, or with tabs.
+    delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
+    try:
+        rows = list(enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), start=1))
+    except csv.Error as exc:
         raise UserError(f"{labels_file}: not a CSV labels file ({str(exc).splitlines()[0][:120]})") from None
     rows = [(n, row) for n, row in rows if any(cell.strip() for cell in row)]
     if not rows:
@@ -149,14 +167,15 @@ def plan_import(labels_file: Path, images: Path, names: dict[str, str] | None, r
         if not path.is_file():
             report.missing.append(image)
             continue
+        if not is_image_file(path) or path.stat().st_size == 0:
+            report.bad_rows.append(f"line {number}: {image!r} is not an image file ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+            continue
         labels_of.setdefault(path, set()).add(label)
         if path in wanted:
             if wanted[path][0] == label:
                 report.repeated.append(image)
             continue
         wanted[path] = (label, number)
-    from ..edge.folders import files_below
-
     report.unlisted = sum(1 for p in files_below(images)[0] if p.resolve() not in labels_of)
     plan: dict[str, list[Path]] = {}
     for path, (label, _) in wanted.items():
@@ -196,6 +215,10 @@ def import_labels(labels_file: Path, images: Path, out: Path, names_file: Path |
     names = read_label_names(names_file) if names_file is not None else None
     report = ImportReport()
     plan = plan_import(labels_file, images, names, report)
+    for left in out.parent.glob(f".{out.name}.importing-*"):  # what a killed import left (kill -9)
+        pid = left.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
     staging = out.with_name(f".{out.name}.importing-{os.getpid()}")
     try:
         for label, paths in sorted(plan.items()):

@@ -98,14 +98,10 @@ def list_data(config: TrainConfig) -> Listing:
     return Listing(train, val)
 
 
-def choose_batch_size(config: TrainConfig, replicas: int) -> int:
-    """The batch size for this run's training images (hh.trainer.config.auto_batch_size), said in one line."""
+def choose_batch_size(count: int, replicas: int) -> int:
+    """The batch size for `count` training images (hh.trainer.config.auto_batch_size), said in one line."""
     from .config import auto_batch_size
 
-    listing = list_data(config)
-    count = len(listing.train)
-    if listing.val is None:  # the held-out share leaves this many to train on
-        count = round(count * (1 - (config.val_split if config.val_split is not None else DEFAULT_VAL_SPLIT)))
     size = auto_batch_size(count, replicas)
     steps = -(-count // size)
     log.info(

@@ -102,15 +102,9 @@ class TrainingRun:
                 from .weights import imagenet_weights
 
                 imagenet_weights(config.arch)  # fetched (or refused, offline) before anything is written
-        if config.batch_size is None:  # chosen from the data before run.json records the configuration
-            self.config = config = replace(config, batch_size=choose_batch_size(config, cluster.replicas))
-        if config.batch % cluster.replicas:
+        if config.batch_size is not None and config.batch % cluster.replicas:
             raise ParameterError(
                 "batch_size", f"{config.batch_size} (global) does not split evenly over {cluster.replicas} replicas"
-            )
-        if cluster.strategy is not None:
-            log.info(
-                f"distributed training: {cluster.description}, {cluster.replicas} replicas, global batch {config.batch_size}"
             )
         existed = folder.path.exists()
         if not self.resume:
@@ -120,6 +114,10 @@ class TrainingRun:
         started = time.monotonic()
         try:
             data = prepare_data(config, folder, worker, cluster.is_chief)
+            if config.batch_size is None:  # from the images the scan kept and the split gave training
+                self.config = config = replace(config, batch_size=choose_batch_size(len(data.train), cluster.replicas))
+            if cluster.strategy is not None:
+                log.info(f"distributed training: {cluster.description}, {cluster.replicas} replicas, global batch {config.batch}")
             model = self._model(state, data, cluster, worker)
             if record is not None:
                 record = self._record_data(record, data)
@@ -210,6 +208,7 @@ class TrainingRun:
     def _record_data(self, record: RunRecord, data: RunData) -> RunRecord:
         record = replace(
             record,
+            config=self.config,  # with the batch size chosen from the data
             status="training",
             class_names=list(data.spec.class_names),
             class_mode=data.spec.class_mode,
