@@ -579,7 +579,7 @@ def convert(
                     max_prob_diff,
                     max_recall_drop,
                     model_spec.class_names.index(UNKNOWN_LABEL) if model_spec.unknown else None,
-                )  # fmt: skip
+                )
             )
         report = make_report(
             mode, out, tflite, model_size / float32_size, seconds, calibration, verification, min_agreement, names["pending"]
