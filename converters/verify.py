@@ -113,13 +113,9 @@ def verify(given: VerificationInput) -> Verification:
         names = tuple(name for c, name in enumerate(names) if c != u)
     tflite_probs, keras_probs = among_classes(answers, u), among_classes(keras_answers, u)
     keras_top, tflite_top = keras_probs.argmax(1), tflite_probs.argmax(1)
-    drops = {
-        name: float(np.mean(keras_top[labels == c] == c) - np.mean(tflite_top[labels == c] == c))
-        for c, name in enumerate(names)
-        if np.any(labels == c)
-    }
+    keras_recalls = {c: float(np.mean(keras_top[labels == c] == c)) for c in range(len(names)) if np.any(labels == c)}
+    drops = {names[c]: recall - float(np.mean(tflite_top[labels == c] == c)) for c, recall in keras_recalls.items()}
     worst = max(drops, key=lambda name: drops[name]) if drops else ""
-    recalls = [float(np.mean(keras_top[labels == c] == c)) for c in range(len(names)) if np.any(labels == c)]
     diff = np.abs(keras_probs - tflite_probs)
     return Verification(
         images=len(labels),
@@ -132,7 +128,7 @@ def verify(given: VerificationInput) -> Verification:
         max_prob_diff=given.max_prob_diff,
         kept=kept,
         kept_of=kept_of,
-        keras_balanced_accuracy=float(np.mean(recalls)) if recalls else 0.0,
+        keras_balanced_accuracy=float(np.mean(list(keras_recalls.values()))) if keras_recalls else 0.0,
         classes=len(names),
         recall_drop=max(0.0, drops.get(worst, 0.0)),
         recall_drop_class=worst,

@@ -156,6 +156,11 @@ def not_learned(balanced_accuracy: float, classes: int) -> str | None:
     return None
 
 
+def report_not_learned(report: dict | None) -> str | None:
+    """not_learned for an evaluation report (metrics()'s: evaluation.json, run.json's), or None."""
+    return not_learned(report["balanced_accuracy"], len(report["per_class"])) if report else None
+
+
 def format_metrics(report: dict) -> str:
     width = max(10, *(len(n) for n in report["per_class"])) + 2
     lines = [f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]

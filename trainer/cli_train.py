@@ -78,15 +78,14 @@ def train(
 
 def report(result) -> None:
     """The end of a run on stdout: the best epoch, its evaluation, the files, what to do next."""
-    from ..edge.evaluate import NOT_LEARNED_ADVICE, not_learned
+    from ..edge.evaluate import NOT_LEARNED_ADVICE, report_not_learned
 
     run = result.run_dir
     for line in result.lines():
         print(line)
     print(f"wrote {run}/model.keras, labels.txt, preprocessing.json, split.json, history.csv, curves.png,")
     print("      evaluation.json, confusion.png, mistakes.png, reliability.png")
-    evaluation = result.evaluation
-    if evaluation and not_learned(evaluation["balanced_accuracy"], len(evaluation["per_class"])):
+    if report_not_learned(result.evaluation):
         print(f"next: {NOT_LEARNED_ADVICE}; this model is not worth converting")
     else:
         print(f"next: hh-convert {shlex.quote(str(run))} --int8")

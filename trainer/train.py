@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 
 from ..edge.errors import OutOfSpace, ParameterError, UserError, caused_by_full_disk
-from ..edge.evaluate import not_learned
+from ..edge.evaluate import report_not_learned
 from ..edge.files import check_not_inside, check_output_dir
 from .callbacks import CommitEpochs, EarlyStopping, EpochProgress
 from .config import TrainConfig
@@ -293,7 +293,7 @@ class TrainingRun:
             plot_curves(state.history, self.folder.curves_path, title=f"{self.config.arch} on {self.config.data_dir}")
         done = state.epochs_done >= self.config.total_epochs or stopped_early
         evaluation = evaluation or record.evaluation
-        warning = not_learned(evaluation["balanced_accuracy"], len(evaluation["per_class"])) if evaluation else None
+        warning = report_not_learned(evaluation)
         if warning and evaluation is not record.evaluation:
             log.warning(f"warning: {warning}")
         self.folder.write_record(
