@@ -67,6 +67,13 @@ def convert(
             "no answer changes), so that answers given at 0.9 are right about 90% of the time."
         ),
     ] = True,
+    names: Annotated[
+        Path | None,
+        typer.Option(
+            help="Display names to pack: a CSV of label,language,name rows (sw, fr, hi, pt-BR...). "
+            "Devices and phones show a label by its name in the reader's language; records and --json keep the label."
+        ),
+    ] = None,
     overwrite: OverwriteOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -95,7 +102,7 @@ def convert(
         source, chosen[0] if chosen else "float32", calib_dir=calib_dir, calib_count=calib_count, eval_dir=eval_dir,
         min_agreement=min_agreement, max_prob_diff=max_prob_diff, out=out, overwrite=overwrite, selftest_per_class=selftest,
         unknown_keep=None if no_unknown else keep, unknown_dir=unknown_dir, calibrate=calibrate,
-        max_recall_drop=max_recall_drop,
+        max_recall_drop=max_recall_drop, names=names,
     )  # fmt: skip
     for line in report.lines():
         print(line)

@@ -68,14 +68,33 @@ class _Writer:
 
 
 def build_model_metadata(
-    spec: PreprocessingSpec, name: str, description: str, version: str, extra_files: dict[str, str] | None = None
+    spec: PreprocessingSpec,
+    name: str,
+    description: str,
+    version: str,
+    extra_files: dict[str, str] | None = None,
+    localized_labels: dict[str, str] | None = None,
 ) -> bytes:
     """A ModelMetadata flatbuffer for an image classifier taking raw RGB pixels.
 
     extra_files: more associated files packed with the model (name -> description), listed
     in the model's metadata as the standard says every packed file should be.
+    localized_labels: the output's display-name files (file name -> language), each a
+    TENSOR_AXIS_LABELS file with its locale, as the standard gives labels in other languages.
     """
     w = _Writer()
+    display_files = [
+        w.table(
+            4,
+            offsets={
+                0: w.string(file),
+                1: w.string(f"Display names ({language}), one per line, in output order."),
+                3: w.string(language),
+            },
+            bytes_={2: FILE_TENSOR_AXIS_LABELS},
+        )
+        for file, language in (localized_labels or {}).items()
+    ]
     extra = [
         w.table(4, offsets={0: w.string(file), 1: w.string(text)}, bytes_={2: FILE_UNKNOWN})
         for file, text in (extra_files or {}).items()
@@ -129,7 +148,7 @@ def build_model_metadata(
             1: w.string(f"Probability of each of the {spec.num_classes} classes."),
             3: output_content,
             5: prob_stats,
-            6: w.offsets([labels_file]),
+            6: w.offsets([labels_file, *display_files]),
         },
     )
     # SubGraphMetadata: name 0, description 1, input_tensor_metadata 2, output_tensor_metadata 3.

@@ -33,6 +33,7 @@ from ..edge.files import (
 )
 from ..edge.folders import ImageFolder, list_image_folder
 from ..edge.metadata import sidecar_spec
+from ..edge.names import read_names_table
 from ..edge.quality import calibrate
 from ..edge.quiet import native_output_captured
 from ..edge.spec import SPEC_FILENAME, UNKNOWN_LABEL, PreprocessingSpec, QualityThresholds
@@ -86,6 +87,7 @@ class ConversionReport:
     recall_drop: float | None = None  # the most any class's recall is below Keras's
     recall_drop_class: str | None = None
     max_recall_drop: float = MAX_RECALL_DROP  # the gate on recall_drop
+    names: dict | None = None  # language -> labels named in it (hh-convert --names)
 
     def lines(self) -> list[str]:
         out = [
@@ -113,6 +115,9 @@ class ConversionReport:
                 f"probabilities: temperature {c['temperature']:.3f} fitted on {c['images']} validation images, "
                 f"expected calibration error {c['ece_before']:.3f} -> {c['ece_after']:.3f}"
             )
+        if self.names:
+            named = ", ".join(f"{language} ({count} labels)" for language, count in self.names.items())
+            out.append(f"display names packed: {named}")
         if self.quality:
             out.append(f"quality gate: thresholds calibrated on {self.quality['calibrated_on']} training images")
         if self.unknown:
@@ -457,6 +462,7 @@ def convert(
     unknown_dir: Path | None = None,
     calibrate: bool = True,
     max_recall_drop: float = MAX_RECALL_DROP,
+    names: Path | None = None,
 ) -> ConversionReport:
     """Convert a run folder's model (or a .keras file) to `mode`, embed its contract, verify it.
 
@@ -465,6 +471,8 @@ def convert(
     and, unless unknown_keep is None, the answer `unknown` (hh.converters.unknown) with its
     threshold set to keep that share of the held-out images. With `calibrate`, the probabilities
     are calibrated on the held-out images (temperature scaling, folded into the last layer).
+    With `names` (a CSV of label,language,name; hh.edge.names), the labels' display names in
+    those languages are packed too.
 
     Raises VerificationFailed (keeping the file as *.rejected.tflite) when the converted model
     agrees with Keras on less than `min_agreement` of the held-out images, or when any of its
@@ -486,11 +494,17 @@ def convert(
         raise ParameterError("selftest_per_class", f"must be 0 or more, got {selftest_per_class}")
     source = resolve_source(Path(path))
     spec = source.spec
+    table = None
+    if names is not None:  # before any work: a table that names no label of this model is an error
+        added = (UNKNOWN_LABEL,) if unknown_keep is not None and UNKNOWN_LABEL not in spec.class_names else ()
+        table, notes = read_names_table(names, (*spec.class_names, *added))
+        for note in notes:
+            log.info(f"note: {note}")
     out = Path(out).absolute() if out else source.model_path.parent / MODES[mode].filename
     if out.suffix != ".tflite":
         raise ParameterError("out", f"{out}: the file name must end in .tflite")
-    names = output_names(out)
-    check_outputs(names, overwrite, source.model_path)
+    paths = output_names(out)
+    check_outputs(paths, overwrite, source.model_path)
     remove_stale_temp_files(out.parent, recursive=False)  # what a killed conversion left
 
     model = load_keras(source.model_path)
@@ -546,6 +560,9 @@ def convert(
         unknown = fit_unknown_answer(model, mode, training, calibration, leaves, unknown_keep, spread, already)
     if unknown is not None:
         model_spec = model_spec.with_unknown(unknown.rule)
+    display = table.for_labels(model_spec.class_names) if table is not None else None
+    if table is not None and UNKNOWN_LABEL in table.labels and UNKNOWN_LABEL not in model_spec.class_names:
+        log.info(f"note: the model answers no {UNKNOWN_LABEL!r}; the names given for it are not packed")
     elif unknown_dir is not None and UNKNOWN_LABEL not in spec.class_names:
         raise UserError("{param:unknown_dir}: the model answers no 'unknown' (see the note above), so there is nothing to count")
     log.info(f"converting to {mode} ({MODES[mode].description})")
@@ -555,24 +572,24 @@ def convert(
         changed = unknown is not None or temperature != 1.0
         reference = export_graph(model, spec, unknown=unknown, temperature=temperature, batch_size=None) if changed else model
     seconds = time.monotonic() - started
-    tflite = with_contract(flatbuffer, model_spec, mode, version)
+    tflite = with_contract(flatbuffer, model_spec, mode, version, names=display)
     model_size = model_part_size(tflite)
     float32_size = model_size if mode == "float32" else float32_reference_size(model, spec, out.parent, unknown)
 
     # Written under a provisional name first: it only takes the real name once verified.
-    atomic_write_bytes(names["pending"], tflite)
+    atomic_write_bytes(paths["pending"], tflite)
     try:
         selftest = None
         if evaluation is not None and selftest_per_class:
-            selftest = pack_selftest(reference, model_spec, evaluation, selftest_per_class, names["pending"])
-            tflite = with_contract(flatbuffer, model_spec, mode, version, selftest)
-            atomic_write_bytes(names["pending"], tflite)
+            selftest = pack_selftest(reference, model_spec, evaluation, selftest_per_class, paths["pending"])
+            tflite = with_contract(flatbuffer, model_spec, mode, version, selftest, display)
+            atomic_write_bytes(paths["pending"], tflite)
         verification = None
         if evaluation is not None:
             verification = verify(
                 VerificationInput(
                     reference,
-                    names["pending"],
+                    paths["pending"],
                     spec,
                     evaluation,
                     min_agreement,
@@ -582,7 +599,7 @@ def convert(
                 )
             )
         report = make_report(
-            mode, out, tflite, model_size / float32_size, seconds, calibration, verification, min_agreement, names["pending"]
+            mode, out, tflite, model_size / float32_size, seconds, calibration, verification, min_agreement, paths["pending"]
         )
         report.model_mb = model_size / 1e6
         report.selftest_images = len(selftest.cases) if selftest else 0
@@ -590,6 +607,7 @@ def convert(
         report.quality = model_spec.quality.as_dict() if model_spec.quality else None
         report.unknown = model_spec.unknown.as_dict() if model_spec.unknown else None
         report.calibration = calibrated
+        report.names = display.counts() if display else None
         report.max_recall_drop = max_recall_drop
         if verification is not None:
             report.recall_drop, report.recall_drop_class = verification.recall_drop, verification.recall_drop_class
@@ -598,21 +616,21 @@ def convert(
         if unknown_dir is not None:
             from ..edge.runtime import Classifier
 
-            report.unknown_dir = count_unknown(Classifier(names["pending"], num_threads=2), Path(unknown_dir))
+            report.unknown_dir = count_unknown(Classifier(paths["pending"], num_threads=2), Path(unknown_dir))
     except BaseException:
-        names["pending"].unlink(missing_ok=True)
+        paths["pending"].unlink(missing_ok=True)
         raise
     if report.passed is False:
-        publish(names["pending"], names["rejected"], overwrite)  # the name first: a report never describes another file
-        atomic_write_text(names["rejected_report"], json.dumps(asdict(report), indent=2) + "\n")
+        publish(paths["pending"], paths["rejected"], overwrite)  # the name first: a report never describes another file
+        atomic_write_text(paths["rejected_report"], json.dumps(asdict(report), indent=2) + "\n")
         assert verification is not None
         # A model at chance has near-equal scores that rounding reorders: the cause is its training.
         cause = f"; besides, {report.not_learned}" if report.not_learned else ""
         raise VerificationFailed(
-            f"{mode} model {verification.why_refused()}; kept as {names['rejected']} for inspection, not as {out.name}{cause}"
+            f"{mode} model {verification.why_refused()}; kept as {paths['rejected']} for inspection, not as {out.name}{cause}"
         )
-    publish(names["pending"], out, overwrite)  # the name first: a report never describes another file
-    atomic_write_text(names["report"], json.dumps(asdict(report), indent=2) + "\n")
+    publish(paths["pending"], out, overwrite)  # the name first: a report never describes another file
+    atomic_write_text(paths["report"], json.dumps(asdict(report), indent=2) + "\n")
     if report.not_learned:  # converted faithfully, and still useless: said as loudly as a refusal
         log.warning(f"warning: {report.not_learned} (the conversion itself is sound)")
     return report

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..edge.names import DisplayNames, names_filename
 from ..edge.selftest import SelfTest
 from ..edge.spec import LABELS_FILENAME, SPEC_FILENAME, UNKNOWN_LABEL, PreprocessingSpec
 from .metadata import attach_metadata, build_model_metadata
@@ -218,16 +219,25 @@ def tensor_io(tflite: bytes) -> str:
     return json.dumps(io)
 
 
-def with_contract(tflite: bytes, spec: PreprocessingSpec, mode: str, version: str, selftest: SelfTest | None = None) -> bytes:
+def with_contract(
+    tflite: bytes,
+    spec: PreprocessingSpec,
+    mode: str,
+    version: str,
+    selftest: SelfTest | None = None,
+    names: DisplayNames | None = None,
+) -> bytes:
     """Embed labels and spec (standard metadata + zip) so one file is enough on the device,
-    and the golden self-test when given."""
+    the golden self-test and the labels' display names when given."""
     extra = {QUANTIZATION_FILENAME: tensor_io(tflite).encode(), **(selftest.to_files() if selftest else {})}
+    display = names.files() if names else {}
     metadata = build_model_metadata(
         spec,
         name=f"hh image classifier ({mode})",
         description=f"Classifies {spec.height}x{spec.width} RGB images into: {', '.join(spec.class_names)}.",
         version=version,
         extra_files={name: "hh self-test: an image, or the answers expected for them." for name in extra},
+        localized_labels={names_filename(language): language for language in names.languages} if names else None,
     )
-    files = {LABELS_FILENAME: spec.labels_text().encode(), SPEC_FILENAME: spec.to_json().encode(), **extra}
+    files = {LABELS_FILENAME: spec.labels_text().encode(), SPEC_FILENAME: spec.to_json().encode(), **display, **extra}
     return attach_metadata(tflite, metadata, files)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -44,6 +44,7 @@ class LoopSettings:
     quality_gate: bool = True  # frames outside the model's calibrated quality range are "retake"
     show_window: bool = False  # draw on a window (q or Esc ends the session)
     status_every: float = 10.0  # seconds between device-health status events
+    window_names: dict[str, str] = field(default_factory=dict)  # label -> what the window shows (--lang)
 
 
 class Smoother:
@@ -121,7 +122,7 @@ def run_loop(
             if health.due(now):
                 bus.emit(StatusEvent({"type": "status", "time": round(time.time(), 3), "fps": round(fps, 2), **health.read(now)}))
             if settings.show_window:
-                shown = f"{RETAKE}: {answer.retake}" if answer.retake else label
+                shown = f"{RETAKE}: {answer.retake}" if answer.retake else settings.window_names.get(label, label)
                 cv2.imshow(WINDOW, draw_overlay(frame.image, shown, top.probability, fps))
                 if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                     break

@@ -56,7 +56,7 @@ def camera(
         if json_out:
             session.subscribe(JsonLines())
         elif not session.options.show_window:
-            session.subscribe(print_frame_line)
+            session.subscribe(FrameLines(session.shown_names))
         with sigterm_as_interrupt():  # SIGTERM ends the session as Ctrl-C does: summary, record flushed
             summary = session.run()
     print(summary.line(), file=sys.stderr)
@@ -83,13 +83,19 @@ class JsonLines:
             print(line, flush=True)
 
 
-def print_frame_line(event: Event) -> None:
-    """Without a window: one line per classified frame on stdout."""
-    if isinstance(event, FrameEvent):
-        result = event.result
-        shown = f"{result.label} ({result.retake})" if result.retake else result.label
-        probability = result.classification.probability
-        print(f"frame {result.frame_index:6d}  {shown:<16} {probability:.3f}  {result.inference_ms:.1f} ms", flush=True)
+class FrameLines:
+    """Without a window: one line per classified frame on stdout, a label by its --lang name."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, FrameEvent):
+            result = event.result
+            label = self.names.get(result.label, result.label)
+            shown = f"{label} ({result.retake})" if result.retake else label
+            probability = result.classification.probability
+            print(f"frame {result.frame_index:6d}  {shown:<16} {probability:.3f}  {result.inference_ms:.1f} ms", flush=True)
 
 
 def main() -> None:

@@ -17,7 +17,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import ModelFileError, ParameterError, first_line
-from .metadata import declared_outputs, read_model_spec
+from .metadata import declared_outputs, read_associated_files, read_model_spec
+from .names import DisplayNames, packed_names
 from .preprocess import to_model_rgb
 from .quality import check, measure
 from .quiet import native_output_captured
@@ -169,11 +170,18 @@ class Classifier:
         the same identity are the same model, labels, spec and self-test included."""
         return hashlib.sha256(self.model_path.read_bytes()).hexdigest()[:12]
 
+    @functools.cached_property
+    def display_names(self) -> DisplayNames:
+        """The labels' names in other languages that the model carries (hh-convert --names)."""
+        return packed_names(read_associated_files(self.model_path), self.spec.class_names, self.model_path)
+
     def describe(self) -> str:
         scores = "; outputs scores, softmax applied" if self.outputs_scores else ""
+        languages = self.display_names.languages
+        names = f"; names in {', '.join(languages)}" if languages else ""
         return (
             f"{self.model_path.name}: {self.spec.height}x{self.spec.width} {self.input_dtype.name} input, "
-            f"{self.spec.num_classes} classes, runtime {self.runtime}, spec {self.spec_source}{scores}"
+            f"{self.spec.num_classes} classes, runtime {self.runtime}, spec {self.spec_source}{scores}{names}"
         )
 
     def quantize_input(self, rgb: np.ndarray) -> np.ndarray:

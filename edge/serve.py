@@ -58,6 +58,7 @@ import numpy as np
 from .collect import FieldCollector
 from .errors import ParameterError, first_line
 from .events import Event, FrameEvent, SourceEvent, StatusEvent
+from .names import DisplayNames, accepted_languages, drawable_names, pick_language
 from .plant import LeafRefused, PlantSurvey
 
 log = logging.getLogger("hh.camera")
@@ -105,9 +106,22 @@ class LiveState:
     """What the camera loop shares with the server. The loop's side is cheap: update() swaps
     references under a lock; the server's threads do the encoding."""
 
-    def __init__(self, class_names, source: str, model: str, history: int = 100, collector: FieldCollector | None = None):
+    def __init__(
+        self,
+        class_names,
+        source: str,
+        model: str,
+        history: int = 100,
+        collector: FieldCollector | None = None,
+        display_names: DisplayNames | None = None,
+        language: str | None = None,
+    ):
         self.class_names = tuple(class_names)
         self.source, self.model = source, model
+        self.display_names = display_names or DisplayNames(self.class_names)
+        self.language = language  # hh-camera --lang: for a browser whose languages the model has no names in
+        # What the stream's picture says: OpenCV's font draws ASCII only (hh.edge.names.window_text).
+        self.picture_names = drawable_names(self.display_names.of(language))
         self.lock = threading.Lock()
         self.frame: np.ndarray | None = None
         self.frame_serial = 0  # how many frames the loop has handed over
@@ -159,6 +173,13 @@ class LiveState:
             status["collect"] = self.collector.status()
         status["plant"] = self.plant.status()
         return status
+
+    def names_for(self, accept_language: str | None) -> dict:
+        """The display names for a browser: its own languages first (Accept-Language), then --lang,
+        else none (the page shows labels)."""
+        available = self.display_names.by_language
+        language = pick_language(available, accepted_languages(accept_language)) or self.language
+        return {"language": language, "names": self.display_names.of(language)}
 
     def recent(self, n: int) -> list[dict]:
         with self.lock:
@@ -394,7 +415,7 @@ class LiveHandler(BaseHTTPRequestHandler):
         if path in ("/", "/index.html"):
             self._send(HTTPStatus.OK, page_html(), "text/html; charset=utf-8")
         elif path == "/api/status":
-            self._json(self.live.state.status())
+            self._json({**self.live.state.status(), **self.live.state.names_for(self.headers.get("Accept-Language"))})
         elif path == "/api/history":
             given = (query.get("n") or ["20"])[0]
             if not (given.isascii() and given.isdigit() and len(given) <= 4 and 1 <= int(given) <= HISTORY_MAX):
@@ -529,6 +550,7 @@ class LiveHandler(BaseHTTPRequestHandler):
                     frame, result, serial = state.snapshot()
                     if frame is not None and serial != sent_serial:
                         label = state.event["label"] if state.event else ""
+                        label = state.picture_names.get(label, label)
                         preview = draw_preview(frame, label, result.classification.probability, live.max_width)
                         jpeg = cv2.imencode(".jpg", preview, [cv2.IMWRITE_JPEG_QUALITY, 70])[1].tobytes()
                         self.wfile.write(

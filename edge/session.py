@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .camera import UNCERTAIN_BELOW, LoopSettings, run_loop
@@ -31,6 +31,7 @@ from .events import Event, EventBus, FrameEvent, LoopSummary, SelftestEvent, Sou
 from .files import check_output_file
 from .health import HealthWatch
 from .machine import default_threads
+from .names import drawable_names
 from .options import option
 from .record import FrameJournal
 from .runtime import Classifier
@@ -81,6 +82,11 @@ class CameraOptions:
     collect_below: float = option(0.6, "--collect: a frame is unsure below this probability.")
     collect_every: float = option(2.0, "--collect: save at most one unsure frame per this many seconds.")
     collect_max_mb: float = option(500.0, "--collect: stop collecting when the folder holds this much.")
+    lang: str | None = option(
+        None,
+        "Show labels by their names in this language (sw, fr, hi...: packed by hh-convert --names) in the window, "
+        "the printed lines and the live view (a browser's own language comes first there); records and --json keep the label.",
+    )
     show_window: bool = False  # draw on a window (the command decides from --headless and the display)
     status_every: float = 10.0  # seconds between device-health status events
 
@@ -134,6 +140,7 @@ class CameraSession:
         self.journal: FrameJournal | None = None
         self.collector: FieldCollector | None = None
         self.server: LiveServer | None = None
+        self.language: str | None = None  # the model's language for --lang
         self._grabber: FrameGrabber | None = None
         self._resources = contextlib.ExitStack()
 
@@ -176,6 +183,7 @@ class CameraSession:
         self._resources.callback(self._grabber.stop)
         self.selftest = self._check_on_this_device(classifier)
         names = classifier.class_names
+        self.language = classifier.display_names.check_language(options.lang) if options.lang else None
         if options.record is not None:
             self.journal = FrameJournal(
                 options.record, names, on_error=log.warning, model=classifier.identity,
@@ -193,7 +201,10 @@ class CameraSession:
         if options.serve is not None:
             host, port = parse_bind(options.serve)
             secret = options.token or (new_token() if needs_token(host) else None)
-            state = LiveState(names, self.source.description, self.model_path.name, collector=self.collector)
+            state = LiveState(
+                names, self.source.description, self.model_path.name, collector=self.collector,
+                display_names=classifier.display_names, language=self.language,
+            )  # fmt: skip
             self.server = LiveServer(state, host, port, secret).start()
             self._resources.callback(self.server.stop)
             self.subscribe(state.on_event)
@@ -223,11 +234,17 @@ class CameraSession:
         health = HealthWatch(interval=self.options.status_every, on_throttle=self._throttled)
         self._grabber.start()
         try:
-            summary = run_loop(self.classifier, self._grabber, self.options.loop_settings(), self.events, health)
+            settings = replace(self.options.loop_settings(), window_names=drawable_names(self.shown_names))
+            summary = run_loop(self.classifier, self._grabber, settings, self.events, health)
         finally:
             self._grabber.stop()
         self.events.emit(SummaryEvent(summary))
         return summary
+
+    @property
+    def shown_names(self) -> dict[str, str]:
+        """label -> its name in the --lang language (empty without --lang): what a person reads."""
+        return self.classifier.display_names.of(self.language) if self.classifier is not None else {}
 
     def close(self) -> None:
         """Release the camera, stop the live view, close the record and the collection."""

@@ -119,6 +119,20 @@ def trained_run(synth_data, tmp_path_factory) -> Path:
     return out
 
 
+# Display names for synth_data's classes (hh-convert --names): French names no 'unknown', and
+# Hindi's script is one OpenCV's font cannot draw.
+FIELD_NAMES_CSV = """label,language,name
+healthy,sw,Mzima
+brown_spot,sw,Madoa ya kahawia
+unknown,sw,Si jani
+healthy,fr,Saine
+brown_spot,fr,Tache brûlée
+healthy,hi,स्वस्थ
+brown_spot,hi,भूरा धब्बा
+unknown,hi,पत्ता नहीं
+"""
+
+
 @pytest.fixture(scope="session")
 def converted_run(trained_run, tmp_path_factory):
     """The trained run copied and converted by hh-convert in all four modes, once per session.
@@ -133,9 +147,12 @@ def converted_run(trained_run, tmp_path_factory):
 
     run = tmp_path_factory.mktemp("convert") / "run"
     shutil.copytree(trained_run, run)
+    names = run.parent / "names.csv"
+    names.write_text(FIELD_NAMES_CSV, encoding="utf-8")
     results = {}
     for mode in ("float32", "float16", "dynamic", "int8"):
-        flags = [] if mode == "float32" else [f"--{mode}"]
+        # The int8 model, the device's, carries display names; the others carry none.
+        flags = [] if mode == "float32" else [f"--{mode}"] + (["--names", str(names)] if mode == "int8" else [])
         results[mode] = CliRunner().invoke(app, [str(run), *flags, "--min-agreement", str(MIN_INT8_AGREEMENT)])
     return run, results
 

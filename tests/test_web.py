@@ -194,6 +194,40 @@ def test_web_labels_agree_with_hh_predict(site, playwright, int8_model, synth_da
     assert worst <= 0.02, worst
 
 
+MEDIAPIPE = WEB / "node_modules" / "@mediapipe" / "tasks-vision"
+
+
+def test_the_phone_names_labels_in_its_language_and_mediapipe_reads_the_same_names(site, playwright, int8_model):
+    out, url = site
+    # MediaPipe's web classifier beside the app: it reads display names by the TFLite-metadata standard.
+    (out / "mediapipe" / "wasm").mkdir(parents=True, exist_ok=True)
+    shutil.copy(MEDIAPIPE / "vision_bundle.mjs", out / "mediapipe")
+    for wasm in (MEDIAPIPE / "wasm").glob("vision_wasm_internal.*"):
+        shutil.copy(wasm, out / "mediapipe" / "wasm")
+    browser, _, page = open_page(playwright, url, locale="sw-KE")
+    page.wait_for_function("window.hh.state.model !== null", timeout=60_000)
+    swahili = Classifier(int8_model).display_names.of("sw")
+    model_line = page.inner_text("#model-name")
+    assert all(name in model_line for name in swahili.values()), model_line
+    assert page.evaluate("document.documentElement.lang") == "sw"
+    categories = page.evaluate(
+        """async () => {
+            const vision = await import(new URL("mediapipe/vision_bundle.mjs", document.baseURI).href);
+            const fileset = await vision.FilesetResolver.forVisionTasks(new URL("mediapipe/wasm", document.baseURI).href);
+            const model = new Uint8Array(await (await fetch("model.tflite")).arrayBuffer());
+            const classifier = await vision.ImageClassifier.createFromOptions(fileset, {
+                baseOptions: { modelAssetBuffer: model, delegate: "CPU" }, runningMode: "IMAGE", maxResults: -1,
+                displayNamesLocale: "sw" });
+            const image = new ImageData(new Uint8ClampedArray(64 * 64 * 4).fill(128), 64, 64);
+            const found = classifier.classify(image).classifications[0].categories;
+            classifier.close();
+            return found.map((c) => [c.categoryName, c.displayName]);
+        }"""
+    )
+    browser.close()
+    assert dict(categories) == swahili, categories
+
+
 def test_live_camera_labels_change_with_the_class(site, playwright, synth_data, tmp_path):
     _, url = site
     folder = list_image_folder(synth_data / "validation")

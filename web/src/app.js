@@ -5,12 +5,13 @@
 import { loadAndCompile, loadLiteRt, Tensor } from "@litertjs/core";
 
 import { ModelFileError, readAssociatedFiles, readModelFile } from "./modelfile.js";
+import { namesFor } from "./names.js";
 import { fitToSpec } from "./preprocess.js";
 
 const $ = (id) => document.getElementById(id);
 // classified: camera frames classified; presented: frames the camera has shown (never fewer).
 const state = { model: null, spec: null, io: null, facing: "environment", stream: null, frames: [], running: false,
-  classified: 0, presented: 0, loopId: 0 };
+  classified: 0, presented: 0, loopId: 0, shown: new Map() };
 let runtime = null;
 
 function showError(message) {
@@ -28,7 +29,7 @@ const TYPED = { uint8: Uint8Array, int8: Int8Array, float32: Float32Array };
 
 // Load an hh .tflite from its bytes: labels and spec from inside, then compile for the CPU.
 export async function loadModel(buffer, name = "model") {
-  const { spec, labels } = readModelFile(buffer);
+  const { spec, labels, names } = readModelFile(buffer);
   const files = readAssociatedFiles(buffer);
   const io = files["quantization.json"] ? JSON.parse(new TextDecoder().decode(files["quantization.json"])) : null;
   if (!io) throw new ModelFileError("this model has no quantization.json: convert it again with hh-convert");
@@ -43,8 +44,11 @@ export async function loadModel(buffer, name = "model") {
   if (shape.join(",") !== [1, spec.height, spec.width, 3].join(",")) {
     throw new ModelFileError(`its input is [${shape}] but its spec says ${spec.height}x${spec.width}`);
   }
-  Object.assign(state, { model, spec, io, labels });
-  $("model-name").textContent = `${name}: ${labels.join(", ")} (${spec.height}x${spec.width})`;
+  // The phone's own languages choose the names; a label without one shows itself.
+  const shown = namesFor(names, labels, navigator.languages || [navigator.language]);
+  Object.assign(state, { model, spec, io, labels, shown: shown.names });
+  if (shown.language) document.documentElement.lang = shown.language;
+  $("model-name").textContent = `${name}: ${labels.map(displayName).join(", ")} (${spec.height}x${spec.width})`;
   showError("");
   return { labels, spec };
 }
@@ -93,11 +97,15 @@ export async function classifyImageUrl(url) {
   return classifyRgba(context.getImageData(0, 0, bitmap.width, bitmap.height).data, bitmap.width, bitmap.height);
 }
 
+function displayName(label) {
+  return state.shown.get(label) ?? label;
+}
+
 function render(result) {
   const threshold = Number($("threshold").value);
   // "unknown" (none of the classes) is an answer of its own, whatever its probability.
   const sure = result.label === "unknown" || result.probability >= threshold;
-  $("label").textContent = sure ? result.label : "uncertain";
+  $("label").textContent = sure ? displayName(result.label) : "uncertain";
   $("label").className = sure ? "sure" : "unsure";
   $("probability").textContent = `${(result.probability * 100).toFixed(0)}%`;
   const now = performance.now();

@@ -2,6 +2,8 @@
 // labels, the preprocessing spec and the self-test as an uncompressed zip archive to the
 // model (the standard TFLite-metadata packing), so the model file is also a zip.
 
+import { packedNames } from "./names.js";
+
 export class ModelFileError extends Error {}
 
 const SPEC_VERSION = 4;
@@ -86,5 +88,11 @@ export function readModelFile(buffer) {
     const labels = decoder.decode(files["labels.txt"]).split("\n").map((l) => l.trim()).filter(Boolean);
     if (labels.join("\n") !== spec.class_names.join("\n")) throw new ModelFileError("its labels.txt and spec disagree");
   }
-  return { spec, labels: spec.class_names, buffer };
+  let names;
+  try {
+    names = packedNames(files, spec.class_names);
+  } catch (error) {
+    throw new ModelFileError(error.message);
+  }
+  return { spec, labels: spec.class_names, names, buffer };
 }
