@@ -106,7 +106,7 @@ bench-smoke: $(STAMP) $(WEB_STAMP) chromium
 # The demo: synthetic leaves -> trained model -> int8 TFLite -> labels on a video, as a user would.
 demo: $(STAMP)
 	rm -rf $(DEMO)
-	$(BIN)/hh-data synth $(DEMO)/data --classes 2 --per-class 500
+	$(BIN)/hh-data synth $(DEMO)/data --per-class 500
 	$(BIN)/hh-train $(DEMO)/data/train --val-dir $(DEMO)/data/validation --arch edge --image-size 128 --out $(DEMO)/run
 	$(BIN)/hh-convert $(DEMO)/run --int8
 	$(BIN)/hh-predict $(DEMO)/run/model_int8.tflite $(DEMO)/data/validation | tail -4
