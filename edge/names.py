@@ -14,18 +14,24 @@ from __future__ import annotations
 import csv
 import io
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SpecError, UserError
+from .errors import UserError
 
 NAMES_FILE = re.compile(r"labels_(.+)\.txt")
 # A BCP 47 tag as people write them: a language (sw, fr, tw, hi, fil), then a script or region
 # (pt-BR, zh-Hant, es-419). Enough to match a browser's languages; no registry lookup.
 LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}")
 MAX_NAME_CHARS = 80  # a name is read at arm's length: a phrase, not a paragraph
+MAX_TABLE_BYTES = 2_000_000  # 1,000 labels in 20 languages fit many times over
+MAX_LANGUAGES = 100  # Nuru, the field's reference app, runs in five
 HEADER = ("label", "language", "name")
+# Characters that reorder the text around them (bidi embeddings, overrides, isolates): a name
+# with one can turn "Mzima 97%" into "%79 amizM" on the page.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def language_problem(tag: object) -> str | None:
@@ -100,6 +106,7 @@ class DisplayNames:
 
     labels: tuple[str, ...]
     by_language: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    damaged: dict[str, str] = field(default_factory=dict)  # language -> what is wrong with its packed file
 
     @property
     def languages(self) -> list[str]:
@@ -141,38 +148,83 @@ class DisplayNames:
     def check_language(self, language: str) -> str:
         """The model's language for a --lang value (sw-KE finds sw), or a UserError naming the ones it has."""
         picked = pick_language(self.by_language, [language])
+        broken = pick_language(self.damaged, [language])
+        if picked is None and broken is not None:
+            raise UserError(f"--lang {language}: the model's names in {broken} are damaged ({self.damaged[broken]})")
         if picked is None:
             has = f"it has names in {', '.join(self.languages)}" if self.by_language else "it carries no display names"
             raise UserError(f"--lang {language}: the model has no names in that language ({has}; hh-convert --names adds them)")
         return picked
 
 
-def packed_names(files: dict[str, bytes], labels, model_path: str | Path = "model") -> DisplayNames:
-    """The display names packed in a model (its associated files); a damaged one is a SpecError."""
+def packed_names(files: dict[str, bytes], labels) -> DisplayNames:
+    """The display names packed in a model (its associated files). A damaged file leaves its
+    language out (noted in `damaged`): names are for reading, the model answers without them."""
     labels = tuple(labels)
-    by_language = {}
+    by_language, damaged = {}, {}
     for filename, data in files.items():
         match = NAMES_FILE.fullmatch(filename)
         if not match or language_problem(match.group(1)):
             continue
+        language = canonical_language(match.group(1))
         try:
             names = tuple(data.decode("utf-8").split("\n")[: len(labels)])
         except UnicodeDecodeError:
-            raise SpecError(f"{model_path}: embedded {filename} is not UTF-8 text") from None
-        if len(names) != len(labels) or not all(name.strip() for name in names):
-            raise SpecError(f"{model_path}: embedded {filename} does not hold a name for each of the {len(labels)} labels")
-        by_language[canonical_language(match.group(1))] = names
-    return DisplayNames(labels, by_language)
+            damaged[language] = f"{filename} is not UTF-8 text"
+            continue
+        if len(names) != len(labels) or any(name_problem(name) for name in names):
+            damaged[language] = f"{filename} does not hold a usable name for each of the {len(labels)} labels"
+            continue
+        by_language[language] = names
+    return DisplayNames(labels, by_language, damaged)
 
 
 def name_problem(name: str) -> str | None:
     if not name:
         return "is empty"
     if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
-        return "holds a control character or a line break"
+        return "holds a control character or a line break (an unclosed quote?)"
+    if BIDI_CONTROLS & set(name):
+        return "holds a character that reorders the text around it (a bidi override or isolate)"
+    if not any(unicodedata.category(c)[0] in "LN" for c in name):
+        return "has no letter or digit (an invisible name)"
     if len(name) > MAX_NAME_CHARS:
         return f"is longer than {MAX_NAME_CHARS} characters"
     return None
+
+
+def _columns(cells: list[str]) -> tuple[int, int, int] | None:
+    """Where label, language and name are, when `cells` is a header row naming them (any order)."""
+    lowered = [c.lower() for c in cells]
+    if sorted(lowered) != sorted(HEADER):
+        return None
+    return (lowered.index("label"), lowered.index("language"), lowered.index("name"))
+
+
+def _read_table_text(path: Path) -> str:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such names file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise UserError(f"{path}: a folder, not a names file (CSV: label,language,name)")
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{path}: not a file (a device or a pipe); give the names table's CSV file")
+    if info.st_size > MAX_TABLE_BYTES:
+        raise UserError(f"{path}: {info.st_size / 1e6:.1f} MB, more than a names table ({MAX_TABLE_BYTES / 1e6:g} MB at most)")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_TABLE_BYTES + 1)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(data) > MAX_TABLE_BYTES:  # it grew since it was looked at
+        raise UserError(f"{path}: more than a names table ({MAX_TABLE_BYTES / 1e6:g} MB at most)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text (save the table as CSV UTF-8)") from None
 
 
 def read_names_table(path: str | Path, labels) -> tuple[DisplayNames, list[str]]:
@@ -181,27 +233,26 @@ def read_names_table(path: str | Path, labels) -> tuple[DisplayNames, list[str]]
     used is a UserError naming the file, the line and what is wrong."""
     path = Path(path)
     labels = tuple(labels)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such names file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: a folder, not a names file (CSV: label,language,name)") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text (save the table as CSV UTF-8)") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    text = _read_table_text(path)
     names: dict[str, dict[str, str]] = {}
     rows = csv.reader(io.StringIO(text, newline=""))
+    order = (0, 1, 2)
     try:
         for rows_read, row in enumerate(rows, start=1):
             line = rows.line_num
             cells = [cell.strip() for cell in row]
-            if not any(cells) or (rows_read == 1 and tuple(c.lower() for c in cells) == HEADER):
+            header = _columns(cells) if rows_read == 1 else None
+            if header is not None:
+                order = header
+                continue
+            if not any(cells):
                 continue
             if len(cells) != 3:
-                raise UserError(f"{path}, line {line}: {len(cells)} columns; each row is label,language,name")
-            label, language, name = cells
+                separator = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs")) if sep in row[0]), None)
+                hint = f"; it seems separated by {separator}: save it as CSV with commas" if len(cells) == 1 and separator else ""
+                count = "1 column" if len(cells) == 1 else f"{len(cells)} columns"
+                raise UserError(f"{path}, line {line}: {count}; each row is label,language,name{hint}")
+            label, language, name = (cells[i] for i in order)
             if label not in labels:
                 raise UserError(f"{path}, line {line}: {label!r} is not one of the model's labels ({', '.join(labels)})")
             if language_problem(language):
@@ -209,6 +260,8 @@ def read_names_table(path: str | Path, labels) -> tuple[DisplayNames, list[str]]
             if name_problem(name):
                 raise UserError(f"{path}, line {line}: name {name!r} {name_problem(name)}")
             language = canonical_language(language)
+            if language not in names and len(names) == MAX_LANGUAGES:
+                raise UserError(f"{path}, line {line}: more than {MAX_LANGUAGES} languages")
             given = names.setdefault(language, {})
             if given.get(label, name) != name:
                 raise UserError(f"{path}, line {line}: {label!r} in {language} is named twice ({given[label]!r}, {name!r})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import urllib.request
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import FIELD_NAMES_CSV
 
-from hh.edge.errors import SpecError, UserError
+from hh.edge.errors import UserError
 from hh.edge.names import (
     DisplayNames,
     accepted_languages,
@@ -57,6 +58,13 @@ def test_a_spreadsheets_csv_reads_as_written(tmp_path):
         ("healthy,swahili,Mzima\n", "line 1: 'swahili' is not a language tag such as sw, fr, hi or pt-BR"),
         ("healthy,sw\n", "line 1: 2 columns; each row is label,language,name"),
         ("healthy,sw,Mzima\nhealthy,sw,Afya\n", "line 2: 'healthy' in sw is named twice ('Mzima', 'Afya')"),
+        (
+            "label;language;name\nhealthy;sw;Mzima\n",
+            "line 1: 1 column; each row is label,language,name; it seems separated by semicolons",
+        ),
+        ("healthy,sw,\u200b\u200b\n", "has no letter or digit (an invisible name)"),
+        ("healthy,ar,\u202eMzima\n", "reorders the text around it"),
+        ("".join(f"healthy,x{i:02d},n\n".replace("x", "zz-x") for i in range(101)), "more than 100 languages"),
         ("healthy,sw,\n", "line 1: name '' is empty"),
         ('healthy,sw,"Mzi\nma"\n', "line 2: name 'Mzi\\nma' holds a control character or a line break"),
         ("healthy,sw," + "a" * 81 + "\n", "is longer than 80 characters"),
@@ -69,6 +77,11 @@ def test_a_names_table_that_cannot_be_used_says_where_and_why(tmp_path, text, fr
     assert fragment in str(refused.value) and str(tmp_path / "names.csv") in str(refused.value)
 
 
+def test_a_header_in_any_order_says_which_column_is_which(tmp_path):
+    names, _ = table(tmp_path, "name,label,language\nMzima,healthy,sw\n")
+    assert names.of("sw")["healthy"] == "Mzima"
+
+
 def test_a_names_file_that_is_not_utf8_text_or_not_a_file_is_refused(tmp_path):
     with pytest.raises(UserError, match="not UTF-8 text"):
         table(tmp_path, "healthy,fr,Saine brûlée\n", encoding="latin-1")
@@ -76,6 +89,14 @@ def test_a_names_file_that_is_not_utf8_text_or_not_a_file_is_refused(tmp_path):
         read_names_table(tmp_path, LABELS)
     with pytest.raises(UserError, match="no such names file"):
         read_names_table(tmp_path / "missing.csv", LABELS)
+    with pytest.raises(UserError, match="not a file .a device or a pipe."):
+        read_names_table("/dev/zero", LABELS)
+    os.mkfifo(tmp_path / "fifo.csv")  # nothing writes to it: it must not be opened and waited on
+    with pytest.raises(UserError, match="not a file"):
+        read_names_table(tmp_path / "fifo.csv", LABELS)
+    (tmp_path / "big.csv").write_bytes(b"healthy,sw,Mzima\n" * 200_000)
+    with pytest.raises(UserError, match="more than a names table"):
+        read_names_table(tmp_path / "big.csv", LABELS)
 
 
 def test_the_readers_language_picks_the_names_the_same_tag_first_then_the_same_language():
@@ -102,10 +123,11 @@ def test_packed_names_round_trip_and_a_damaged_file_is_refused():
     files = names.files()
     assert set(files) == {"labels_sw.txt"}
     assert packed_names({**files, "labels.txt": b"x", "labels_not a tag.txt": b"x"}, LABELS) == names
-    with pytest.raises(SpecError, match="does not hold a name for each of the 3 labels"):
-        packed_names({"labels_sw.txt": b"Mzima\n"}, LABELS)
-    with pytest.raises(SpecError, match="not UTF-8"):
-        packed_names({"labels_sw.txt": b"\xff\xfe\n\n\n"}, LABELS)
+    # A damaged file leaves its language out; the model still answers, and --lang says why.
+    damaged = packed_names({**files, "labels_de.txt": b"Mzima\n", "labels_fr.txt": b"\xff\xfe\n\n\n"}, LABELS)
+    assert damaged.languages == ["sw"] and set(damaged.damaged) == {"de", "fr"}
+    with pytest.raises(UserError, match="names in de are damaged .labels_de.txt does not hold a usable name"):
+        damaged.check_language("de-AT")
     # Names for a model with 'unknown' added: the label shows itself where no name was given.
     two = DisplayNames(LABELS[:2], {"fr": ("Tache brune", "Saine")})
     assert two.for_labels(LABELS).of("fr")["unknown"] == "unknown"
@@ -171,6 +193,8 @@ def test_hh_camera_refuses_a_language_the_model_has_no_names_in(
     video, _ = class_video(synth_data, tmp_path / "field.avi", per_image=1)
     result = cli(app, int8_model, "--source", video, "--headless", "--lang", "ta")
     one_line_error(result, "--lang ta: the model has no names in that language (it has names in fr, hi, sw;")
+    for odd in ("sw_KE", ""):
+        one_line_error(cli(app, int8_model, "--source", video, "--lang", odd), f"--lang {odd!r} is not a language tag")
     run, _ = converted_run
     result = cli(app, run / "model_float32.tflite", "--source", video, "--headless", "--lang", "sw")
     one_line_error(result, "--lang sw: the model has no names in that language (it carries no display names;")

@@ -29,8 +29,8 @@ export function pickLanguage(available, preferred) {
   return null;
 }
 
-// {language: [name per label]} from a model's packed files; a file without a name for every
-// label is refused, as hh.edge.names.packed_names refuses it.
+// {language: [name per label]} from a model's packed files. A damaged file leaves its language
+// out, as hh.edge.names.packed_names does: names are for reading, the model answers without them.
 export function packedNames(files, labels) {
   const decoder = new TextDecoder("utf-8", { fatal: true });
   const byLanguage = {};
@@ -41,11 +41,9 @@ export function packedNames(files, labels) {
     try {
       names = decoder.decode(bytes).split("\n").slice(0, labels.length);
     } catch {
-      throw new Error(`its ${file} is not UTF-8 text`);
+      continue; // not UTF-8 text
     }
-    if (names.length !== labels.length || names.some((name) => !name.trim())) {
-      throw new Error(`its ${file} does not hold a name for each of the ${labels.length} labels`);
-    }
+    if (names.length !== labels.length || names.some((name) => !name.trim())) continue;
     byLanguage[canonicalLanguage(match[1])] = names;
   }
   return byLanguage;
