@@ -74,6 +74,13 @@ def convert(
             "Devices and phones show a label by its name in the reader's language; records and --json keep the label."
         ),
     ] = None,
+    sign: Annotated[
+        Path | None,
+        typer.Option(
+            help="Sign the model with this private key (from hh-data keygen): devices given its public half "
+            "(hh-camera --trust) run only models signed with it, unaltered."
+        ),
+    ] = None,
     overwrite: OverwriteOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -102,7 +109,7 @@ def convert(
         source, chosen[0] if chosen else "float32", calib_dir=calib_dir, calib_count=calib_count, eval_dir=eval_dir,
         min_agreement=min_agreement, max_prob_diff=max_prob_diff, out=out, overwrite=overwrite, selftest_per_class=selftest,
         unknown_keep=None if no_unknown else keep, unknown_dir=unknown_dir, calibrate=calibrate,
-        max_recall_drop=max_recall_drop, names=names,
+        max_recall_drop=max_recall_drop, names=names, sign=sign,
     )  # fmt: skip
     for line in report.lines():
         print(line)

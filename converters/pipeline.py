@@ -32,11 +32,12 @@ from ..edge.files import (
     temp_name_for,
 )
 from ..edge.folders import ImageFolder, list_image_folder
-from ..edge.metadata import sidecar_spec
+from ..edge.metadata import model_identity, sidecar_spec
 from ..edge.names import read_names_table
 from ..edge.quality import calibrate
 from ..edge.quiet import native_output_captured
 from ..edge.spec import SPEC_FILENAME, UNKNOWN_LABEL, PreprocessingSpec, QualityThresholds
+from ..edge.trust import key_id, load_private_key, sign_model
 from ..trainer.run_folder import RunFolder
 from ..trainer.split import describe_drift
 from .gates import MAX_PROB_DIFF, MAX_RECALL_DROP, MIN_AGREEMENT, UNKNOWN_KEEP
@@ -88,6 +89,9 @@ class ConversionReport:
     recall_drop_class: str | None = None
     max_recall_drop: float = MAX_RECALL_DROP  # the gate on recall_drop
     names: dict | None = None  # language -> labels named in it (hh-convert --names)
+    signed_with: str | None = None  # the id of the key that signed the file (hh-convert --sign)
+    identity: str | None = None  # the file's identity, as every device output names it (hh.edge.metadata.model_identity)
+    run: dict | None = None  # the training run that made it (hh.edge.spec.RunInfo)
 
     def lines(self) -> list[str]:
         out = [
@@ -116,8 +120,13 @@ class ConversionReport:
                 f"expected calibration error {c['ece_before']:.3f} -> {c['ece_after']:.3f}"
             )
         if self.names:
-            named = ", ".join(f"{language} ({count} labels)" for language, count in self.names.items())
+            named = ", ".join(f"{language} ({count} label{'s' * (count != 1)})" for language, count in self.names.items())
             out.append(f"display names packed: {named}")
+        if self.identity:
+            run = f" (run {self.run['id']}, trained {self.run['started']})" if self.run else ""
+            out.append(f"model {self.identity}{run}: how devices, records and reports name this file")
+        if self.signed_with:
+            out.append(f"signed with key {self.signed_with}: devices that trust it run this file, unaltered")
         if self.quality:
             out.append(f"quality gate: thresholds calibrated on {self.quality['calibrated_on']} training images")
         if self.unknown:
@@ -463,6 +472,7 @@ def convert(
     calibrate: bool = True,
     max_recall_drop: float = MAX_RECALL_DROP,
     names: Path | None = None,
+    sign: Path | None = None,
 ) -> ConversionReport:
     """Convert a run folder's model (or a .keras file) to `mode`, embed its contract, verify it.
 
@@ -472,7 +482,8 @@ def convert(
     threshold set to keep that share of the held-out images. With `calibrate`, the probabilities
     are calibrated on the held-out images (temperature scaling, folded into the last layer).
     With `names` (a CSV of label,language,name; hh.edge.names), the labels' display names in
-    those languages are packed too.
+    those languages are packed too. With `sign` (an Ed25519 private key file, hh.edge.trust),
+    the file is signed.
 
     Raises VerificationFailed (keeping the file as *.rejected.tflite) when the converted model
     agrees with Keras on less than `min_agreement` of the held-out images, or when any of its
@@ -494,9 +505,11 @@ def convert(
         raise ParameterError("selftest_per_class", f"must be 0 or more, got {selftest_per_class}")
     source = resolve_source(Path(path))
     spec = source.spec
+    signing_key = load_private_key(sign) if sign is not None else None  # before any work
     table = None
     if names is not None:  # before any work: a table that names no label of this model is an error
-        added = (UNKNOWN_LABEL,) if unknown_keep is not None and UNKNOWN_LABEL not in spec.class_names else ()
+        # 'unknown' may be named whether or not this conversion adds it: one table serves every conversion.
+        added = (UNKNOWN_LABEL,) if UNKNOWN_LABEL not in spec.class_names else ()
         table, notes = read_names_table(names, (*spec.class_names, *added))
         for note in notes:
             log.info(f"note: {note}")
@@ -572,7 +585,7 @@ def convert(
         changed = unknown is not None or temperature != 1.0
         reference = export_graph(model, spec, unknown=unknown, temperature=temperature, batch_size=None) if changed else model
     seconds = time.monotonic() - started
-    tflite = with_contract(flatbuffer, model_spec, mode, version, names=display)
+    tflite = signed(with_contract(flatbuffer, model_spec, mode, version, names=display), signing_key)
     model_size = model_part_size(tflite)
     float32_size = model_size if mode == "float32" else float32_reference_size(model, spec, out.parent, unknown)
 
@@ -582,7 +595,7 @@ def convert(
         selftest = None
         if evaluation is not None and selftest_per_class:
             selftest = pack_selftest(reference, model_spec, evaluation, selftest_per_class, paths["pending"])
-            tflite = with_contract(flatbuffer, model_spec, mode, version, selftest, display)
+            tflite = signed(with_contract(flatbuffer, model_spec, mode, version, selftest, display), signing_key)
             atomic_write_bytes(paths["pending"], tflite)
         verification = None
         if evaluation is not None:
@@ -608,6 +621,9 @@ def convert(
         report.unknown = model_spec.unknown.as_dict() if model_spec.unknown else None
         report.calibration = calibrated
         report.names = display.counts() if display else None
+        report.signed_with = key_id(signing_key.public_key()) if signing_key else None
+        report.identity = model_identity(tflite)
+        report.run = model_spec.run.as_dict() if model_spec.run else None
         report.max_recall_drop = max_recall_drop
         if verification is not None:
             report.recall_drop, report.recall_drop_class = verification.recall_drop, verification.recall_drop_class
@@ -634,6 +650,11 @@ def convert(
     if report.not_learned:  # converted faithfully, and still useless: said as loudly as a refusal
         log.warning(f"warning: {report.not_learned} (the conversion itself is sound)")
     return report
+
+
+def signed(model: bytes, key) -> bytes:
+    """The model, signed with `key` when there is one (hh.edge.trust)."""
+    return sign_model(model, key) if key is not None else model
 
 
 def make_report(

@@ -16,10 +16,11 @@ import cv2
 import numpy as np
 
 from .capture import FrameGrabber
-from .events import UNCERTAIN, EventBus, FrameEvent, FrameResult, LoopSummary, StatusEvent
+from .events import UNCERTAIN, EventBus, FrameEvent, FrameResult, LoopSummary, ModelEvent, StatusEvent
 from .health import HealthWatch
 from .machine import rss_mb
 from .quality import RETAKE
+from .reload import ModelWatch
 from .runtime import Classifier
 from .spec import UNKNOWN_LABEL
 
@@ -80,10 +81,17 @@ def display_available() -> bool:
 
 
 def run_loop(
-    classifier: Classifier, grabber: FrameGrabber, settings: LoopSettings, bus: EventBus, health: HealthWatch
+    classifier: Classifier,
+    grabber: FrameGrabber,
+    settings: LoopSettings,
+    bus: EventBus,
+    health: HealthWatch,
+    models: ModelWatch | None = None,
 ) -> LoopSummary:
     """Classify frames until the source ends, max_frames, q/Esc, or Ctrl-C (a normal end),
-    publishing a FrameEvent per classified frame and a StatusEvent every status_every s."""
+    publishing a FrameEvent per classified frame and a StatusEvent every status_every s. With
+    `models`, a replacement model that passed its self-test is switched to between two frames
+    (a ModelEvent)."""
     smoother = Smoother(settings.smooth)
     quality = classifier.spec.quality if settings.quality_gate else None
     names = classifier.class_names
@@ -98,6 +106,14 @@ def run_loop(
             handed += 1
             if (handed - 1) % settings.every:
                 continue
+            replacement = models.take() if models is not None else None
+            if replacement is not None:
+                new, selftest = replacement
+                switched = {"type": "model", "action": "switched", "time": round(time.time(), 3), "frame": frame.number}
+                switched.update({"from": classifier.model_id, "to": new.model_id, "selftest": selftest.as_dict()})
+                bus.emit(ModelEvent(switched, new))
+                classifier, smoother = new, Smoother(settings.smooth)  # no average across two models
+                quality = classifier.spec.quality if settings.quality_gate else None
             answer = classifier.classify_frame(frame.image, smoother, quality)
             top = answer.classification
             if answer.retake:
@@ -115,8 +131,9 @@ def run_loop(
             elapsed = time.monotonic() - started
             fps = summary.frames_classified / elapsed if elapsed > 0 else 0.0
             result = FrameResult(
-                frame.number, frame.arrived, top, label, answer.retake, answer.invoke_ms, answer.preprocess_ms, answer.total_ms
-            )
+                frame.number, frame.arrived, top, label, answer.retake, answer.invoke_ms, answer.preprocess_ms, answer.total_ms,
+                classifier.identity,
+            )  # fmt: skip
             bus.emit(FrameEvent(result, frame.image, fps, names))
             now = time.monotonic()
             if health.due(now):

@@ -15,7 +15,7 @@ from .events import Event, FrameEvent
 from .quiet import scrubbed_stderr
 from .redact import secrets_of
 from .session import CameraOptions, CameraSession
-from .signals import sigterm_as_interrupt
+from .signals import sighup_calls, sigterm_as_interrupt
 
 app = make_app("Classify live camera frames with a .tflite model.")
 
@@ -57,7 +57,8 @@ def camera(
             session.subscribe(JsonLines())
         elif not session.options.show_window:
             session.subscribe(FrameLines(session.shown_names))
-        with sigterm_as_interrupt():  # SIGTERM ends the session as Ctrl-C does: summary, record flushed
+        # SIGTERM ends the session as Ctrl-C does (summary, record flushed); SIGHUP looks for a new model.
+        with sigterm_as_interrupt(), sighup_calls(session.reload_model):
             summary = session.run()
     print(summary.line(), file=sys.stderr)
 

@@ -58,22 +58,25 @@ def predict(
     if selftest and (plant or report is not None):
         raise UserError("--selftest checks the model on this device; it takes no --plant or --report")
     classifier = Classifier(model, num_threads=threads if threads is not None else default_threads())
+    name_model = ModelLine(classifier, json_out)
     if selftest:
-        run_packed_selftest(classifier, json_out)
+        run_packed_selftest(classifier, json_out, name_model)
         return
     if images is None:
         raise UserError("give IMAGES to classify (or --selftest)")
     if plant:
         if report is not None:
             raise UserError("--report scores class folders; --plant gives one plant's verdict: choose one")
-        print_plant_verdict(classifier, images, json_out)
+        print_plant_verdict(classifier, images, json_out, name_model)
         return
     if report is not None:
         check_report_folder(report, images, overwrite)
 
     def show(result) -> None:
+        name_model()
         if json_out:
-            print(json.dumps({"type": "image", "path": result.path, **result.classification.as_dict(classifier.class_names)}))
+            shown = result.classification.as_dict(classifier.class_names)
+            print(json.dumps({"type": "image", "path": result.path, **shown, "model": classifier.identity}))
         else:
             print(f"{result.classification.label:<16} {result.classification.probability:.3f}  {result.path}")
 
@@ -99,7 +102,20 @@ def print_scores(evaluation, json_out: bool) -> None:
         print(format_confusion(evaluation.confusion(), evaluation.class_names))
 
 
-def print_plant_verdict(classifier, folder: Path, json_out: bool) -> None:
+class ModelLine:
+    """Text output names the model once, on stderr before its first answer (--json names it in
+    every object); not before: a refusal stays one line."""
+
+    def __init__(self, classifier, json_out: bool) -> None:
+        self.classifier, self.pending = classifier, not json_out
+
+    def __call__(self) -> None:
+        if self.pending:
+            print(self.classifier.identity_line(), file=sys.stderr)
+            self.pending = False
+
+
+def print_plant_verdict(classifier, folder: Path, json_out: bool, name_model: ModelLine) -> None:
     """Each leaf's answer behind the model's quality gate, then the plant's verdict."""
     import numpy as np
 
@@ -127,26 +143,29 @@ def print_plant_verdict(classifier, folder: Path, json_out: bool) -> None:
             continue
         answer = classifier.classify_frame(frame, quality=classifier.spec.quality)
         top = answer.classification
+        name_model()
         leaves.append(Leaf(path, top.label, top.probabilities, answer.retake))
         if json_out:
-            print(json.dumps({"type": "image", "path": path, **top.as_dict(classifier.class_names), "retake": answer.retake}))
+            answered = {**top.as_dict(classifier.class_names), "retake": answer.retake, "model": classifier.identity}
+            print(json.dumps({"type": "image", "path": path, **answered}))
         else:
             shown = f"retake ({answer.retake})" if answer.retake else top.label
             print(f"{shown:<16} {top.probability:.3f}  {path}")
     if all(leaf.unreadable for leaf in leaves):
         raise UserError(f"{folder}: no readable leaf photos")
     verdict = plant_verdict(leaves, classifier.class_names)
-    print(json.dumps(verdict.as_dict()) if json_out else verdict.line())
+    print(json.dumps({**verdict.as_dict(), "model": classifier.model_id}) if json_out else verdict.line())
 
 
-def run_packed_selftest(classifier, json_out: bool) -> None:
+def run_packed_selftest(classifier, json_out: bool, name_model: ModelLine) -> None:
     from .selftest import model_selftest, run_selftest
 
     packed = model_selftest(classifier)
     if packed is None:
         raise UserError(f"{classifier.model_path} carries no self-test (convert it again with hh-convert to add one)")
     result = run_selftest(classifier, packed)
-    print(json.dumps({"type": "selftest", **result.as_dict()}) if json_out else result.line())
+    name_model()
+    print(json.dumps({"type": "selftest", **result.as_dict(), "model": classifier.model_id}) if json_out else result.line())
     if not result.passed:
         raise typer.Exit(1)
 

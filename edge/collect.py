@@ -147,7 +147,7 @@ class FieldCollector:
             relative = written.relative_to(self.folder).as_posix()
             self.journal.write([
                 f"{result.time:.3f}", kind, relative, c.label, label, f"{c.probability:.5f}",
-                *(f"{p:.5f}" for p in c.probabilities), self.source, self.model,
+                *(f"{p:.5f}" for p in c.probabilities), self.source, result.model or self.model,
             ])  # fmt: skip
             # A person's label is answered "saved" only once its row is on disk too.
             if kind == "labelled" and not self.journal.sync():

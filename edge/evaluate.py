@@ -40,6 +40,7 @@ class Evaluation:
     class_names: tuple[str, ...]
     results: list[ImageResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "path: reason" for unreadable files
+    model: dict | None = None  # the model that answered (hh.edge.runtime.Classifier.model_id)
 
     @property
     def scored(self) -> bool:
@@ -68,7 +69,7 @@ class Evaluation:
         return f"<Evaluation of {len(self.results)} images{scored}{skipped}; classes {', '.join(self.class_names)}>"
 
     def summary(self) -> dict:
-        out = {"type": "summary", "images": len(self.results), "skipped": len(self.skipped)}
+        out = {"type": "summary", "images": len(self.results), "skipped": len(self.skipped), "model": self.model}
         if self.scored:
             report = self.metrics()
             out.update(
@@ -91,6 +92,7 @@ class Evaluation:
             probabilities,
             [r.thumbnail for r in self.results] if wrong else [],
             [r.path for r in self.results],
+            self.model,
         )
 
 
@@ -236,8 +238,11 @@ def check_report_folder(folder: str | Path, images: str | Path, overwrite: bool)
     return folder
 
 
-def write_report(folder: str | Path, class_names, truth, probabilities: np.ndarray, images_bgr, paths) -> dict:
-    """evaluation.json (metrics, and the wrong answers by file), confusion.png, mistakes.png."""
+def write_report(
+    folder: str | Path, class_names, truth, probabilities: np.ndarray, images_bgr, paths, model: dict | None = None
+) -> dict:
+    """evaluation.json (metrics, and the wrong answers by file, and which model answered when
+    `model` is given), confusion.png, mistakes.png."""
     folder = Path(folder)
     truth = [int(t) for t in truth]
     predicted = probabilities.argmax(axis=1)
@@ -251,6 +256,8 @@ def write_report(folder: str | Path, class_names, truth, probabilities: np.ndarr
     # How far the probabilities are from meaning what they say, and how far after the
     # temperature hh-convert would fit on these images (hh.edge.calibration).
     report["calibration"] = calibration_summary(probabilities, truth)
+    if model is not None:
+        report["model"] = model
     evaluation_json, confusion_png, mistakes_png, reliability_png = REPORT_FILES
     atomic_write_text(folder / evaluation_json, json.dumps(report, indent=2) + "\n")
     for name, picture in (
@@ -309,7 +316,7 @@ def evaluate(
     paths, truth = images_to_classify(classifier, images)
     if scored and truth is None:
         raise UserError(f"{images}: {{param:report}} needs a folder of class folders (true labels to score against)")
-    evaluation = Evaluation(classifier.class_names)
+    evaluation = Evaluation(classifier.class_names, model=classifier.model_id)
     for i, path in enumerate(paths):
         try:
             frame = read_image_bgr(path, classifier.spec)  # large JPEGs at reduced DCT scale

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .machine import peak_rss_mb
-from .runtime import Classification
+from .runtime import Classification, Classifier
 
 if TYPE_CHECKING:
     from .selftest import SelfTestResult
@@ -38,6 +38,7 @@ class FrameResult:
     inference_ms: float
     preprocess_ms: float
     loop_ms: float  # frame handed over -> result ready
+    model: str | None = None  # the identity of the model that classified it (hh.edge.runtime.Classifier.identity)
 
     def as_event(self, class_names) -> dict:
         """The frame as hh-camera's --json prints it (one schema for every consumer)."""
@@ -50,6 +51,7 @@ class FrameResult:
             "retake": self.retake,
             "inference_ms": round(self.inference_ms, 3),
             "latency_ms": round(self.loop_ms, 3),
+            "model": self.model,
         }
 
     def journal_row(self) -> list:
@@ -63,6 +65,7 @@ class FrameResult:
             f"{self.classification.probability:.5f}",
             *probs,
             f"{self.inference_ms:.3f}",
+            self.model or "",
         ]
 
 
@@ -166,9 +169,23 @@ class SelftestEvent:
     """The model's self-test on this device, before the first frame."""
 
     result: SelfTestResult
+    model: dict | None = None  # the model it tested (hh.edge.runtime.Classifier.model_id)
 
     def as_json(self) -> dict:
-        return {"type": "selftest", **self.result.as_dict()}
+        return {"type": "selftest", **self.result.as_dict(), "model": self.model}
+
+
+@dataclass(frozen=True)
+class ModelEvent:
+    """The model file was replaced: the session switched to the new model between two frames
+    ({"type": "model", "action": "switched", "from", "to", ...}), or refused it and goes on with
+    the running one ({"action": "refused", "running", "candidate", "reason"}; hh.edge.reload)."""
+
+    data: dict
+    classifier: Classifier | None = None  # the model switched to
+
+    def as_json(self) -> dict:
+        return self.data
 
 
 @dataclass(frozen=True)
@@ -176,12 +193,13 @@ class SummaryEvent:
     """The session ended (its source ended, max frames, q/Esc, Ctrl-C or SIGTERM)."""
 
     summary: LoopSummary
+    model: dict | None = None  # the model answering at the end (hh.edge.runtime.Classifier.model_id)
 
     def as_json(self) -> dict:
-        return {"type": "summary", **self.summary.as_dict()}
+        return {"type": "summary", **self.summary.as_dict(), "model": self.model}
 
 
-Event = FrameEvent | SourceEvent | StatusEvent | SelftestEvent | SummaryEvent
+Event = FrameEvent | SourceEvent | StatusEvent | SelftestEvent | ModelEvent | SummaryEvent
 Subscriber = Callable[[Event], None]
 
 

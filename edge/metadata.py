@@ -7,6 +7,7 @@ an uncompressed zip archive, so the .tflite is also a valid zip. zipfile reads t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 import zlib
@@ -30,6 +31,12 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, model_path: st
         return archive.read(info)
     except DAMAGED_MEMBER as exc:
         raise ModelFileError(f"{model_path}: packed file {info.filename!r} is damaged ({first_line(exc)})") from None
+
+
+def model_identity(model: bytes) -> str:
+    """What names a model file in every record and report: the start of the SHA-256 of its bytes.
+    Two files with the same identity are the same model, labels, spec and self-test included."""
+    return hashlib.sha256(model).hexdigest()[:12]
 
 
 def read_associated_files(model_path: str | Path) -> dict[str, bytes]:

@@ -8,7 +8,6 @@ tensor's scale and zero point, and integer outputs are dequantized the same way.
 from __future__ import annotations
 
 import functools
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import ModelFileError, ParameterError, first_line
-from .metadata import declared_outputs, read_associated_files, read_model_spec
+from .metadata import declared_outputs, model_identity, read_associated_files, read_model_spec
 from .names import DisplayNames, packed_names
 from .preprocess import to_model_rgb
 from .quality import check, measure
@@ -166,14 +165,25 @@ class Classifier:
 
     @functools.cached_property
     def identity(self) -> str:
-        """The model file's identity: the start of the SHA-256 of its bytes. Two files with
-        the same identity are the same model, labels, spec and self-test included."""
-        return hashlib.sha256(self.model_path.read_bytes()).hexdigest()[:12]
+        """The model file's identity (hh.edge.metadata.model_identity)."""
+        return model_identity(self.model_path.read_bytes())
+
+    @functools.cached_property
+    def model_id(self) -> dict:
+        """What names this model in records, reports and the live view: the file's identity and
+        the training run that made it (from its spec; None for models converted before runs were named)."""
+        run = self.spec.run
+        return {"id": self.identity, "run": run.id if run else None, "trained": run.started if run else None}
+
+    def identity_line(self) -> str:
+        """The model's identity for a person: its hash, and the run that made it."""
+        run = self.spec.run
+        return f"model {self.identity}" + (f" (run {run.id}, trained {run.started})" if run else " (no training run recorded)")
 
     @functools.cached_property
     def display_names(self) -> DisplayNames:
         """The labels' names in other languages that the model carries (hh-convert --names)."""
-        return packed_names(read_associated_files(self.model_path), self.spec.class_names, self.model_path)
+        return packed_names(read_associated_files(self.model_path), self.spec.class_names)
 
     def describe(self) -> str:
         scores = "; outputs scores, softmax applied" if self.outputs_scores else ""

@@ -57,7 +57,7 @@ import numpy as np
 
 from .collect import FieldCollector
 from .errors import ParameterError, first_line
-from .events import Event, FrameEvent, SourceEvent, StatusEvent
+from .events import Event, FrameEvent, ModelEvent, SourceEvent, StatusEvent
 from .names import DisplayNames, accepted_languages, drawable_names, pick_language
 from .plant import LeafRefused, PlantSurvey
 
@@ -110,7 +110,7 @@ class LiveState:
         self,
         class_names,
         source: str,
-        model: str,
+        model: dict | str,
         history: int = 100,
         collector: FieldCollector | None = None,
         display_names: DisplayNames | None = None,
@@ -129,6 +129,7 @@ class LiveState:
         self.event: dict | None = None  # ... as the --json frame event
         self.history: deque[dict] = deque(maxlen=history)
         self.outage: dict | None = None
+        self.model_update: dict | None = None  # the last replacement of the model: switched, or refused and why
         self.fps = 0.0
         self.started = time.time()
         self.viewers = 0  # clients reading the MJPEG stream right now
@@ -145,12 +146,22 @@ class LiveState:
         elif isinstance(event, StatusEvent):
             with self.lock:
                 self.health = event.health
+        elif isinstance(event, ModelEvent):
+            self.model_event(event)
 
     def update(self, frame: np.ndarray, result, event: dict, fps: float) -> None:
         with self.lock:
             self.frame, self.result, self.event, self.fps = frame, result, event, fps
             self.frame_serial += 1
             self.history.append(event)
+
+    def model_event(self, event: ModelEvent) -> None:
+        """A replaced model: the page names the model answering now, and the last update's fate."""
+        with self.lock:
+            self.model_update = event.data
+            if event.classifier is not None and isinstance(self.model, dict):
+                self.model = {**self.model, **event.classifier.model_id, "selftest": event.data["selftest"]}
+                self.display_names = event.classifier.display_names
 
     def source_event(self, event: dict) -> None:
         with self.lock:
@@ -165,6 +176,7 @@ class LiveState:
                 "uptime_s": round(time.time() - self.started, 1),
                 "source": self.source,
                 "model": self.model,
+                "model_update": self.model_update,
                 "labels": list(self.class_names),
                 "viewers": self.viewers,
                 **self.health,

@@ -27,16 +27,28 @@ from .camera import UNCERTAIN_BELOW, LoopSettings, run_loop
 from .capture import DEFAULT_FILE_FPS, FrameGrabber, SourceInfo, frame_rate, open_source, source_opener
 from .collect import FieldCollector
 from .errors import ParameterError, VerificationFailed
-from .events import Event, EventBus, FrameEvent, LoopSummary, SelftestEvent, SourceEvent, Subscriber, SummaryEvent
+from .events import (
+    Event,
+    EventBus,
+    FrameEvent,
+    LoopSummary,
+    ModelEvent,
+    SelftestEvent,
+    SourceEvent,
+    Subscriber,
+    SummaryEvent,
+)
 from .files import check_output_file
 from .health import HealthWatch
 from .machine import default_threads
-from .names import drawable_names
+from .names import drawable_names, language_problem
 from .options import option
 from .record import FrameJournal
+from .reload import ModelWatch
 from .runtime import Classifier
 from .selftest import SelfTestResult, model_selftest, run_selftest
 from .serve import LiveServer, LiveState, check_token, needs_token, new_token, parse_bind
+from .trust import check_file, load_public_key, same_file
 
 log = logging.getLogger("hh.camera")
 MAX_COLLECT_MB = 1e7  # 10 TB: more than any device's card, and a number that stays a number
@@ -82,6 +94,17 @@ class CameraOptions:
     collect_below: float = option(0.6, "--collect: a frame is unsure below this probability.")
     collect_every: float = option(2.0, "--collect: save at most one unsure frame per this many seconds.")
     collect_max_mb: float = option(500.0, "--collect: stop collecting when the folder holds this much.")
+    watch_model: bool = option(
+        True,
+        "Take a new model copied over MODEL (or on SIGHUP, systemctl reload) once it passes its self-test here; "
+        "until then, and if it fails, the running model answers (--no-watch-model: keep the first).",
+        ("--watch-model/--no-watch-model",),
+    )
+    trust: Path | None = option(
+        None,
+        "Run only models signed with this public key's private half (hh-data keygen, hh-convert --sign): "
+        "an unsigned, altered or otherwise signed file is refused, at start and as a replacement.",
+    )
     lang: str | None = option(
         None,
         "Show labels by their names in this language (sw, fr, hi...: packed by hh-convert --names) in the window, "
@@ -113,6 +136,8 @@ class CameraOptions:
             parse_bind(self.serve)
         if self.token is not None:
             check_token(self.token)
+        if self.lang is not None and language_problem(self.lang):
+            raise ParameterError("lang", f"{self.lang!r} {language_problem(self.lang)}")
         return self
 
     def loop_settings(self) -> LoopSettings:
@@ -141,6 +166,7 @@ class CameraSession:
         self.collector: FieldCollector | None = None
         self.server: LiveServer | None = None
         self.language: str | None = None  # the model's language for --lang
+        self.models: ModelWatch | None = None  # the model file, watched for a replacement
         self._grabber: FrameGrabber | None = None
         self._resources = contextlib.ExitStack()
 
@@ -172,7 +198,11 @@ class CameraSession:
             check_output_file(options.record, "record", append=True, inputs=inputs)
         # One core stays with the capture thread, which decodes while the model runs.
         threads = options.threads if options.threads is not None else default_threads(reserve=1)
+        trusted = load_public_key(options.trust) if options.trust is not None else None
+        checked = check_file(self.model_path, trusted) if trusted is not None else None
         self.classifier = classifier = Classifier(self.model_path, num_threads=threads)
+        if checked is not None:
+            same_file(self.model_path, checked, classifier.identity)
         capture, self.source, reopen = open_source(options.source)
         pace = (frame_rate(capture) or DEFAULT_FILE_FPS) if options.realtime and not self.source.live else None
         if options.realtime and self.source.live:
@@ -182,6 +212,10 @@ class CameraSession:
         )
         self._resources.callback(self._grabber.stop)
         self.selftest = self._check_on_this_device(classifier)
+        if options.watch_model:
+            self.models = ModelWatch(self.model_path, classifier, threads, self._model_refused, trusted)
+            self._resources.callback(self.models.stop)
+            self.subscribe(self._model_switched)
         names = classifier.class_names
         self.language = classifier.display_names.check_language(options.lang) if options.lang else None
         if options.record is not None:
@@ -202,7 +236,7 @@ class CameraSession:
             host, port = parse_bind(options.serve)
             secret = options.token or (new_token() if needs_token(host) else None)
             state = LiveState(
-                names, self.source.description, self.model_path.name, collector=self.collector,
+                names, self.source.description, self.model_status(), collector=self.collector,
                 display_names=classifier.display_names, language=self.language,
             )  # fmt: skip
             self.server = LiveServer(state, host, port, secret).start()
@@ -230,16 +264,24 @@ class CameraSession:
         assert self.classifier is not None and self._grabber is not None
         self._announce()
         if self.selftest is not None:
-            self.events.emit(SelftestEvent(self.selftest))
+            self.events.emit(SelftestEvent(self.selftest, self.classifier.model_id))
         health = HealthWatch(interval=self.options.status_every, on_throttle=self._throttled)
         self._grabber.start()
+        if self.models is not None:
+            self.models.start()
         try:
             settings = replace(self.options.loop_settings(), window_names=drawable_names(self.shown_names))
-            summary = run_loop(self.classifier, self._grabber, settings, self.events, health)
+            summary = run_loop(self.classifier, self._grabber, settings, self.events, health, self.models)
         finally:
             self._grabber.stop()
-        self.events.emit(SummaryEvent(summary))
+        self.events.emit(SummaryEvent(summary, self.classifier.model_id))
         return summary
+
+    def model_status(self) -> dict:
+        """The model as the live view reports it: its file, identity, training run and self-test here."""
+        assert self.classifier is not None
+        selftest = self.selftest.as_dict() if self.selftest is not None else None
+        return {"file": self.model_path.name, **self.classifier.model_id, "selftest": selftest}
 
     @property
     def shown_names(self) -> dict[str, str]:
@@ -269,8 +311,23 @@ class CameraSession:
 
     # -- the session's own subscribers ---------------------------------------------------------
     def _journal_frame(self, event: Event) -> None:
-        if isinstance(event, FrameEvent) and self.journal is not None and self.classifier is not None:
-            self.journal.write([*event.result.journal_row(), self.classifier.identity])
+        if isinstance(event, FrameEvent) and self.journal is not None:
+            self.journal.write(event.result.journal_row())
+
+    def reload_model(self) -> None:
+        """Check the model file now (SIGHUP, systemctl reload): a new model that passes its
+        self-test here replaces the running one between two frames. Safe in a signal handler."""
+        if self.models is not None:
+            self.models.ask()
+
+    def _model_refused(self, data: dict) -> None:
+        """From the watch's thread: a replacement that cannot run here; the running model stays."""
+        self.events.emit(ModelEvent(data))
+
+    def _model_switched(self, event: Event) -> None:
+        if isinstance(event, ModelEvent) and event.classifier is not None:
+            self.classifier = event.classifier
+            log.info(f"switched to {event.classifier.identity_line()} at frame {event.data['frame']}")
 
     def _source_event(self, data: dict) -> None:
         """From the capture thread: log the outage or reconnection, then publish it."""

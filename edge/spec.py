@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -27,7 +28,8 @@ LABELS_FILENAME = "labels.txt"
 # which have none, still read. 3 added `resize`: "exact" (hh.edge.resample, the same pixels on
 # every CPU); files of versions 1 and 2 read as "opencv", the resize their models were trained with.
 # 4 added `unknown`: the model's last label is the answer "none of the classes" (UnknownRule).
-SPEC_VERSION = 4
+# 5 added `run`: which training run made the model, and when (RunInfo).
+SPEC_VERSION = 5
 
 # The model sees RGB. OpenCV hands out BGR; the edge side converts, the trainer decodes RGB.
 COLOR_ORDER = "RGB"
@@ -134,6 +136,32 @@ class UnknownRule:
         return rule
 
 
+RUN_STARTED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Which training run made a model: with the file's own hash, what names a model in every
+    record and report (hh.edge.runtime.Classifier.identity)."""
+
+    id: str  # the run folder's name
+    started: str  # when its training started, UTC, as 2026-12-02T03:00:00Z
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data) -> RunInfo:
+        if not isinstance(data, dict) or set(data) != set(cls.__dataclass_fields__):
+            raise SpecError(f"run must hold exactly {', '.join(cls.__dataclass_fields__)}")
+        run_id = data["id"]
+        if not isinstance(run_id, str) or not run_id.isprintable() or not 0 < len(run_id.encode("utf-8")) <= MAX_LABEL_BYTES:
+            raise SpecError(f"run id {run_id!r} is not a folder's name")
+        if not isinstance(data["started"], str) or not RUN_STARTED.fullmatch(data["started"]):
+            raise SpecError(f"run started {data['started']!r} is not a UTC time such as 2026-12-02T03:00:00Z")
+        return cls(data["id"], data["started"])
+
+
 @dataclass(frozen=True)
 class PreprocessingSpec:
     """What a model expects: resize raw RGB pixels (0-255) to height x width, nothing more.
@@ -157,6 +185,7 @@ class PreprocessingSpec:
     resize: str = "exact"
     # When set, the last class name is UNKNOWN_LABEL, which the model answers by itself.
     unknown: UnknownRule | None = None
+    run: RunInfo | None = None  # the training run that made the model (written by hh-train)
     version: int = field(default=SPEC_VERSION)
 
     def __post_init__(self) -> None:
@@ -210,7 +239,12 @@ class PreprocessingSpec:
             data["quality"] = self.quality.as_dict()
         if self.unknown is None:
             del data["unknown"]
+        if self.run is None:
+            del data["run"]
         return json.dumps(data, indent=2) + "\n"
+
+    def with_run(self, run: RunInfo) -> PreprocessingSpec:
+        return replace(self, run=run)
 
     def with_quality(self, quality: QualityThresholds | None) -> PreprocessingSpec:
         return replace(self, quality=quality)
@@ -261,12 +295,15 @@ class PreprocessingSpec:
             if "resize" in data:
                 raise SpecError(f"unknown field(s) resize for spec version {version}")
             data = {**data, "resize": "opencv"}
-        if version < 4 and "unknown" in data:
-            raise SpecError(f"unknown field(s) unknown for spec version {version}")
+        for name, since in (("unknown", 4), ("run", 5)):
+            if version < since and name in data:
+                raise SpecError(f"unknown field(s) {name} for spec version {version}")
         if data.get("quality") is not None:
             data = {**data, "quality": QualityThresholds.from_dict(data["quality"])}
         if data.get("unknown") is not None:
             data = {**data, "unknown": UnknownRule.from_dict(data["unknown"])}
+        if data.get("run") is not None:
+            data = {**data, "run": RunInfo.from_dict(data["run"])}
         try:
             return cls(**data)
         except TypeError as exc:

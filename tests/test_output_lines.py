@@ -85,10 +85,11 @@ def test_successful_runs_print_only_hh_lines(synth_data, tmp_path):
     convert = run("hh.converters.cli", out, "--int8", "--calib-count", 100, "--min-agreement", 0, "--max-recall-drop", 1)
     assert convert.returncode == 0, convert.stderr
     assert_quiet(convert)
-    # size, verification, per-class recall, self-test, calibration, quality gate, the unknown answer, next step
+    # size, verification, per-class recall, self-test, calibration, identity, quality gate, the unknown answer, next step
     # (calibration only where it helps: otherwise a note says so, and there is no line for it)
     got = [line.split()[0] for line in lines(convert.stdout)[1:]]
-    assert [word for word in got if word != "probabilities:"] == ["on", "per", "self-test:", "quality", "unknown:", "next:"]
+    expected = ["on", "per", "self-test:", "model", "quality", "unknown:", "next:"]
+    assert [word for word in got if word != "probabilities:"] == expected
     assert ("probabilities:" in got) != ("does not lower the calibration error" in convert.stderr)
     progress = [line.split()[0] for line in lines(convert.stderr) if not line.startswith("note:")]
     report = json.loads((out / "model_int8.report.json").read_text())
@@ -96,7 +97,9 @@ def test_successful_runs_print_only_hh_lines(synth_data, tmp_path):
 
     model = out / "model_int8.tflite"
     predict = run("hh.edge.cli_predict", model, list_image_folder(data / "validation").paths[0])
-    assert predict.returncode == 0 and lines(predict.stderr) == [] and len(lines(predict.stdout)) == 1
+    # The answer, and on stderr which model gave it.
+    assert predict.returncode == 0 and len(lines(predict.stdout)) == 1
+    assert len(lines(predict.stderr)) == 1 and lines(predict.stderr)[0].startswith("model "), predict.stderr
     video = write_video(list_image_folder(data / "validation").paths[:4], tmp_path / "v.avi")
     camera = run("hh.edge.cli_camera", model, "--source", video, "--headless")
     assert camera.returncode == 0, camera.stderr

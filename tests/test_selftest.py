@@ -145,7 +145,7 @@ def test_a_run_of_the_older_resize_converts_with_a_probability_self_test(cli, tr
     shutil.copytree(trained_run, run)
     spec = json.loads((run / "preprocessing.json").read_text())
     spec["version"] = 2
-    del spec["resize"]
+    del spec["resize"], spec["run"]  # what version 2 did not have
     (run / "preprocessing.json").write_text(json.dumps(spec))
     result = cli(convert_app, run, "--int8")
     assert result.exit_code == 0, result.output

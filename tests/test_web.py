@@ -197,7 +197,7 @@ def test_web_labels_agree_with_hh_predict(site, playwright, int8_model, synth_da
 MEDIAPIPE = WEB / "node_modules" / "@mediapipe" / "tasks-vision"
 
 
-def test_the_phone_names_labels_in_its_language_and_mediapipe_reads_the_same_names(site, playwright, int8_model):
+def test_the_phone_names_labels_in_its_language_and_the_model_and_mediapipe_reads_the_same_names(site, playwright, int8_model):
     out, url = site
     # MediaPipe's web classifier beside the app: it reads display names by the TFLite-metadata standard.
     (out / "mediapipe" / "wasm").mkdir(parents=True, exist_ok=True)
@@ -206,9 +206,12 @@ def test_the_phone_names_labels_in_its_language_and_mediapipe_reads_the_same_nam
         shutil.copy(wasm, out / "mediapipe" / "wasm")
     browser, _, page = open_page(playwright, url, locale="sw-KE")
     page.wait_for_function("window.hh.state.model !== null", timeout=60_000)
-    swahili = Classifier(int8_model).display_names.of("sw")
+    classifier = Classifier(int8_model)
+    swahili = classifier.display_names.of("sw")
     model_line = page.inner_text("#model-name")
     assert all(name in model_line for name in swahili.values()), model_line
+    # The model named as everywhere else: its identity and training run.
+    assert f"model {classifier.identity}, run {classifier.spec.run.id}" in model_line, model_line
     assert page.evaluate("document.documentElement.lang") == "sw"
     categories = page.evaluate(
         """async () => {

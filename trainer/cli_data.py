@@ -14,14 +14,14 @@ import typer
 from ..edge.cli_util import OverwriteOption, make_app, reports_errors, run_app
 from ..edge.errors import ParameterError, UserError
 
-app = make_app("Make data sets for hh.")
+app = make_app("Make and import data sets for hh, and keys to sign models with.")
 MAX_VIDEO_SIDE = 8192  # a stand-in camera: 8K is more than any camera hh meets
 MAX_VIDEO_FPS = 240.0
 
 
 @app.callback()
 def _root() -> None:
-    """Make data sets for hh."""
+    """Make and import data sets for hh, and keys to sign models with."""
 
 
 @app.command()
@@ -134,6 +134,25 @@ def import_(
         print("next: a classifier needs 2 classes: add photos of another, or train this one with --negatives DIR")
     else:
         print(f"next: hh-train {shlex.quote(str(out))} --val-split 0.2")
+
+
+@app.command()
+@reports_errors({"name": "NAME"})
+def keygen(
+    name: Annotated[Path, typer.Argument(help="Where to write the key pair: NAME.key (private) and NAME.pub (public).")],
+) -> None:
+    """Make a key pair for signing models: NAME.key stays on this workstation (hh-convert --sign
+    NAME.key), NAME.pub goes to the devices (hh-camera --trust NAME.pub), which then run only
+    models signed with it. Ed25519, from the cryptography package; existing files are never replaced.
+
+    Example: hh-data keygen ~/.hh/field
+    """
+    from ..edge.trust import new_key_pair
+
+    private, public, key_id = new_key_pair(name)
+    print(f"wrote {private} (private: keep it here, readable by you only) and {public} (public: copy it to the devices)")
+    print(f"key {key_id}")
+    print(f"next: hh-convert models/<run> --int8 --sign {shlex.quote(str(private))}")
 
 
 def main() -> None:

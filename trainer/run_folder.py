@@ -31,6 +31,7 @@ import io
 import json
 import math
 import os
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -45,7 +46,7 @@ from ..edge.files import (
     check_output_dir,
     remove_stale_temp_files,
 )
-from ..edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec, read_spec
+from ..edge.spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec, RunInfo, read_spec
 from .config import TrainConfig
 from .run_record import RunRecord
 from .split import RecordedSplit
@@ -251,7 +252,13 @@ class RunFolder:
 
     # -- the preprocessing contract ---------------------------------------------------------
     def write_contract(self, spec: PreprocessingSpec) -> None:
-        atomic_write_text(self.spec_path, spec.to_json())
+        """The spec, naming this run and when it started (kept from the first start when resumed)."""
+        started = None
+        if self.spec_path.exists():
+            with contextlib.suppress(UserError):
+                started = self.read_spec().run
+        run = started or RunInfo(self.path.resolve().name, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        atomic_write_text(self.spec_path, spec.with_run(run).to_json())
         atomic_write_text(self.labels_path, spec.labels_text())
 
     def read_spec(self) -> PreprocessingSpec:

@@ -46,9 +46,12 @@ export async function loadModel(buffer, name = "model") {
   }
   // The phone's own languages choose the names; a label without one shows itself.
   const shown = namesFor(names, labels, navigator.languages || [navigator.language]);
-  Object.assign(state, { model, spec, io, labels, shown: shown.names });
+  const identity = await modelIdentity(buffer);
+  Object.assign(state, { model, spec, io, labels, shown: shown.names, identity });
   if (shown.language) document.documentElement.lang = shown.language;
-  $("model-name").textContent = `${name}: ${labels.map(displayName).join(", ")} (${spec.height}x${spec.width})`;
+  const run = spec.run ? `, run ${spec.run.id} of ${spec.run.started.slice(0, 10)}` : "";
+  $("model-name").textContent = `${name}: ${labels.map(displayName).join(", ")} (${spec.height}x${spec.width}; ` +
+    `model ${identity ?? "?"}${run})`;
   showError("");
   return { labels, spec };
 }
@@ -95,6 +98,14 @@ export async function classifyImageUrl(url) {
   const context = canvas.getContext("2d");
   context.drawImage(bitmap, 0, 0); // same size: no resampling, just the decoded pixels
   return classifyRgba(context.getImageData(0, 0, bitmap.width, bitmap.height).data, bitmap.width, bitmap.height);
+}
+
+// The model's identity as hh names it everywhere (hh.edge.runtime.Classifier.identity): the
+// start of the SHA-256 of the file. null where the browser has no WebCrypto (not a secure origin).
+async function modelIdentity(buffer) {
+  if (!globalThis.crypto?.subtle) return null;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", buffer));
+  return Array.from(digest.subarray(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function displayName(label) {

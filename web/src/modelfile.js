@@ -6,7 +6,7 @@ import { packedNames } from "./names.js";
 
 export class ModelFileError extends Error {}
 
-const SPEC_VERSION = 4;
+const SPEC_VERSION = 5;
 const INTERPOLATIONS = ["bilinear", "nearest", "area"];
 const ASPECTS = ["squash", "crop"];
 const RESIZES = ["exact", "opencv"];
@@ -88,11 +88,5 @@ export function readModelFile(buffer) {
     const labels = decoder.decode(files["labels.txt"]).split("\n").map((l) => l.trim()).filter(Boolean);
     if (labels.join("\n") !== spec.class_names.join("\n")) throw new ModelFileError("its labels.txt and spec disagree");
   }
-  let names;
-  try {
-    names = packedNames(files, spec.class_names);
-  } catch (error) {
-    throw new ModelFileError(error.message);
-  }
-  return { spec, labels: spec.class_names, names, buffer };
+  return { spec, labels: spec.class_names, names: packedNames(files, spec.class_names), buffer };
 }
