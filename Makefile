@@ -49,9 +49,11 @@ setup: $(STAMP)
 web: $(WEB_STAMP)
 	node web/build.mjs $(OUT) $(MODEL)
 
-lint: $(STAMP)
+# Python (ruff) and the web app's JavaScript (ESLint, web/eslint.config.js).
+lint: $(STAMP) $(WEB_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd web && node node_modules/eslint/bin/eslint.js .
 
 # mypy needs the package as it is installed (hh, hh.edge, ...): a tree of links to the folders.
 typecheck: $(STAMP)

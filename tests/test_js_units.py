@@ -1,0 +1,80 @@
+"""The web app's JavaScript without a browser: its unit tests (node --test web/test/) and its
+pure modules against Python's answers on the same inputs (web/test/parity.test.mjs)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from hh.edge.names import DisplayNames
+from hh.edge.preprocess import to_model_rgb
+from hh.edge.spec import PreprocessingSpec, RunInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE = shutil.which("node")
+pytestmark = pytest.mark.skipif(NODE is None, reason="no node: the web app's tests need Node.js (make test installs it)")
+
+RESIZE_CASES = [  # (model height, width, interpolation, aspect), (image height, width)
+    ((64, 64, "bilinear", "squash"), (97, 131)),
+    ((48, 32, "area", "crop"), (480, 640)),
+    ((40, 56, "nearest", "crop"), (333, 250)),
+    ((64, 48, "bilinear", "crop"), (1080, 1920)),
+    ((32, 32, "area", "squash"), (20, 25)),  # smaller than the model: area enlarges
+]
+
+
+def write_parity_cases(folder: Path) -> None:
+    rng = np.random.default_rng(7)
+    for n, ((height, width, interpolation, aspect), (image_height, image_width)) in enumerate(RESIZE_CASES):
+        spec = PreprocessingSpec(height, width, ("a", "b"), interpolation=interpolation, aspect=aspect)
+        # Smooth shapes and noise: both the interpolation's weights and its rounding are exercised.
+        bgr = cv2.GaussianBlur(rng.integers(0, 256, (image_height, image_width, 3), dtype=np.uint8), (5, 5), 0)
+        bgr[::7] = rng.integers(0, 256, bgr[::7].shape, dtype=np.uint8)
+        rgba = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA)
+        (folder / f"resize_{n}.rgba").write_bytes(rgba.tobytes())
+        (folder / f"resize_{n}.expected").write_bytes(np.ascontiguousarray(to_model_rgb(bgr, spec)).tobytes())
+        case = {"width": image_width, "height": image_height, "spec": json.loads(spec.to_json())}
+        case.update({"rgba": f"resize_{n}.rgba", "expected": f"resize_{n}.expected"})
+        (folder / f"resize_{n}.json").write_text(json.dumps(case))
+
+
+def write_signed_model(folder: Path) -> None:
+    """A model-shaped file as hh-convert ends one (a model part, then its packed files), signed."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from hh.edge.trust import sign_model
+
+    labels = ("brown_spot", "healthy", "mosaic")
+    spec = PreprocessingSpec(64, 64, labels, class_mode="categorical", run=RunInfo("run7", "2026-12-02T03:00:00Z"))
+    names = DisplayNames(labels, {"sw": ("Madoa ya kahawia", "Mzima", "Batobato"), "hi": ("भूरा धब्बा", "स्वस्थ", "मोज़ेक")})
+    path = folder / "model.tflite"
+    path.write_bytes(b"\0\0\0\0TFL3" + bytes(200))
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_STORED) as archive:
+        for name, data in {
+            "labels.txt": spec.labels_text().encode(),
+            "preprocessing.json": spec.to_json().encode(),
+            **names.files(),
+        }.items():
+            archive.writestr(name, data)
+    path.write_bytes(sign_model(path.read_bytes(), ed25519.Ed25519PrivateKey.generate()))
+    expected = {"labels": list(labels), "names": {k: list(v) for k, v in names.by_language.items()}, "run": spec.run.as_dict()}
+    (folder / "model.json").write_text(json.dumps(expected))
+
+
+def test_the_web_apps_unit_tests_pass_and_its_modules_give_pythons_answers(tmp_path):
+    write_parity_cases(tmp_path)
+    write_signed_model(tmp_path)
+    done = subprocess.run(
+        [NODE, "--test", "--test-reporter=tap", *sorted(str(p) for p in (ROOT / "web" / "test").glob("*.test.mjs"))],
+        capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "HH_PARITY_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "# fail 0" in done.stdout and "# skipped 0" in done.stdout, done.stdout[-1500:]
+    assert int(done.stdout.split("# pass ")[1].split()[0]) >= 9

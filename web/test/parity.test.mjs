@@ -1,0 +1,38 @@
+// The phone's pure modules against Python's answers on the same inputs, without a browser:
+// tests/test_js_units.py writes the cases (model inputs from hh.edge.preprocess, a model file
+// with names and a signature) into HH_PARITY_DIR and runs these tests. Alone, they skip.
+import assert from "node:assert/strict";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+
+import { readModelFile } from "../src/modelfile.js";
+import { parseSpec } from "../src/modelfile.js";
+import { fitToSpec } from "../src/preprocess.js";
+
+const folder = process.env.HH_PARITY_DIR;
+const skip = folder ? false : "HH_PARITY_DIR not set (tests/test_js_units.py sets it)";
+
+test("model inputs equal Python's byte for byte, every interpolation and aspect", { skip }, () => {
+  const cases = readdirSync(folder).filter((name) => name.startsWith("resize_") && name.endsWith(".json"));
+  assert.ok(cases.length >= 4, `${cases.length} cases`);
+  for (const name of cases) {
+    const item = JSON.parse(readFileSync(join(folder, name), "utf8"));
+    const rgba = new Uint8Array(readFileSync(join(folder, item.rgba)));
+    const expected = new Uint8Array(readFileSync(join(folder, item.expected)));
+    const spec = parseSpec(JSON.stringify(item.spec));
+    const ours = fitToSpec(rgba, item.width, item.height, spec);
+    assert.equal(ours.length, expected.length, name);
+    const differing = ours.reduce((n, value, i) => n + (value !== expected[i]), 0);
+    assert.equal(differing, 0, `${name}: ${differing} of ${expected.length} values differ`);
+  }
+});
+
+test("a signed model with display names reads as Python reads it", { skip }, () => {
+  const expected = JSON.parse(readFileSync(join(folder, "model.json"), "utf8"));
+  const bytes = readFileSync(join(folder, "model.tflite"));
+  const model = readModelFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  assert.deepEqual(model.labels, expected.labels);
+  assert.deepEqual(model.names, expected.names);
+  assert.deepEqual(model.spec.run, expected.run);
+});
