@@ -70,8 +70,9 @@ def convert(
     names: Annotated[
         Path | None,
         typer.Option(
-            help="Display names to pack: a CSV of label,language,name rows (sw, fr, hi, pt-BR...). "
-            "Devices and phones show a label by its name in the reader's language; records and --json keep the label."
+            help="Display names to pack: a CSV UTF-8 file of label,language,name rows (comma-separated; a header row "
+            "optional; languages such as sw, fr, hi, pt-BR). Devices and phones show a label by its name in the "
+            "reader's language; records and --json keep the label."
         ),
     ] = None,
     sign: Annotated[

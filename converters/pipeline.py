@@ -573,11 +573,11 @@ def convert(
         unknown = fit_unknown_answer(model, mode, training, calibration, leaves, unknown_keep, spread, already)
     if unknown is not None:
         model_spec = model_spec.with_unknown(unknown.rule)
+    elif unknown_dir is not None and UNKNOWN_LABEL not in spec.class_names:
+        raise UserError("{param:unknown_dir}: the model answers no 'unknown' (see the note above), so there is nothing to count")
     display = table.for_labels(model_spec.class_names) if table is not None else None
     if table is not None and UNKNOWN_LABEL in table.labels and UNKNOWN_LABEL not in model_spec.class_names:
         log.info(f"note: the model answers no {UNKNOWN_LABEL!r}; the names given for it are not packed")
-    elif unknown_dir is not None and UNKNOWN_LABEL not in spec.class_names:
-        raise UserError("{param:unknown_dir}: the model answers no 'unknown' (see the note above), so there is nothing to count")
     log.info(f"converting to {mode} ({MODES[mode].description})")
     with native_output_captured((1, 2)), contextlib.redirect_stdout(io.StringIO()):
         flatbuffer = to_flatbuffer(model, spec, mode, calibration, unknown, temperature)

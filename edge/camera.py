@@ -137,7 +137,8 @@ def run_loop(
             bus.emit(FrameEvent(result, frame.image, fps, names))
             now = time.monotonic()
             if health.due(now):
-                bus.emit(StatusEvent({"type": "status", "time": round(time.time(), 3), "fps": round(fps, 2), **health.read(now)}))
+                status = {"type": "status", "time": round(time.time(), 3), "fps": round(fps, 2), **health.read(now)}
+                bus.emit(StatusEvent({**status, "model": classifier.identity}))
             if settings.show_window:
                 shown = f"{RETAKE}: {answer.retake}" if answer.retake else settings.window_names.get(label, label)
                 cv2.imshow(WINDOW, draw_overlay(frame.image, shown, top.probability, fps))

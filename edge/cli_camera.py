@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -100,6 +101,10 @@ class FrameLines:
 
 
 def main() -> None:
+    # Until the session listens for it, a reload (SIGHUP) must not end the process: the model is
+    # being read from its path anyway, and a file changed meanwhile is noticed (hh.edge.reload).
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     run_app(app)
 
 

@@ -158,7 +158,7 @@ class StatusEvent:
 
     @property
     def health(self) -> dict:
-        return {k: v for k, v in self.data.items() if k not in ("type", "time", "fps")}
+        return {k: v for k, v in self.data.items() if k not in ("type", "time", "fps", "model")}
 
     def as_json(self) -> dict:
         return self.data
@@ -179,7 +179,8 @@ class SelftestEvent:
 class ModelEvent:
     """The model file was replaced: the session switched to the new model between two frames
     ({"type": "model", "action": "switched", "from", "to", ...}), or refused it and goes on with
-    the running one ({"action": "refused", "running", "candidate", "reason"}; hh.edge.reload)."""
+    the running one ({"action": "refused", "running", "candidate", "reason"}), or the file is the
+    running model again ({"action": "current", "running"}; hh.edge.reload)."""
 
     data: dict
     classifier: Classifier | None = None  # the model switched to

@@ -8,7 +8,9 @@ an uncompressed zip archive, so the .tflite is also a valid zip. zipfile reads t
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import stat
 import zipfile
 import zlib
 from pathlib import Path
@@ -39,30 +41,71 @@ def model_identity(model: bytes) -> str:
     return hashlib.sha256(model).hexdigest()[:12]
 
 
-def read_associated_files(model_path: str | Path) -> dict[str, bytes]:
-    """Files packed into a .tflite (empty when it carries none); a damaged or oversized one is
-    a ModelFileError."""
+# Larger than any model hh makes or a device runs (TFLite's own flatbuffers end at 2 GB).
+MAX_MODEL_BYTES = 1 << 30
+
+
+def read_model_bytes(model_path: str | Path) -> bytes:
+    """The bytes of a model file, read once: everything about a loaded model (its interpreter,
+    spec, self-test, identity, signature) comes from them, so a file replaced or overwritten
+    while it runs changes nothing (the interpreter does not map the file). Only a regular file
+    of a sane size is read: a device, a pipe or a link to one is refused, not waited on."""
+    path = Path(model_path)
     try:
-        with zipfile.ZipFile(model_path) as archive:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such model file") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ModelFileError(f"{path}: is a folder; give the .tflite file (for example {path}/model_int8.tflite)")
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelFileError(f"{path}: not a model file (a device or a pipe)")
+    if info.st_size > MAX_MODEL_BYTES:
+        raise ModelFileError(f"{path}: {info.st_size / 1e9:.1f} GB, larger than any TFLite model")
+    try:
+        with open(path, "rb") as handle:
+            # As many bytes as the file had, and one more: read(n) sets n bytes aside at once.
+            data = handle.read(info.st_size + 1)
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(data) > info.st_size:
+        raise ModelFileError(f"{path}: grew while it was read (still being written?)")
+    if len(data) < 16:
+        raise ModelFileError(f"{path}: not a TFLite model (file is {len(data)} bytes)")
+    if data[4:8] != b"TFL3":
+        raise ModelFileError(f"{path}: not a TFLite model (no TFL3 identifier)")
+    return data
+
+
+def _archive(model_path: str | Path, data: bytes | None) -> zipfile.ZipFile:
+    return zipfile.ZipFile(io.BytesIO(data) if data is not None else model_path)
+
+
+def read_associated_files(model_path: str | Path, data: bytes | None = None) -> dict[str, bytes]:
+    """Files packed into a .tflite (empty when it carries none); a damaged or oversized one is
+    a ModelFileError. With `data`, from those bytes of the file (`model_path` names it)."""
+    try:
+        with _archive(model_path, data) as archive:
             return {info.filename: _read_member(archive, info, model_path) for info in archive.infolist()}
     except (zipfile.BadZipFile, OSError):
         return {}
 
 
-def declared_outputs(model_path: str | Path) -> str | None:
+def declared_outputs(model_path: str | Path, data: bytes | None = None) -> str | None:
     """What the model's quantization.json says its output is ("scores"), or None when it does
     not say (older files, other converters): the runtime then finds out by probing."""
     try:
-        with zipfile.ZipFile(model_path) as archive:
-            io = json.loads(_read_member(archive, archive.getinfo("quantization.json"), model_path))
+        with _archive(model_path, data) as archive:
+            declared = json.loads(_read_member(archive, archive.getinfo("quantization.json"), model_path))
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, RecursionError, ModelFileError):
         return None
-    outputs = io.get("outputs") if isinstance(io, dict) else None
+    outputs = declared.get("outputs") if isinstance(declared, dict) else None
     return outputs if outputs in ("scores", "probabilities") else None
 
 
-def embedded_spec(model_path: str | Path) -> PreprocessingSpec | None:
-    files = read_associated_files(model_path)
+def embedded_spec(model_path: str | Path, data: bytes | None = None) -> PreprocessingSpec | None:
+    files = read_associated_files(model_path, data)
     if SPEC_FILENAME not in files:
         return None
     try:
@@ -92,9 +135,9 @@ def sidecar_spec(model_path: str | Path) -> PreprocessingSpec | None:
     return spec
 
 
-def read_model_spec(model_path: str | Path) -> tuple[PreprocessingSpec, str]:
+def read_model_spec(model_path: str | Path, data: bytes | None = None) -> tuple[PreprocessingSpec, str]:
     """The spec for a model, embedded first, sidecar files second; and where it came from."""
-    spec = embedded_spec(model_path)
+    spec = embedded_spec(model_path, data)
     if spec is not None:
         return spec, "embedded"
     spec = sidecar_spec(model_path)

@@ -83,7 +83,7 @@ class FrameJournal:
         """header: the columns, when not hh-camera's (journal_header); param: the parameter
         the path came from, for the error that refuses a foreign file; model: the identity of
         the model writing now. An existing journal whose last row names another model in its
-        "model" column is refused: a journal continues only under the model that started it.
+        "model" column is refused: a journal continues only under the model that wrote its last row.
         max_bytes: recording stops (said once, through on_error) when the file reaches this size."""
         self.model = model
         self.max_bytes = max_bytes
@@ -137,8 +137,8 @@ class FrameJournal:
             if before != self.model:
                 raise ParameterError(
                     self.param,
-                    f"{self.path} was written with another model ({before}, this one is {self.model}); "
-                    "choose another file: a journal continues only under the model that started it",
+                    f"{self.path} was last written with another model ({before}, this one is {self.model}); "
+                    "choose another file: a journal continues only under the model that wrote its last row",
                 )
 
     def write(self, row: list) -> None:

@@ -1,7 +1,9 @@
 """A new model at the running model's path, taken only when it passes its self-test here.
 
-A field device is updated by copying a new .tflite over the old one (rsync, scp: both write a
-temporary file and rename it) and, with systemd, `systemctl reload hh-camera` (SIGHUP). hh-camera
+A field device is updated by copying a new .tflite over the old one (rsync writes a temporary
+file and renames it; scp and cp write in place, which cannot disturb the running model: it was
+read into memory, hh.edge.metadata.read_model_bytes) and, with systemd, `systemctl reload
+hh-camera` (SIGHUP). hh-camera
 must never switch to a model that fails on this device, and must never stop answering while it
 checks one. So `ModelWatch` looks at the file every few seconds (and at once on SIGHUP) from its
 own thread; a changed file is loaded and self-tested there, on this device's decode, resize and
@@ -20,9 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import HHError, ModelFileError, first_line
+from .metadata import model_identity, read_model_bytes
 from .runtime import Classifier
 from .selftest import SelfTestResult, model_selftest, run_selftest
-from .trust import check_file, same_file
+from .trust import check_signature
 
 log = logging.getLogger("hh.camera")
 
@@ -44,24 +47,27 @@ def file_signature(path: Path) -> Signature:
 class ModelWatch:
     """Watches `path` for a replacement of `running`; `take()` hands over one that passed here.
 
-    on_refused(data) is called from the watch's thread with the reason a candidate was refused."""
+    on_event(data) is called from the watch's thread: a candidate refused, and why, or the file
+    at the path the running model again ("current")."""
 
     def __init__(
         self,
         path: str | Path,
         running: Classifier,
         num_threads: int | None,
-        on_refused: Callable[[dict], None],
+        on_event: Callable[[dict], None],
         trusted=None,
+        seen: Signature = None,
         interval: float = WATCH_SECONDS,
     ):
         self.path = Path(path)
         self.running = running
         self.num_threads = num_threads
-        self.on_refused = on_refused
+        self.on_event = on_event
         self.interval = interval
         self.trusted = trusted  # with a public key (hh-camera --trust): only files signed with it
-        self._seen = file_signature(self.path)  # the file the running model was loaded from
+        # The file the running model was loaded from (as it was looked at before it was read).
+        self._seen = seen if seen is not None else file_signature(self.path)
         self._ready: tuple[Classifier, SelfTestResult] | None = None
         self._lock = threading.Lock()
         self._asked = threading.Event()  # SIGHUP, systemctl reload
@@ -114,23 +120,25 @@ class ModelWatch:
 
     def _check(self, signature: Signature) -> None:
         try:
-            checked = check_file(self.path, self.trusted) if self.trusted is not None else None
+            data = read_model_bytes(self.path)  # read once: what is checked is what runs
         except ModelFileError as exc:
-            self._refuse(str(exc))
+            self._refuse(f"cannot load it ({exc})")
             return
-        try:
-            candidate = Classifier(self.path, num_threads=self.num_threads)
-            identity = candidate.identity
-            if checked is not None:
-                same_file(self.path, checked, identity)
-        except LOAD_FAILURES as exc:  # a damaged, half-copied or foreign file: never the end of the session
-            self._refuse(f"cannot load it ({first_line(exc)})")
-            return
-        if file_signature(self.path) != signature:  # replaced again while loading: the next look takes it
-            self._seen = None
-            return
+        identity = model_identity(data)
         if identity == self.running.identity:
             log.info(f"model file {self.path}: the same model ({identity}); nothing to switch")
+            self.on_event({"type": "model", "action": "current", "time": round(time.time(), 3), "running": identity})
+            return
+        if self.trusted is not None:
+            try:
+                check_signature(self.path, data, self.trusted)
+            except ModelFileError as exc:
+                self._refuse(str(exc), identity)
+                return
+        try:
+            candidate = Classifier(self.path, num_threads=self.num_threads, data=data)
+        except LOAD_FAILURES as exc:  # a damaged, half-copied or foreign file: never the end of the session
+            self._refuse(f"cannot load it ({first_line(exc)})", identity)
             return
         if candidate.class_names != self.running.class_names:
             self._refuse(
@@ -160,4 +168,4 @@ class ModelWatch:
         data = {"type": "model", "action": "refused", "time": round(time.time(), 3), "running": self.running.identity}
         data.update({"candidate": candidate, "reason": why})
         log.warning(f"model update refused: {why}; still answering with model {self.running.identity}")
-        self.on_refused(data)
+        self.on_event(data)

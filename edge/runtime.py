@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import ModelFileError, ParameterError, first_line
-from .metadata import declared_outputs, model_identity, read_associated_files, read_model_spec
+from .metadata import declared_outputs, model_identity, read_associated_files, read_model_bytes, read_model_spec
 from .names import DisplayNames, packed_names
 from .preprocess import to_model_rgb
 from .quality import check, measure
@@ -45,21 +45,15 @@ def _interpreter_class(runtime: str):
     return tf.lite.Interpreter
 
 
-def load_interpreter(model_path: str | Path, num_threads: int | None = None, runtimes=RUNTIMES):
-    """(interpreter with tensors allocated, name of the runtime that loaded it)."""
+def load_interpreter(model_path: str | Path, num_threads: int | None = None, runtimes=RUNTIMES, data: bytes | None = None):
+    """(interpreter with tensors allocated, name of the runtime that loaded it). The interpreter
+    gets the model's bytes (`data`, else read from the file), never the file: a model
+    overwritten in place while it runs would take a mapped file's pages from under it."""
     path = Path(model_path)
     if num_threads is not None and num_threads < 1:
         raise ParameterError("num_threads", f"must be at least 1, got {num_threads}")
-    if path.is_dir():
-        raise ModelFileError(f"{path}: is a folder; give the .tflite file (for example {path}/model_int8.tflite)")
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file")
-    if path.stat().st_size < 16:
-        raise ModelFileError(f"{path}: not a TFLite model (file is {path.stat().st_size} bytes)")
-    with open(path, "rb") as handle:
-        header = handle.read(8)
-    if header[4:8] != b"TFL3":
-        raise ModelFileError(f"{path}: not a TFLite model (no TFL3 identifier)")
+    if data is None:
+        data = read_model_bytes(path)
     for runtime in runtimes:
         try:
             interpreter_class = _interpreter_class(runtime)
@@ -68,7 +62,7 @@ def load_interpreter(model_path: str | Path, num_threads: int | None = None, run
         try:
             # LiteRT announces its XNNPACK delegate on stderr; hh's commands keep that quiet.
             with native_output_captured():
-                interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
+                interpreter = interpreter_class(model_content=data, num_threads=num_threads)
                 interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelFileError(f"{path}: cannot be loaded by {runtime} ({first_line(exc)})") from None
@@ -113,10 +107,13 @@ class Classifier:
     >>> clf.classify(cv2.imread("leaf.jpg")).label
     """
 
-    def __init__(self, model_path: str | Path, num_threads: int | None = None, runtimes=RUNTIMES):
+    def __init__(self, model_path: str | Path, num_threads: int | None = None, runtimes=RUNTIMES, data: bytes | None = None):
         self.model_path = Path(model_path)
-        self.interpreter, self.runtime = load_interpreter(model_path, num_threads, runtimes)
-        self.spec, self.spec_source = read_model_spec(model_path)
+        # Read once (or given, already checked: hh.edge.trust): interpreter, spec, self-test and
+        # identity all come from the same bytes, whatever happens to the file afterwards.
+        self.model_bytes = data if data is not None else read_model_bytes(model_path)
+        self.interpreter, self.runtime = load_interpreter(model_path, num_threads, runtimes, self.model_bytes)
+        self.spec, self.spec_source = read_model_spec(model_path, self.model_bytes)
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
         if len(inputs) != 1:
@@ -148,7 +145,7 @@ class Classifier:
         # Raw uint8 pixels go straight in when the quantization is the identity (our int8 export).
         self._identity_input = self.input_dtype == np.uint8 and self._in_scale == 1.0 and self._in_zero == 0
         self.outputs_scores = False
-        declared = declared_outputs(model_path)
+        declared = declared_outputs(model_path, self.model_bytes)
         self.outputs_scores = declared == "scores" if declared else self._probe_gives_scores()
 
     def _probe_gives_scores(self) -> bool:
@@ -165,8 +162,8 @@ class Classifier:
 
     @functools.cached_property
     def identity(self) -> str:
-        """The model file's identity (hh.edge.metadata.model_identity)."""
-        return model_identity(self.model_path.read_bytes())
+        """The model's identity (hh.edge.metadata.model_identity), of the bytes it was loaded from."""
+        return model_identity(self.model_bytes)
 
     @functools.cached_property
     def model_id(self) -> dict:
@@ -183,7 +180,7 @@ class Classifier:
     @functools.cached_property
     def display_names(self) -> DisplayNames:
         """The labels' names in other languages that the model carries (hh-convert --names)."""
-        return packed_names(read_associated_files(self.model_path), self.spec.class_names)
+        return packed_names(read_associated_files(self.model_path, self.model_bytes), self.spec.class_names)
 
     def describe(self) -> str:
         scores = "; outputs scores, softmax applied" if self.outputs_scores else ""

@@ -240,7 +240,8 @@ def model_selftest(classifier: Classifier) -> SelfTest | None:
     """The self-test packed into the classifier's model file, or None."""
     from .metadata import read_associated_files
 
-    return SelfTest.from_files(read_associated_files(classifier.model_path), str(classifier.model_path), classifier.class_names)
+    files = read_associated_files(classifier.model_path, classifier.model_bytes)
+    return SelfTest.from_files(files, str(classifier.model_path), classifier.class_names)
 
 
 def selftest_image(frame_bgr: np.ndarray, spec: PreprocessingSpec, quality: int = 80) -> bytes:

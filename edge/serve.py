@@ -158,7 +158,8 @@ class LiveState:
     def model_event(self, event: ModelEvent) -> None:
         """A replaced model: the page names the model answering now, and the last update's fate."""
         with self.lock:
-            self.model_update = event.data
+            # "current": the file at the path is the running model again; an old refusal no longer applies.
+            self.model_update = None if event.data["action"] == "current" else event.data
             if event.classifier is not None and isinstance(self.model, dict):
                 self.model = {**self.model, **event.classifier.model_id, "selftest": event.data["selftest"]}
                 self.display_names = event.classifier.display_names

@@ -41,14 +41,15 @@ from .events import (
 from .files import check_output_file
 from .health import HealthWatch
 from .machine import default_threads
+from .metadata import read_model_bytes
 from .names import drawable_names, language_problem
 from .options import option
 from .record import FrameJournal
-from .reload import ModelWatch
+from .reload import ModelWatch, file_signature
 from .runtime import Classifier
 from .selftest import SelfTestResult, model_selftest, run_selftest
 from .serve import LiveServer, LiveState, check_token, needs_token, new_token, parse_bind
-from .trust import check_file, load_public_key, same_file
+from .trust import check_signature, load_public_key
 
 log = logging.getLogger("hh.camera")
 MAX_COLLECT_MB = 1e7  # 10 TB: more than any device's card, and a number that stays a number
@@ -79,7 +80,7 @@ class CameraOptions:
     record: Path | None = option(
         None,
         "Append per-frame results to this CSV journal as they come (flushed every second; "
-        "an existing record of the same model is continued).",
+        "an existing record whose last row is this model's is continued).",
     )
     record_max_mb: float = option(1000.0, "--record: stop recording when the file reaches this size (the camera goes on).")
     serve: str | None = option(
@@ -199,10 +200,11 @@ class CameraSession:
         # One core stays with the capture thread, which decodes while the model runs.
         threads = options.threads if options.threads is not None else default_threads(reserve=1)
         trusted = load_public_key(options.trust) if options.trust is not None else None
-        checked = check_file(self.model_path, trusted) if trusted is not None else None
-        self.classifier = classifier = Classifier(self.model_path, num_threads=threads)
-        if checked is not None:
-            same_file(self.model_path, checked, classifier.identity)
+        seen = file_signature(self.model_path)  # before the read: a replacement from here on is noticed
+        model = read_model_bytes(self.model_path)
+        if trusted is not None:
+            check_signature(self.model_path, model, trusted)
+        self.classifier = classifier = Classifier(self.model_path, num_threads=threads, data=model)
         capture, self.source, reopen = open_source(options.source)
         pace = (frame_rate(capture) or DEFAULT_FILE_FPS) if options.realtime and not self.source.live else None
         if options.realtime and self.source.live:
@@ -213,7 +215,7 @@ class CameraSession:
         self._resources.callback(self._grabber.stop)
         self.selftest = self._check_on_this_device(classifier)
         if options.watch_model:
-            self.models = ModelWatch(self.model_path, classifier, threads, self._model_refused, trusted)
+            self.models = ModelWatch(self.model_path, classifier, threads, self._model_file_event, trusted, seen)
             self._resources.callback(self.models.stop)
             self.subscribe(self._model_switched)
         names = classifier.class_names
@@ -320,8 +322,9 @@ class CameraSession:
         if self.models is not None:
             self.models.ask()
 
-    def _model_refused(self, data: dict) -> None:
-        """From the watch's thread: a replacement that cannot run here; the running model stays."""
+    def _model_file_event(self, data: dict) -> None:
+        """From the watch's thread: a replacement that cannot run here (the running model stays),
+        or the running model's file back at the path."""
         self.events.emit(ModelEvent(data))
 
     def _model_switched(self, event: Event) -> None:
@@ -336,7 +339,8 @@ class CameraSession:
             log.info(f"source {where}: outage {data['outage']} ({data['reason']}); reconnecting")
         else:
             log.info(f"source {where}: reconnected after {data['seconds']}s")
-        self.events.emit(SourceEvent(data))
+        model = self.classifier.identity if self.classifier is not None else None
+        self.events.emit(SourceEvent({**data, "model": model}))
 
     def _throttled(self, flags: list[str]) -> None:
         log.warning(f"the device is throttling ({', '.join(flags)}): expect a lower frame rate")

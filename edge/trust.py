@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
+import stat
 import struct
 from pathlib import Path
 
 from .errors import ModelFileError, UserError
-from .metadata import model_identity
+
+log = logging.getLogger("hh")
 
 END_OF_ARCHIVE = b"PK\x05\x06"  # the zip's end-of-central-directory record: 22 bytes and its comment
 END_SIZE = 22
@@ -46,44 +49,58 @@ def new_key_pair(stem: str | Path) -> tuple[Path, Path, str]:
     """STEM.key (the private key, PEM, readable by its owner only) and STEM.pub; and the key id.
     Existing files are never replaced."""
     ed25519, serialization, _ = _crypto()
+    given = str(stem)
     stem = Path(stem)
-    if not stem.name or stem.name in (".", ".."):
-        raise UserError("NAME: a key pair needs a file name, such as ~/.hh/field")
+    if stem.suffix in (".key", ".pub"):  # `keygen field.key` means the pair named field
+        stem = stem.with_suffix("")
+    if not stem.name or stem.name in (".", "..") or given.endswith(("/", "\\")) or stem.is_dir():
+        raise UserError(f"{given!r}: give the key pair a file name (in that folder: {given.rstrip('/')}/field), not a folder")
     private_path, public_path = stem.with_name(stem.name + ".key"), stem.with_name(stem.name + ".pub")
     for path in (private_path, public_path):
-        if path.exists():
+        if os.path.lexists(path):
             raise UserError(f"{path} exists: a key is never replaced (choose another name)")
     if not stem.parent.is_dir():
         raise UserError(f"{stem.parent}: no such folder")
     key = ed25519.Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     public_pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    created: list[Path] = []
     try:
-        descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
+        # O_EXCL: a name taken since the check (a link, even a dangling one) is not written through.
+        for path, pem, mode in ((private_path, private_pem, 0o600), (public_path, public_pem, 0o644)):
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            created.append(path)
             with os.fdopen(descriptor, "wb") as handle:
-                handle.write(private_pem)
-            public_path.write_bytes(public_pem)
-        except BaseException:  # half a pair is no pair: neither file stays
-            private_path.unlink(missing_ok=True)
-            public_path.unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise UserError(f"{stem.parent}: cannot write the keys there ({exc.strerror})") from None
+                handle.write(pem)
+    except BaseException as exc:  # half a pair is no pair: what this call made goes
+        for path in created:
+            path.unlink(missing_ok=True)
+        if isinstance(exc, FileExistsError):
+            raise UserError(f"{exc.filename} exists: a key is never replaced (choose another name)") from None
+        if isinstance(exc, OSError):
+            raise UserError(f"{stem.parent}: cannot write the keys there ({exc.strerror})") from None
+        raise
     return private_path, public_path, key_id(key.public_key())
+
+
+MAX_KEY_BYTES = 64 * 1024  # a PEM key is a few hundred bytes
 
 
 def _read_pem(path: str | Path, what: str) -> bytes:
     path = Path(path)
     try:
-        data = path.read_bytes()
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise UserError(f"{path}: a folder, not a {what} file")
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError(f"{path}: not a {what} file (a device or a pipe)")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_KEY_BYTES + 1)
     except FileNotFoundError:
         raise UserError(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: a folder, not a {what} file") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    if len(data) > 64 * 1024 or b"-----BEGIN" not in data:
+    if len(data) > MAX_KEY_BYTES or b"-----BEGIN" not in data:
         raise UserError(f"{path}: not a {what} (a PEM file made by hh-data keygen)")
     return data
 
@@ -99,6 +116,8 @@ def load_private_key(path: str | Path):
         raise UserError(f"{path}: not a private key (a .key file made by hh-data keygen; a .pub is the public half)") from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise UserError(f"{path}: not an Ed25519 key (make one with hh-data keygen)")
+    if Path(path).stat().st_mode & 0o077:
+        log.warning(f"warning: {path} can be read by others than you: whoever reads it can sign models (chmod 600 {path})")
     return key
 
 
@@ -146,23 +165,6 @@ def signed_by(model: bytes) -> str | None:
     return comment[len(SIGNATURE_TAG) :].split(b" ")[0].decode("ascii", "replace")
 
 
-def check_file(path: str | Path, public_key) -> str:
-    """The identity (hh.edge.runtime.Classifier.identity) of the model file at `path`, signed with
-    `public_key`'s private half; a ModelFileError when it is not (check_signature)."""
-    try:
-        model = Path(path).read_bytes()
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read ({exc.strerror})") from None
-    check_signature(path, model, public_key)
-    return model_identity(model)
-
-
-def same_file(path: str | Path, checked: str, loaded: str) -> None:
-    """The file loaded is the one whose signature was checked (not replaced in between)."""
-    if checked != loaded:
-        raise ModelFileError(f"{path}: replaced while it was being loaded; its signature was not checked")
-
-
 def check_signature(path: str | Path, model: bytes, public_key) -> str:
     """The key id when `model` (the bytes of `path`) is signed with `public_key`'s private key;
     otherwise a ModelFileError that says why: unsigned, signed with another key, or altered."""
@@ -170,11 +172,15 @@ def check_signature(path: str | Path, model: bytes, public_key) -> str:
     end = _end_of_archive(model)
     comment = model[end + END_SIZE :] if end is not None else b""
     if end is None or not comment.startswith(SIGNATURE_TAG):
+        if SIGNATURE_TAG in model[-(END_SIZE + 65535) :]:  # a signature, no longer where it belongs
+            raise ModelFileError(f"{path}: altered after signing (bytes added or removed at its end); not run")
         raise ModelFileError(f"{path}: not signed, and this device runs signed models only (hh-convert --sign)")
     expected = key_id(public_key)
     parts = comment[len(SIGNATURE_TAG) :].split(b" ")
-    if len(parts) != 2 or parts[0].decode("ascii", "replace") != expected:
-        named = parts[0].decode("ascii", "replace") if parts else "?"
+    if len(parts) != 2:
+        raise ModelFileError(f"{path}: its signature is damaged (altered after signing); not run")
+    if parts[0].decode("ascii", "replace") != expected:
+        named = parts[0].decode("ascii", "replace")
         raise ModelFileError(f"{path}: signed with another key ({named}), not the trusted one ({expected})")
     try:
         signature = base64.b64decode(parts[1], validate=True)

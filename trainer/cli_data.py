@@ -152,7 +152,8 @@ def keygen(
     private, public, key_id = new_key_pair(name)
     print(f"wrote {private} (private: keep it here, readable by you only) and {public} (public: copy it to the devices)")
     print(f"key {key_id}")
-    print(f"next: hh-convert models/<run> --int8 --sign {shlex.quote(str(private))}")
+    shown = str(private) if private.is_absolute() or str(private).startswith(".") else f"./{private}"  # never read as a flag
+    print(f"next: hh-convert models/<run> --int8 --sign {shlex.quote(shown)}")
 
 
 def main() -> None:
