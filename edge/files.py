@@ -18,15 +18,46 @@ import errno
 import itertools
 import os
 import re
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .errors import OutOfSpace, ParameterError, is_out_of_space
+from .errors import OutOfSpace, ParameterError, UserError, is_out_of_space
 
 TEMP_NAME = re.compile(r"^\..+\.tmp-(\d+)(?:-\d+)?(\.[^.]*)?$")
 _TEMP_SERIAL = itertools.count()  # two threads writing the same name never share a temp file
 _NO_LINK_LOCK = threading.Lock()
+
+
+def read_regular_file(
+    path: str | Path, what: str, max_bytes: int, error: type[UserError] = UserError, folder_hint: str = ""
+) -> bytes:
+    """The bytes of `path`, a regular file of at most `max_bytes`: a folder, a device or a pipe
+    (or a link to one) is refused before it is opened, so nothing waits on a FIFO or reads
+    /dev/zero; refusals are `error`s naming the file as `what` ("model file")."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise error(f"{path}: is a folder, not a {what}{folder_hint}")
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{path}: not a {what} (a device or a pipe)")
+    if info.st_size > max_bytes:
+        raise error(f"{path}: {info.st_size / 1e6:.1f} MB, more than a {what} may be ({max_bytes / 1e6:g} MB at most)")
+    try:
+        with open(path, "rb") as handle:
+            # As many bytes as the file had, and one more: read(n) sets n bytes aside at once.
+            data = handle.read(info.st_size + 1)
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror})") from None
+    if len(data) > info.st_size:
+        raise error(f"{path}: grew while it was read (still being written?)")
+    return data
 
 
 def temp_name_for(path: Path) -> Path:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import stat
 import zipfile
 import zlib
 from pathlib import Path
 
 from .errors import ModelFileError, first_line
+from .files import read_regular_file
 from .spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec, SpecError, parse_labels, read_spec
 
 # What hh packs (labels, spec, a few self-test JPEGs) is kilobytes; a member that claims more
@@ -51,26 +51,8 @@ def read_model_bytes(model_path: str | Path) -> bytes:
     while it runs changes nothing (the interpreter does not map the file). Only a regular file
     of a sane size is read: a device, a pipe or a link to one is refused, not waited on."""
     path = Path(model_path)
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such model file") from None
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read ({exc.strerror})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ModelFileError(f"{path}: is a folder; give the .tflite file (for example {path}/model_int8.tflite)")
-    if not stat.S_ISREG(info.st_mode):
-        raise ModelFileError(f"{path}: not a model file (a device or a pipe)")
-    if info.st_size > MAX_MODEL_BYTES:
-        raise ModelFileError(f"{path}: {info.st_size / 1e9:.1f} GB, larger than any TFLite model")
-    try:
-        with open(path, "rb") as handle:
-            # As many bytes as the file had, and one more: read(n) sets n bytes aside at once.
-            data = handle.read(info.st_size + 1)
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read ({exc.strerror})") from None
-    if len(data) > info.st_size:
-        raise ModelFileError(f"{path}: grew while it was read (still being written?)")
+    hint = f"; give the .tflite file (for example {path}/model_int8.tflite)"
+    data = read_regular_file(path, "model file", MAX_MODEL_BYTES, ModelFileError, hint)
     if len(data) < 16:
         raise ModelFileError(f"{path}: not a TFLite model (file is {len(data)} bytes)")
     if data[4:8] != b"TFL3":

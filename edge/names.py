@@ -14,12 +14,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .files import read_regular_file
 
 NAMES_FILE = re.compile(r"labels_(.+)\.txt")
 # A BCP 47 tag as people write them: a language (sw, fr, tw, hi, fil), then a script or region
@@ -202,25 +202,7 @@ def _columns(cells: list[str]) -> tuple[int, int, int] | None:
 
 
 def _read_table_text(path: Path) -> str:
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such names file") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise UserError(f"{path}: a folder, not a names file (CSV: label,language,name)")
-    if not stat.S_ISREG(info.st_mode):
-        raise UserError(f"{path}: not a file (a device or a pipe); give the names table's CSV file")
-    if info.st_size > MAX_TABLE_BYTES:
-        raise UserError(f"{path}: {info.st_size / 1e6:.1f} MB, more than a names table ({MAX_TABLE_BYTES / 1e6:g} MB at most)")
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_TABLE_BYTES + 1)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    if len(data) > MAX_TABLE_BYTES:  # it grew since it was looked at
-        raise UserError(f"{path}: more than a names table ({MAX_TABLE_BYTES / 1e6:g} MB at most)")
+    data = read_regular_file(path, "names file", MAX_TABLE_BYTES, folder_hint=" (CSV: label,language,name)")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:

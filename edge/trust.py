@@ -15,11 +15,11 @@ import base64
 import hashlib
 import logging
 import os
-import stat
 import struct
 from pathlib import Path
 
 from .errors import ModelFileError, UserError
+from .files import read_regular_file
 
 log = logging.getLogger("hh")
 
@@ -87,20 +87,8 @@ MAX_KEY_BYTES = 64 * 1024  # a PEM key is a few hundred bytes
 
 
 def _read_pem(path: str | Path, what: str) -> bytes:
-    path = Path(path)
-    try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise UserError(f"{path}: a folder, not a {what} file")
-        if not stat.S_ISREG(info.st_mode):
-            raise UserError(f"{path}: not a {what} file (a device or a pipe)")
-        with path.open("rb") as handle:
-            data = handle.read(MAX_KEY_BYTES + 1)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such {what} file") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    if len(data) > MAX_KEY_BYTES or b"-----BEGIN" not in data:
+    data = read_regular_file(path, f"{what} file", MAX_KEY_BYTES)
+    if b"-----BEGIN" not in data:
         raise UserError(f"{path}: not a {what} (a PEM file made by hh-data keygen)")
     return data
 

@@ -85,17 +85,17 @@ def test_a_header_in_any_order_says_which_column_is_which(tmp_path):
 def test_a_names_file_that_is_not_utf8_text_or_not_a_file_is_refused(tmp_path):
     with pytest.raises(UserError, match="not UTF-8 text"):
         table(tmp_path, "healthy,fr,Saine brûlée\n", encoding="latin-1")
-    with pytest.raises(UserError, match="a folder, not a names file"):
+    with pytest.raises(UserError, match="is a folder, not a names file"):
         read_names_table(tmp_path, LABELS)
     with pytest.raises(UserError, match="no such names file"):
         read_names_table(tmp_path / "missing.csv", LABELS)
-    with pytest.raises(UserError, match="not a file .a device or a pipe."):
+    with pytest.raises(UserError, match="not a names file .a device or a pipe."):
         read_names_table("/dev/zero", LABELS)
     os.mkfifo(tmp_path / "fifo.csv")  # nothing writes to it: it must not be opened and waited on
-    with pytest.raises(UserError, match="not a file"):
+    with pytest.raises(UserError, match="not a names file"):
         read_names_table(tmp_path / "fifo.csv", LABELS)
     (tmp_path / "big.csv").write_bytes(b"healthy,sw,Mzima\n" * 200_000)
-    with pytest.raises(UserError, match="more than a names table"):
+    with pytest.raises(UserError, match="more than a names file may be .2 MB at most."):
         read_names_table(tmp_path / "big.csv", LABELS)
 
 

@@ -156,7 +156,7 @@ def test_small_option_mistakes(cli, one_line_error, int8_model, tmp_path):
     one_line_error(cli(camera_app, int8_model, "--threads", 0, "--source", video), "--threads must be at least 1")
     one_line_error(cli(camera_app, int8_model, "--threshold", 1.5, "--source", video), "--threshold must be between 0 and 1")
     one_line_error(cli(camera_app, int8_model, "--source", tmp_path), "--source", "is a folder")
-    one_line_error(cli(camera_app, int8_model.parent, "--source", video), "is a folder; give the .tflite file")
+    one_line_error(cli(camera_app, int8_model.parent, "--source", video), "is a folder, not a model file; give the .tflite file")
 
 
 def float_tflite(model) -> bytes:
