@@ -116,9 +116,12 @@ class ModelWatch:
             if signature is None:
                 self._refuse(f"{self.path} is gone; answering with the running model")
                 continue
-            self._check(signature)
+            self._check()
 
-    def _check(self, signature: Signature) -> None:
+    def _check(self) -> None:
+        """Look at the file at the path now; a candidate found before it is forgotten (the path holds another file)."""
+        with self._lock:
+            self._ready = None
         try:
             data = read_model_bytes(self.path)  # read once: what is checked is what runs
         except ModelFileError as exc:
