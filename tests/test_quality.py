@@ -143,4 +143,5 @@ def test_camera_status_lines_carry_no_invented_sensors(cli, int8_model, synth_da
     video = write_video(list_image_folder(synth_data / "validation").paths[:3], tmp_path / "v.avi")
     result = cli(camera_app, int8_model, "--source", video, "--json")
     status = [json.loads(line) for line in result.stdout.splitlines() if '"type": "status"' in line]
-    assert status and set(status[0]) - {"type", "time", "fps"} == set(read_health("/", use_vcgencmd=False))
+    assert status and set(status[0]) - {"type", "time", "fps", "model"} == set(read_health("/", use_vcgencmd=False))
+    assert status[0]["model"] == Classifier(int8_model).identity  # which model's device this is
