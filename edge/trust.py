@@ -144,15 +144,6 @@ def sign_model(model: bytes, private_key) -> bytes:
     return model[: end + 20] + struct.pack("<H", len(comment)) + comment
 
 
-def signed_by(model: bytes) -> str | None:
-    """The key id a model says it is signed with (not checked), or None for an unsigned model."""
-    end = _end_of_archive(model)
-    comment = model[end + END_SIZE :] if end is not None else b""
-    if not comment.startswith(SIGNATURE_TAG):
-        return None
-    return comment[len(SIGNATURE_TAG) :].split(b" ")[0].decode("ascii", "replace")
-
-
 def check_signature(path: str | Path, model: bytes, public_key) -> str:
     """The key id when `model` (the bytes of `path`) is signed with `public_key`'s private key;
     otherwise a ModelFileError that says why: unsigned, signed with another key, or altered."""
