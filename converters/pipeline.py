@@ -32,11 +32,11 @@ from ..edge.files import (
     temp_name_for,
 )
 from ..edge.folders import ImageFolder, list_image_folder
-from ..edge.metadata import model_identity, sidecar_spec
+from ..edge.metadata import identity_line, model_identity, sidecar_spec
 from ..edge.names import read_names_table
 from ..edge.quality import calibrate
 from ..edge.quiet import native_output_captured
-from ..edge.spec import SPEC_FILENAME, UNKNOWN_LABEL, PreprocessingSpec, QualityThresholds
+from ..edge.spec import SPEC_FILENAME, UNKNOWN_LABEL, PreprocessingSpec, QualityThresholds, RunInfo
 from ..edge.trust import key_id, load_private_key, sign_model
 from ..trainer.run_folder import RunFolder
 from ..trainer.split import describe_drift
@@ -123,8 +123,8 @@ class ConversionReport:
             named = ", ".join(f"{language} ({count} label{'s' * (count != 1)})" for language, count in self.names.items())
             out.append(f"display names packed: {named}")
         if self.identity:
-            run = f" (run {self.run['id']}, trained {self.run['started']})" if self.run else ""
-            out.append(f"model {self.identity}{run}: how devices, records and reports name this file")
+            run = RunInfo(**self.run) if self.run else None
+            out.append(f"{identity_line(self.identity, run)}: how devices, records and reports name this file")
         if self.signed_with:
             out.append(f"signed with key {self.signed_with}: devices that trust it run this file, unaltered")
         if self.quality:

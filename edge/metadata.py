@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import ModelFileError, first_line
 from .files import read_regular_file
-from .spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec, SpecError, parse_labels, read_spec
+from .spec import LABELS_FILENAME, SPEC_FILENAME, PreprocessingSpec, RunInfo, SpecError, parse_labels, read_spec
 
 # What hh packs (labels, spec, a few self-test JPEGs) is kilobytes; a member that claims more
 # than this is not read (a zip bomb: 400 MB from a 437 KB model).
@@ -39,6 +39,11 @@ def model_identity(model: bytes) -> str:
     """What names a model file in every record and report: the start of the SHA-256 of its bytes.
     Two files with the same identity are the same model, labels, spec and self-test included."""
     return hashlib.sha256(model).hexdigest()[:12]
+
+
+def identity_line(identity: str, run: RunInfo | None) -> str:
+    """A model's identity for a person, as every command prints it: its hash, and the run that made it."""
+    return f"model {identity}" + (f" (run {run.id}, trained {run.started})" if run else " (no training run recorded)")
 
 
 # Larger than any model hh makes or a device runs (TFLite's own flatbuffers end at 2 GB).

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import ModelFileError, ParameterError, first_line
-from .metadata import declared_outputs, model_identity, read_associated_files, read_model_bytes, read_model_spec
+from .metadata import declared_outputs, identity_line, model_identity, read_associated_files, read_model_bytes, read_model_spec
 from .names import DisplayNames, packed_names
 from .preprocess import to_model_rgb
 from .quality import check, measure
@@ -173,9 +173,8 @@ class Classifier:
         return {"id": self.identity, "run": run.id if run else None, "trained": run.started if run else None}
 
     def identity_line(self) -> str:
-        """The model's identity for a person: its hash, and the run that made it."""
-        run = self.spec.run
-        return f"model {self.identity}" + (f" (run {run.id}, trained {run.started})" if run else " (no training run recorded)")
+        """The model's identity for a person (hh.edge.metadata.identity_line)."""
+        return identity_line(self.identity, self.spec.run)
 
     @functools.cached_property
     def display_names(self) -> DisplayNames:

@@ -163,6 +163,7 @@ class LiveState:
             if event.classifier is not None and isinstance(self.model, dict):
                 self.model = {**self.model, **event.classifier.model_id, "selftest": event.data["selftest"]}
                 self.display_names = event.classifier.display_names
+                self.picture_names = drawable_names(self.display_names.of(self.language))
 
     def source_event(self, event: dict) -> None:
         with self.lock:
