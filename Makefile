@@ -91,6 +91,7 @@ bench: $(STAMP) $(WEB_STAMP) chromium
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/resize.py
 	$(BIN)/python bench/negatives.py
+	$(BIN)/python bench/scale.py
 
 # The same scripts at a tiny size, each in its own temporary folder (under a minute each; JSON
 # in bench/results/smoke/): that every one still runs, not how fast.
@@ -104,6 +105,7 @@ bench-smoke: $(STAMP) $(WEB_STAMP) chromium
 	$(BIN)/python bench/web.py --smoke
 	$(BIN)/python bench/resize.py --smoke
 	$(BIN)/python bench/negatives.py --smoke
+	$(BIN)/python bench/scale.py --smoke
 
 # The demo: synthetic leaves -> trained model -> int8 TFLite -> labels on a video, as a user would.
 demo: $(STAMP)

@@ -54,3 +54,65 @@ def peak_rss_mb() -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6  # bytes on macOS, KiB on Linux
+
+
+UNLIMITED = 1 << 62  # cgroup v1 writes "no limit" as a number near 2**63
+
+
+def memory_limit(proc: str = "/proc", cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """Bytes of memory this process may use: the machine's RAM, or less where a cgroup limit
+    (a container's --memory, a systemd MemoryMax=) on the process's own group or any group
+    above it says so. cgroup v2 (memory.max) and v1 (memory.limit_in_bytes) are both read."""
+    limits = [_machine_memory(proc)]
+    for directory, name in _memory_cgroup_dirs(proc, cgroup_root):
+        try:
+            with open(os.path.join(directory, name)) as handle:
+                text = handle.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < UNLIMITED:
+            limits.append(int(text))
+    return min(limit for limit in limits if limit > 0)
+
+
+def _machine_memory(proc: str) -> int:
+    try:
+        with open(os.path.join(proc, "meminfo")) as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not Linux nor macOS: no limit known
+        return UNLIMITED
+
+
+def _memory_cgroup_dirs(proc: str, cgroup_root: str) -> list[tuple[str, str]]:
+    """(folder, limit file) of the process's memory cgroup and every group above it. Inside a
+    container the group's own folder is often the mount's root, so that is always looked at."""
+    found: list[tuple[str, str]] = []
+    try:
+        with open(os.path.join(proc, "self", "cgroup")) as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # cgroup v2: one tree, memory.max in each group
+            base, name = cgroup_root, "memory.max"
+        elif "memory" in controllers.split(","):
+            base, name = os.path.join(cgroup_root, "memory"), "memory.limit_in_bytes"
+        else:
+            continue
+        relative = path.strip("/")
+        while True:
+            found.append((os.path.join(base, relative) if relative else base, name))
+            if not relative:
+                break
+            relative = os.path.dirname(relative)
+    return found

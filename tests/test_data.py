@@ -7,6 +7,20 @@ from PIL import Image
 from hh.edge.folders import list_image_folder, split_validation
 from hh.edge.spec import PreprocessingSpec
 from hh.trainer.data import make_dataset
+from hh.trainer.decode import DecodedImages, decode_into_file
+from hh.trainer.input_file import ImageVersion, InputFileWriter
+
+
+def kept_inputs(folder, spec, where, tmp_path):
+    """The folder's model inputs decoded once: in RAM, in an inputs file on disk, or not at all."""
+    if where == "none":
+        return None
+    if where == "memory":
+        return DecodedImages.of_files(folder.paths, spec)
+    writer = InputFileWriter(tmp_path / "inputs", len(folder), spec)
+    decode_into_file(folder.paths, spec, writer)
+    versions = [ImageVersion(str(p), 0, 0, f"digest{i}") for i, p in enumerate(folder.paths)]
+    return DecodedImages(writer.commit(versions), {p: i for i, p in enumerate(folder.paths)})
 
 
 def write_mixed_folder(root):
@@ -48,9 +62,8 @@ def test_loader_decodes_every_format_to_rgb_batches(tmp_path, cache):
     assert folder.class_names == ("bright", "dark")
     assert len(folder) == 14  # hidden and non-image files are not listed
     spec = PreprocessingSpec(height=40, width=56, class_names=folder.class_names)
-    cache_arg = {"memory": True, "none": False, "file": str(tmp_path / "cache" / "train")}[cache]
-    (tmp_path / "cache").mkdir()
-    batches = list(make_dataset(folder, spec, batch_size=5, shuffle=False, cache=cache_arg))
+    decoded = kept_inputs(folder, spec, cache, tmp_path)
+    batches = list(make_dataset(folder, spec, batch_size=5, shuffle=False, decoded=decoded))
     images = np.concatenate([b[0].numpy() for b in batches])
     labels = np.concatenate([b[1].numpy() for b in batches])
     assert [tuple(b[0].shape[1:]) for b in batches] == [(40, 56, 3)] * 3
@@ -101,14 +114,15 @@ def test_val_split_refuses_fractions_that_leave_a_side_empty(tmp_path, fraction)
         split_validation(list_image_folder(tmp_path), fraction, seed=0)
 
 
-def test_shuffled_epochs_differ_and_cover_every_image(tmp_path):
+@pytest.mark.parametrize("where", ["memory", "file"])
+def test_shuffled_epochs_differ_and_cover_every_image(tmp_path, where):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         for i in range(10):
             Image.new("RGB", (20, 20), (i * 20 + (name == "b"), 0, 0)).save(tmp_path / name / f"{i}.png")
     folder = list_image_folder(tmp_path)
     spec = PreprocessingSpec(height=16, width=16, class_names=folder.class_names)
-    ds = make_dataset(folder, spec, batch_size=4, shuffle=True, seed=1, cache=True)
+    ds = make_dataset(folder, spec, batch_size=4, shuffle=True, seed=1, decoded=kept_inputs(folder, spec, where, tmp_path))
     epochs = [np.concatenate([x.numpy()[:, 0, 0, 0] for x, _ in ds]) for _ in range(2)]
     assert sorted(epochs[0]) == sorted(epochs[1]) and len(epochs[0]) == 20
     assert not np.array_equal(epochs[0], epochs[1])  # a fresh order every epoch

@@ -30,12 +30,14 @@ def small_dataset(root, counts, size=48, seed=0):
 # -- augmentation ---------------------------------------------------------------------------
 def test_augmentation_is_seeded_new_every_epoch_and_keeps_labels(synth_data):
     from hh.trainer.data import make_dataset
+    from hh.trainer.decode import DecodedImages
 
     folder = list_image_folder(synth_data / "validation").subset(list(range(16)))
     spec = PreprocessingSpec(height=48, width=48, class_names=folder.class_names)
+    decoded = DecodedImages.of_files(folder.paths, spec)
 
     def epochs(level, seed):
-        ds = make_dataset(folder, spec, 8, shuffle=False, seed=seed, cache=True, augment=level)
+        ds = make_dataset(folder, spec, 8, shuffle=False, seed=seed, augment=level, decoded=decoded)
         return [np.concatenate([x.numpy() for x, _ in ds]) for _ in range(2)], np.concatenate([y.numpy() for _, y in ds])
 
     plain, labels = epochs("none", 1)

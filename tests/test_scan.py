@@ -111,7 +111,7 @@ def test_odd_formats_load_as_upright_rgb_on_both_sides(tmp_path):
     assert normalized == {"actually_pcx.jpg": "PCX format, which OpenCV cannot read"}
     images, _ = load_images(folder, spec)
     # What the scan kept is what a separate decode gives, row for row.
-    assert np.array_equal(decoded.take(folder.paths), images)
+    assert np.array_equal(decoded.pixels[decoded.rows(folder.paths)], images)
     for name, image in zip(folder.paths, images):
         top, bottom = image[:25].reshape(-1, 3).mean(0), image[35:].reshape(-1, 3).mean(0)
         grey = name.endswith("grey16.png")

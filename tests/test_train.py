@@ -150,7 +150,7 @@ def test_existing_run_is_not_overwritten(trained_run, synth_data, one_line_error
 
 @pytest.mark.slow
 def test_a_shared_cache_never_serves_another_data_set(tmp_path):
-    """--cache is keyed by the files (and their versions) and the spec, not by folder name."""
+    """--cache is keyed by the files (and their versions) and the pixel settings, not by folder name."""
     from hh.trainer.config import TrainConfig
     from hh.trainer.train import train
 
@@ -171,14 +171,19 @@ def test_a_shared_cache_never_serves_another_data_set(tmp_path):
         )
         return train(config)
 
+    def inputs_files():
+        return {p.stem for p in cache.glob("inputs-*.json")} | {p.stem for p in cache.glob("inputs-*.u8")}
+
     run(first, "r1", 32)
-    entries = set(p.name.split(".")[0] for p in cache.iterdir())
+    entries = inputs_files()
+    assert len(entries) == 1  # one folder scanned: the held-out fraction shares its file
     # Another data set at another size through the same cache: trains on its own images.
     result = run(second, "r2", 40)
     assert result.epochs_run == 1
     assert json.loads((tmp_path / "r2" / "run.json").read_text())["train_images"] == {"x": 3, "y": 3, "z": 3}
-    new = set(p.name.split(".")[0] for p in cache.iterdir()) - entries
-    assert len(new) == 2  # its own train and validation entries
-    # The same data again reuses the first run's entries: nothing new.
+    new = inputs_files() - entries
+    assert len(new) == 1
+    # The same data again reuses the first run's file: nothing new, and nothing left half-written.
     run(first, "r3", 32)
-    assert set(p.name.split(".")[0] for p in cache.iterdir()) == entries | new
+    assert inputs_files() == entries | new
+    assert sorted(p.name for p in cache.iterdir() if p.name.startswith(".")) == []

@@ -35,7 +35,8 @@ def train(
     resume: Annotated[
         Path | None,
         typer.Option(
-            help="Continue the interrupted run in this folder from its last completed epoch (only --epochs may change)."
+            help="Continue the interrupted run in this folder from its last completed epoch "
+            "(--epochs and --ram-budget may change)."
         ),
     ] = None,
     verbose: VerboseOption = False,

@@ -44,7 +44,8 @@ def auto_batch_size(training_images: int, replicas: int = 1) -> int:
 
 # What --resume may change: training longer is the point of resuming. Anything else would
 # make the resumed run something the recorded configuration does not describe.
-RESUMABLE_CHANGES = ("epochs", "fine_tune_epochs")
+# How much RAM holds the model inputs changes no result: a run may go on on another machine.
+RESUMABLE_CHANGES = ("epochs", "fine_tune_epochs", "ram_budget")
 
 
 @dataclass
@@ -92,7 +93,16 @@ class TrainConfig:
         "auto",
         f"{', '.join(STRATEGIES)}: mirrored uses this machine's GPUs, multiworker the machines in TF_CONFIG.",
     )  # see hh.trainer.distribute
-    cache: str | None = option(None, "Cache decoded images in this folder instead of RAM (data sets larger than memory).")
+    cache: str | None = option(
+        None,
+        "Write the model inputs to a file in this folder instead of keeping them in RAM; later runs on the same "
+        "images (same size and resize settings) read them from there without decoding.",
+    )
+    ram_budget: float | None = option(
+        None,
+        "GB of model inputs to keep in RAM (default: half the memory this machine or container allows); "
+        "beyond it they are written once to a file in the run folder and read from there every epoch.",
+    )
     # "light" by default: field photos differ in angle, distance and light from any training
     # set, and light changes never make a leaf look like another class.
     augment: str = option(
@@ -227,6 +237,10 @@ class TrainConfig:
             )
         if self.patience is not None and self.patience < 1:
             raise ParameterError("patience", f"must be at least 1, got {self.patience}")
+        if self.ram_budget is not None and not (
+            isinstance(self.ram_budget, (int, float)) and self.ram_budget >= 0 and math.isfinite(self.ram_budget)
+        ):
+            raise ParameterError("ram_budget", f"must be a number of GB, 0 or more, got {self.ram_budget}")
 
     def as_dict(self) -> dict:
         return asdict(self)

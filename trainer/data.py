@@ -10,17 +10,18 @@ Nothing on disk changes. Batches hold raw 0-255 uint8 pixels: scaling is the mod
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import tensorflow as tf
 
 from ..edge.folders import ImageFolder
+from ..edge.machine import usable_cores
 from ..edge.spec import PreprocessingSpec
-from .decode import ALIGNMENT, DecodedImages, read_model_input
+from .decode import ALIGNMENT, DecodedImages, decode_files, read_model_input
+from .input_file import InputFile
 
-# Cache decoded images in RAM below this many bytes; above it, decode every epoch.
-DEFAULT_CACHE_BYTES = 4 * 1024**3
+# Batches made ahead of the one training takes: enough to hide a batch's gather or read, and a
+# fixed number, so the pipeline's memory is a few batches whatever the data set's size.
+PREFETCH_BATCHES = 2
 
 
 def load_image(path: tf.Tensor, spec: PreprocessingSpec) -> tf.Tensor:
@@ -32,10 +33,6 @@ def load_image(path: tf.Tensor, spec: PreprocessingSpec) -> tf.Tensor:
     image = tf.numpy_function(lambda p: read_model_input(p.decode(), spec), [path], tf.uint8, stateful=False)
     image.set_shape([spec.height, spec.width, 3])
     return image
-
-
-def should_cache(n_images: int, spec: PreprocessingSpec, budget: int = DEFAULT_CACHE_BYTES) -> bool:
-    return n_images * spec.height * spec.width * 3 <= budget
 
 
 def encode_labels(labels, spec: PreprocessingSpec) -> np.ndarray:
@@ -51,7 +48,6 @@ def make_dataset(
     batch_size: int,
     shuffle: bool,
     seed: int = 0,
-    cache: bool | str | None = None,
     augment: str = "none",
     decoded: DecodedImages | None = None,
 ) -> tf.data.Dataset:
@@ -60,37 +56,30 @@ def make_dataset(
     Batches stay uint8: the model's Input casts and its Rescaling scales, inside the compiled
     step. Casting 128 images of 300x300 to float32 in the pipeline cost more than decoding them.
 
-    cache: True to decode everything into RAM once (each epoch then only gathers shuffled
-    batches from memory), a path for a tf.data cache file on disk, False to decode every
-    epoch, None to choose RAM when it fits DEFAULT_CACHE_BYTES.
-
-    decoded: images the scan already decoded into RAM (hh.trainer.scan.scan_and_decode); used
-    when it holds every file of `folder`, whatever `cache` says.
+    decoded: the model inputs decoded once (hh.trainer.run_data.keep_inputs), in RAM or in an
+    inputs file on disk; used when it holds every file of `folder`. Without it every epoch
+    decodes the files again.
 
     augment: "none", "light" or "strong" (hh.trainer.augment), applied to whole batches after
-    the cache, so cached images stay the originals and every epoch draws new changes.
+    they are read, so kept images stay the originals and every epoch draws new changes.
     """
     from .augment import augmented
 
     labels = encode_labels(folder.labels, spec)
     rows = decoded.rows(folder.paths) if decoded is not None else None
-    if rows is None and (cache is True or (cache is None and should_cache(len(folder), spec))):
-        decoded = DecodedImages.of_files(folder.paths, spec)
-        rows = np.arange(len(folder))
     if rows is not None and decoded is not None:
-        batches = in_memory_batches(shared_tensor(decoded.pixels, spec), rows, labels, batch_size, shuffle, seed)
-        return augmented(batches, augment, seed).prefetch(tf.data.AUTOTUNE)
+        if isinstance(decoded.pixels, np.ndarray):
+            batches = in_memory_batches(shared_tensor(decoded.pixels, spec), rows, labels, batch_size, shuffle, seed)
+        else:
+            batches = file_batches(decoded.pixels, spec, rows, labels, batch_size, shuffle, seed)
+        return augmented(batches, augment, seed).prefetch(PREFETCH_BATCHES)
     paths = tf.data.Dataset.from_tensor_slices(list(folder.paths))
     ds = tf.data.Dataset.zip((paths, tf.data.Dataset.from_tensor_slices(labels)))
-    if shuffle and not cache:
-        # Without a cache, shuffle cheap file names, not decoded images.
+    if shuffle:
+        # Shuffle cheap file names, not decoded images.
         ds = ds.shuffle(len(folder), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda p, y: (load_image(p, spec), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
-    if isinstance(cache, (str, os.PathLike)):
-        ds = ds.cache(os.fspath(cache))
-        if shuffle:
-            ds = ds.shuffle(len(folder), seed=seed, reshuffle_each_iteration=True)
-    return augmented(ds.batch(batch_size), augment, seed).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(lambda p, y: (load_image(p, spec), y), num_parallel_calls=usable_cores(), deterministic=not shuffle)
+    return augmented(ds.batch(batch_size), augment, seed).prefetch(PREFETCH_BATCHES)
 
 
 def shared_tensor(pixels: np.ndarray, spec: PreprocessingSpec) -> tf.Tensor:
@@ -103,20 +92,53 @@ def shared_tensor(pixels: np.ndarray, spec: PreprocessingSpec) -> tf.Tensor:
     return tf.convert_to_tensor(np.ascontiguousarray(pixels))
 
 
+def order_batches(count: int, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """Batches of positions 0..count-1: a fresh order every epoch when shuffled."""
+    order = tf.data.Dataset.range(count)
+    if shuffle:
+        order = order.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return order.batch(batch_size)
+
+
 def in_memory_batches(
     images: tf.Tensor, rows: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int
 ) -> tf.data.Dataset:
     """Shuffled batches gathered from decoded images held in RAM (the given rows of `images`):
     a fresh order every epoch at memory speed, with no per-image work left."""
     rows, labels = tf.constant(rows), tf.constant(labels)
-    order = tf.data.Dataset.range(len(labels))
-    if shuffle:
-        order = order.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    return order.batch(batch_size).map(
+    return order_batches(len(labels), batch_size, shuffle, seed).map(
         lambda idx: (tf.gather(images, tf.gather(rows, idx)), tf.gather(labels, idx)), num_parallel_calls=tf.data.AUTOTUNE
     )
 
 
+def file_batches(
+    inputs: InputFile, spec: PreprocessingSpec, rows: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int
+) -> tf.data.Dataset:
+    """The same batches read from an inputs file on disk (the given rows), one read per image:
+    no decoding, and only the batches in flight held in memory."""
+
+    def read(idx: np.ndarray) -> np.ndarray:
+        return inputs.read(rows[idx])
+
+    def batch(idx: tf.Tensor):
+        images = tf.numpy_function(read, [idx], tf.uint8, stateful=False)
+        images.set_shape([None, spec.height, spec.width, 3])
+        return images, tf.gather(labels, idx)
+
+    return order_batches(len(labels), batch_size, shuffle, seed).map(batch, num_parallel_calls=usable_cores())
+
+
+def input_chunks(folder: ImageFolder, spec: PreprocessingSpec, decoded: DecodedImages | None, chunk: int = 256):
+    """The folder's model inputs in order, `chunk` images at a time: from `decoded` when it
+    holds them all, else decoded from the files. Memory: one chunk, whatever the folder's size."""
+    rows = decoded.rows(folder.paths) if decoded is not None else None
+    for start in range(0, len(folder), chunk):
+        if rows is not None and decoded is not None:
+            yield decoded.pixels[rows[start : start + chunk]]
+        else:
+            yield decode_files(folder.paths[start : start + chunk], spec)
+
+
 def load_images(folder: ImageFolder, spec: PreprocessingSpec) -> tuple[np.ndarray, np.ndarray]:
     """All images of a folder as a uint8 array [N,H,W,3] plus integer labels (for evaluation)."""
-    return DecodedImages.of_files(folder.paths, spec).pixels, np.asarray(folder.labels, np.int64)
+    return decode_files(folder.paths, spec), np.asarray(folder.labels, np.int64)

@@ -22,6 +22,7 @@ import numpy as np
 from ..edge.machine import usable_cores
 from ..edge.preprocess import read_image_bgr, to_model_rgb
 from ..edge.spec import PreprocessingSpec
+from .input_file import InputFile, InputFileWriter
 
 ALIGNMENT = 64  # bytes; TensorFlow refuses to share a buffer aligned less
 
@@ -67,16 +68,32 @@ def decode_files(paths: Sequence[str], spec: PreprocessingSpec, workers: int | N
     return pixels
 
 
-class DecodedImages:
-    """Model inputs held in RAM, a row per file, found by the path training loads.
+def decode_into_file(paths: Sequence[str], spec: PreprocessingSpec, writer: InputFileWriter, workers: int | None = None) -> None:
+    """The same, each row written to a new inputs file instead of kept in RAM."""
 
-    One array can serve several folders (train and validation of one scanned folder, the
+    def one(i: int) -> None:
+        row = writer.row()
+        read_model_input(paths[i], spec, row)
+        writer.write(i, row)
+
+    run_parallel(one, len(paths), workers)
+
+
+class DecodedImages:
+    """Model inputs decoded once, a row per file, found by the path training loads: in RAM (an
+    aligned array) or on disk (hh.trainer.input_file.InputFile); `pixels[rows]` reads either.
+
+    One store can serve several folders (train and validation of one scanned folder, the
     shards of a distributed run): each takes the rows of its own paths.
     """
 
-    def __init__(self, pixels: np.ndarray, row_of: dict[str, int]):
+    def __init__(self, pixels: np.ndarray | InputFile, row_of: dict[str, int]):
         self.pixels = pixels
         self.row_of = row_of  # load path -> row of pixels
+
+    @property
+    def in_ram(self) -> bool:
+        return isinstance(self.pixels, np.ndarray)
 
     def rows(self, paths: Sequence[str]) -> np.ndarray | None:
         """The rows of `paths`, or None if any of them was not decoded here."""
@@ -84,11 +101,6 @@ class DecodedImages:
             return np.fromiter((self.row_of[path] for path in paths), np.int64, len(paths))
         except KeyError:
             return None
-
-    def take(self, paths: Sequence[str]) -> np.ndarray | None:
-        """A copy of the rows of `paths` [N, H, W, 3], or None if any was not decoded here."""
-        rows = self.rows(paths)
-        return None if rows is None else self.pixels[rows]
 
     @classmethod
     def of_files(cls, paths: Sequence[str], spec: PreprocessingSpec) -> DecodedImages:

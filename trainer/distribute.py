@@ -10,8 +10,9 @@ evenly over all replicas (GPUs, or workers on CPUs). The learning rate is used a
 scaled with the replica count: a bigger global batch usually wants a larger --lr.
 
 Each worker trains on its own shard of the image files (file i goes to worker i mod workers).
-Every worker's pre-training scan decodes all files once anyway, to check them; when they fit in
-RAM it keeps them, and its shard takes its rows from there, so nothing is decoded twice. Only the chief
+Every worker's pre-training scan decodes all files once anyway, to check them, and keeps them
+(in RAM within the budget, else in an inputs file on disk); its shard reads its own rows from
+there, so nothing is decoded twice. Only the chief
 writes the run's artifacts; every worker keeps its own resumable checkpoint, as Keras'
 BackupAndRestore does, so --resume works on all of them.
 """
@@ -188,18 +189,16 @@ def cluster_dataset(
     global_batch: int,
     shuffle: bool,
     seed: int,
-    cache: str | None,
     augment: str = "none",
     decoded=None,
 ):
     """The input for model.fit: plain on one device, one shard per worker under a strategy."""
     if cluster.strategy is None:
-        return make_dataset(folder, spec, global_batch, shuffle, seed, cache, augment, decoded)
+        return make_dataset(folder, spec, global_batch, shuffle, seed, augment, decoded)
 
     def per_worker(context: tf.distribute.InputContext) -> tf.data.Dataset:
         pipeline, pipelines = context.input_pipeline_id, context.num_input_pipelines
         shard = folder.subset(list(range(pipeline, len(folder), pipelines)))
-        worker_cache = f"{cache}-worker{pipeline}" if cache else None
         # Each worker augments its own shard with its own stream of seeds.
         ds = make_dataset(
             shard,
@@ -207,7 +206,6 @@ def cluster_dataset(
             context.get_per_replica_batch_size(global_batch),
             shuffle,
             seed + 1000 * pipeline,
-            worker_cache,
             augment,
             decoded,  # a shard takes its own rows of what the scan decoded
         )

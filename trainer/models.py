@@ -185,12 +185,21 @@ def load_model_file(path: Path, damaged: str, compile: bool = False) -> keras.Mo
         raise UserError(f"{path}: {damaged} ({first_line(exc)})") from None
 
 
+PREDICT_CHUNK = 32  # images per forward pass when scoring
+
+
 def keras_probabilities(model: keras.Model, images, spec: PreprocessingSpec):
     """One probability per class for model-sized RGB images [N, H, W, 3] (0-255), as the exported
     .tflite gives them: [1-p, p] for a one-unit sigmoid."""
     import numpy as np
 
-    probs = model.predict(np.asarray(images, np.float32), batch_size=32, verbose=0)
+    # A chunk at a time: all of a validation set as float32 at once (and Keras' own copy of it)
+    # took gigabytes at field scale.
+    chunks = [
+        model.predict_on_batch(np.asarray(images[start : start + PREDICT_CHUNK], np.float32))
+        for start in range(0, len(images), PREDICT_CHUNK)
+    ]
+    probs = np.concatenate(chunks) if chunks else np.zeros((0, model.output_shape[-1]), np.float32)
     if probs.shape[-1] == 1 and spec.num_classes == 2:
         probs = np.concatenate([1.0 - probs, probs], axis=-1)
     return probs

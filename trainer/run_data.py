@@ -8,16 +8,17 @@ instead and checks it against the disk. Either way the result is one `RunData`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..edge.errors import ParameterError, UserError
+from ..edge.errors import OutOfSpace, ParameterError, UserError
 from ..edge.folders import ImageFolder, check_same_classes, list_image_folder, list_negatives, split_validation, with_class
 from ..edge.spec import UNKNOWN_LABEL, PreprocessingSpec
 from .config import TrainConfig
-from .decode import DecodedImages
+from .decode import DecodedImages, decode_into_file
+from .input_file import ImageVersion, InputFileWriter, find_input_file, size_text
 from .run_folder import RunFolder
 from .scan import ScanReport, enforce, normalized_copy, scan_and_decode, scan_folder
 from .split import RecordedSplit, SplitEntry, describe_drift
@@ -127,30 +128,129 @@ def record_split(config: TrainConfig, train: ImageFolder, val: ImageFolder, repo
     return RecordedSplit(train.class_names, config.data_dir, config.val_dir, entries(train), entries(val), skipped)
 
 
+@dataclass
+class KeepPlan:
+    """Where the decoded model inputs go: RAM when they fit the budget, else an inputs file on
+    disk (in `folder`; when the disk has no room, every epoch decodes again)."""
+
+    where: str  # "ram" or "file"
+    folder: Path | None
+    need: int  # bytes of model inputs
+    budget: int  # bytes of RAM they may take
+    said: set[str] = field(default_factory=set)
+
+    def say(self, line: str) -> None:
+        """Log a line once per run (a validation folder is scanned, and kept, on its own)."""
+        if line not in self.said:
+            self.said.add(line)
+            log.info(line)
+
+
+def ram_budget(config: TrainConfig) -> int:
+    """--ram-budget in bytes; by default half the memory this process may use (machine or
+    container): the rest is for TensorFlow, the model, and whatever else the machine runs."""
+    from ..edge.machine import memory_limit
+
+    if config.ram_budget is not None:
+        return int(config.ram_budget * 1e9)
+    return memory_limit() // 2
+
+
+def plan_keep(config: TrainConfig, run: RunFolder, spec: PreprocessingSpec, count: int) -> KeepPlan:
+    need = count * spec.height * spec.width * 3
+    budget = ram_budget(config)
+    if config.cache is None and need <= budget:
+        return KeepPlan("ram", None, need, budget)
+    return KeepPlan("file", Path(config.cache) if config.cache else run.inputs_dir, need, budget)
+
+
+def describe_plan(plan: KeepPlan) -> str:
+    """The line said when model inputs are written to disk: how much, and why not RAM."""
+    budget = f"more than the RAM budget of {size_text(plan.budget)} (--ram-budget)"
+    why = budget if plan.need > plan.budget else "--cache"
+    return f"model inputs: {size_text(plan.need)}, {why}: decoded once into {plan.folder}, read from there every epoch"
+
+
+def new_input_file(plan: KeepPlan, count: int, spec: PreprocessingSpec) -> InputFileWriter | None:
+    """A new inputs file for `count` images, or None (and a note) when the disk has no room."""
+    assert plan.folder is not None
+    try:
+        return InputFileWriter(plan.folder, count, spec)
+    except OutOfSpace as exc:
+        plan.say(f"note: {exc}; every epoch decodes the images again")
+        return None
+
+
+def scan_keeping(
+    folder: ImageFolder, run: RunFolder, spec: PreprocessingSpec, plan: KeepPlan
+) -> tuple[ImageFolder, ScanReport, DecodedImages | None]:
+    """Scan one folder, keeping the model inputs as planned; an inputs file already holding
+    every image (an earlier run's, in --cache) is used instead of decoding them again."""
+    if plan.where == "ram":
+        return scan_and_decode(folder, run.normalized_dir, spec)
+    assert plan.folder is not None
+    reused = reuse_input_file(folder, run, spec, plan.folder)
+    if reused is not None:
+        return reused
+    writer = new_input_file(plan, len(folder), spec)
+    if writer is None:
+        return (*scan_folder(folder, run.normalized_dir), None)
+    plan.say(describe_plan(plan))
+    try:
+        return scan_and_decode(folder, run.normalized_dir, spec, writer=writer)
+    except BaseException:
+        writer.discard()
+        raise
+
+
+def reuse_input_file(
+    folder: ImageFolder, run: RunFolder, spec: PreprocessingSpec, cache: Path
+) -> tuple[ImageFolder, ScanReport, DecodedImages] | None:
+    """When an inputs file in `cache` has every listed file (same path, size and time), the scan
+    only checks the files (cheap), and the kept ones' digests must match too."""
+    try:
+        listed = [version_of(path) for path in folder.paths]
+    except OSError:
+        return None
+    found = find_input_file(cache, spec, listed, known=True)
+    if found is None:
+        return None
+    inputs, rows = found
+    cleaned, report = scan_folder(folder, run.normalized_dir)
+    row_by_path = {version.file: int(row) for version, row in zip(listed, rows)}
+    row_of: dict[str, int] = {}
+    for verdict in report.kept:
+        row = row_by_path[str(Path(verdict.path).absolute())]
+        held = inputs.versions[row]
+        if held is None or not held.usable or held.digest != verdict.digest or verdict.load_path is None:
+            inputs.close()  # changed in place (same size and time) since: decode afresh
+            return None
+        row_of[verdict.load_path] = row
+    log.info(f"model inputs: read from {inputs.path} (decoded by an earlier run)")
+    return cleaned, report, DecodedImages(inputs, row_of)
+
+
+def version_of(path: str, digest: str | None = None) -> ImageVersion:
+    stat = os.stat(path)
+    return ImageVersion(str(Path(path).absolute()), stat.st_size, stat.st_mtime_ns, digest)
+
+
 def scan_and_split(config: TrainConfig, run: RunFolder, listing: Listing) -> RunData:
     """Check and split the data, choose the class mode, build the spec and the record.
 
     Every image is scanned first (hh.trainer.scan): bad files are skipped (or refused with
-    strict), odd-but-real ones are normalized into the run folder. When the images fit in RAM
-    (and no on-disk cache was asked for), the scan keeps what it decoded for training.
+    strict), odd-but-real ones are normalized into the run folder. The scan keeps what it
+    decoded, in RAM when it fits the budget, else in an inputs file on disk (KeepPlan).
     """
-    from .data import should_cache
-
     spec = build_spec(config, listing.train.class_names)
     total = len(listing.train) + (len(listing.val) if listing.val is not None else 0)
-    in_ram = config.cache is None and should_cache(total, spec)
-
-    def scan(folder: ImageFolder) -> tuple[ImageFolder, ScanReport, DecodedImages | None]:
-        if in_ram:
-            return scan_and_decode(folder, run.normalized_dir, spec)
-        return (*scan_folder(folder, run.normalized_dir), None)
-
-    folder, report, decoded = scan(listing.train)
+    plan = plan_keep(config, run, spec, total)
+    folder, report, decoded = scan_keeping(listing.train, run, spec, plan)
     reports = [report]
     decoded_by_split = {"train": decoded, "validation": decoded}
     if listing.val is not None:
         train = folder
-        val, val_report, decoded_by_split["validation"] = scan(listing.val)
+        val, val_report, decoded_by_split["validation"] = scan_keeping(listing.val, run, spec, plan)
         reports.append(val_report)
     else:
         fraction = config.val_split if config.val_split is not None else DEFAULT_VAL_SPLIT
@@ -163,7 +263,8 @@ def scan_and_split(config: TrainConfig, run: RunFolder, listing: Listing) -> Run
 
 
 def recorded_data(config: TrainConfig, run: RunFolder, split: RecordedSplit) -> RunData:
-    """The data of a resumed run: exactly the recorded split, checked against the disk."""
+    """The data of a resumed run: exactly the recorded split, checked against the disk, with
+    its model inputs decoded once (or found in an inputs file from before)."""
     drift = split.drift()
     if drift:
         raise UserError(
@@ -176,9 +277,39 @@ def recorded_data(config: TrainConfig, run: RunFolder, split: RecordedSplit) -> 
     for entry in (*split.train, *split.validation):
         if entry.normalized and not (run.normalized_dir / entry.normalized).exists():
             normalized_copy(entry.file, run.normalized_dir)
-    return RunData(
-        split.folder("train", run.path), split.folder("validation", run.path), build_spec(config, split.class_names), split
-    )
+    spec = build_spec(config, split.class_names)
+    train, val = split.folder("train", run.path), split.folder("validation", run.path)
+    entries = [*split.train, *split.validation]
+    paths = [*train.paths, *val.paths]
+    decoded = recorded_inputs(config, run, spec, entries, paths)
+    kept = {} if decoded is None else {"train": decoded, "validation": decoded}
+    return RunData(train, val, spec, split, decoded=kept)
+
+
+def recorded_inputs(
+    config: TrainConfig, run: RunFolder, spec: PreprocessingSpec, entries: list[SplitEntry], paths: list[str]
+) -> DecodedImages | None:
+    """The model inputs of a resumed run's images (`paths` load `entries`), kept as planned."""
+    plan = plan_keep(config, run, spec, len(paths))
+    if plan.where == "file" and plan.folder is not None:
+        versions = [ImageVersion(e.file, e.size, e.mtime_ns, e.digest) for e in entries]
+        found = find_input_file(plan.folder, spec, versions)
+        if found is not None:
+            log.info(f"model inputs: read from {found[0].path}")
+            return DecodedImages(found[0], {path: int(row) for path, row in zip(paths, found[1])})
+    if plan.where == "ram":
+        return DecodedImages.of_files(paths, spec)
+    writer = new_input_file(plan, len(paths), spec)
+    if writer is None:
+        return None
+    plan.say(describe_plan(plan))
+    try:
+        decode_into_file(paths, spec, writer)
+        versions = [ImageVersion(e.file, e.size, e.mtime_ns, e.digest) for e in entries]
+        return DecodedImages(writer.commit(versions), {path: row for row, path in enumerate(paths)})
+    except BaseException:
+        writer.discard()
+        raise
 
 
 def prepare_data(config: TrainConfig, run: RunFolder, worker: int, is_chief: bool) -> RunData:
@@ -200,14 +331,6 @@ def prepare_data(config: TrainConfig, run: RunFolder, worker: int, is_chief: boo
         if data.bad_files:
             run.write_bad_files(data.bad_files)
     return data
-
-
-def cache_key(data: RunData, split: str) -> str:
-    """What determines a decoded-image cache: the files (and their versions) and the spec."""
-    digest = hashlib.sha256(data.spec.to_json().encode())
-    for entry in data.split.entries(split):
-        digest.update(f"{entry.file}|{entry.size}|{entry.mtime_ns}|{entry.label}\n".encode())
-    return digest.hexdigest()[:16]
 
 
 def class_weights(config: TrainConfig, data: RunData) -> dict[int, float] | None:
@@ -233,16 +356,9 @@ def input_pipelines(cluster, data: RunData, config: TrainConfig, epochs_done: in
     """(training, validation) datasets, on one device or sharded over a cluster's workers."""
     from .distribute import cluster_dataset
 
-    cache: dict[str, str | None] = {split: None for split in ("train", "validation")}
-    if config.cache:
-        cache = {split: str(Path(config.cache) / f"{cache_key(data, split)}-{split}") for split in cache}
-        Path(config.cache).mkdir(parents=True, exist_ok=True)
     # The seed moves with the epoch, so a resumed run does not replay the first epochs' order.
     train_ds = cluster_dataset(
-        cluster, data.train, data.spec, config.batch, True, config.seed + epochs_done, cache["train"],
-        config.augment, data.decoded.get("train"),
-    )  # fmt: skip
-    val_ds = cluster_dataset(
-        cluster, data.val, data.spec, config.batch, False, 0, cache["validation"], decoded=data.decoded.get("validation")
+        cluster, data.train, data.spec, config.batch, True, config.seed + epochs_done, config.augment, data.decoded.get("train")
     )
+    val_ds = cluster_dataset(cluster, data.val, data.spec, config.batch, False, 0, decoded=data.decoded.get("validation"))
     return train_ds, val_ds

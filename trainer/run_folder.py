@@ -119,6 +119,7 @@ class RunFolder:
     CURVES = "curves.png"
     BAD_FILES = "bad_files.txt"
     NORMALIZED = "normalized"
+    INPUTS = "inputs"  # model inputs on disk when they are more than the RAM budget (removed once complete)
     CHECKPOINT = "checkpoint"
     STATE = "state.json"
 
@@ -160,6 +161,10 @@ class RunFolder:
     @property
     def normalized_dir(self) -> Path:
         return self.path / self.NORMALIZED
+
+    @property
+    def inputs_dir(self) -> Path:
+        return self.path / self.INPUTS
 
     def checkpoint_dir(self, worker: int = 0) -> Path:
         """Worker 0 (the chief) uses checkpoint/; every other worker checkpoint/worker-N/."""

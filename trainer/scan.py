@@ -33,6 +33,7 @@ from ..edge.folders import ImageFolder
 from ..edge.preprocess import MAX_IMAGE_PIXELS, REDUCED_READS, decode_image, image_size, to_model_rgb, too_large
 from ..edge.spec import PreprocessingSpec
 from .decode import DecodedImages, model_input_array, read_model_input, run_parallel
+from .input_file import ImageVersion, InputFileWriter
 from .split import content_digest
 
 MIN_IMAGE_SIDE = 16  # smaller is a thumbnail or a tracking pixel, not a photo of a leaf
@@ -175,36 +176,67 @@ def scan_folder(folder: ImageFolder, cache_dir: Path, workers: int | None = None
 
 
 def scan_and_decode(
-    folder: ImageFolder, cache_dir: Path, spec: PreprocessingSpec, workers: int | None = None
+    folder: ImageFolder,
+    cache_dir: Path,
+    spec: PreprocessingSpec,
+    workers: int | None = None,
+    writer: InputFileWriter | None = None,
 ) -> tuple[ImageFolder, ScanReport, DecodedImages]:
-    """scan_folder, keeping every usable image's model input: one decode per file in all."""
-    cleaned, report, decoded = _scan(folder, cache_dir, spec, workers)
+    """scan_folder, keeping every usable image's model input: one decode per file in all.
+    Kept in RAM, or, with `writer`, written to that new inputs file on disk."""
+    cleaned, report, decoded = _scan(folder, cache_dir, spec, workers, writer)
     assert decoded is not None
     return cleaned, report, decoded
 
 
 def _scan(
-    folder: ImageFolder, cache_dir: Path, keep_for: PreprocessingSpec | None, workers: int | None
+    folder: ImageFolder,
+    cache_dir: Path,
+    keep_for: PreprocessingSpec | None,
+    workers: int | None,
+    writer: InputFileWriter | None = None,
 ) -> tuple[ImageFolder, ScanReport, DecodedImages | None]:
-    """With `keep_for`, every usable image's model input for that spec is kept too."""
+    """With `keep_for`, every usable image's model input for that spec is kept too (in RAM,
+    or in `writer`'s file)."""
     paths, spec = folder.paths, keep_for
-    pixels = model_input_array(len(paths), spec) if spec is not None else None
-    verdicts = run_parallel(lambda i: inspect_file(paths[i], spec, None if pixels is None else pixels[i]), len(paths), workers)
+    pixels = model_input_array(len(paths), spec) if spec is not None and writer is None else None
+
+    def row_buffer(row: int) -> np.ndarray | None:
+        if writer is not None:
+            return writer.row()
+        return None if pixels is None else pixels[row]
+
+    def inspect(row: int) -> FileVerdict:
+        into = row_buffer(row)
+        verdict = inspect_file(paths[row], spec, into)
+        if writer is not None and into is not None and not verdict.problem and not verdict.normalize:
+            writer.write(row, into)
+        return verdict
+
+    verdicts = run_parallel(inspect, len(paths), workers)
     report = ScanReport(checked=len(verdicts))
     report.ignored.extend(FileVerdict(path, problem=reason) for path, reason in folder.ignored)
     keep_paths: list[str] = []
     keep_labels: list[int] = []
     row_of: dict[str, int] = {}
+    versions: list[ImageVersion | None] = [None] * len(paths)
     for row, (verdict, label) in enumerate(zip(verdicts, folder.labels)):
         if verdict.problem:
             report.bad.append(verdict)
+            if verdict.size >= 0:  # known as bad: a later scan that reuses the inputs file finds it bad again
+                versions[row] = ImageVersion(
+                    str(Path(verdict.path).absolute()), verdict.size, verdict.mtime_ns, verdict.digest, usable=False
+                )
             continue
         path = verdict.path
         if verdict.normalize:
             try:
                 path = normalized_copy(path, cache_dir)
-                if pixels is not None and spec is not None:
-                    read_model_input(path, spec, pixels[row])
+                into = row_buffer(row)
+                if into is not None and spec is not None:
+                    read_model_input(path, spec, into)
+                    if writer is not None:
+                        writer.write(row, into)
             except (OutOfSpace, PermissionError):
                 raise
             except Exception as exc:  # noqa: BLE001 - skip this file, never abort the scan
@@ -217,12 +249,15 @@ def _scan(
         keep_paths.append(path)
         keep_labels.append(label)
         row_of[path] = row  # rows of bad files stay unused: dropping them would copy the array
+        versions[row] = ImageVersion(str(Path(verdict.path).absolute()), verdict.size, verdict.mtime_ns, verdict.digest)
     cleaned = ImageFolder(folder.root, folder.class_names, tuple(keep_paths), tuple(keep_labels), folder.ignored)
     for label, (name, count) in enumerate(cleaned.counts().items()):
         if count == 0:
             # Where its files are: a class folder, or the negatives' folder (hh-train --negatives).
             where = os.path.commonpath([os.path.dirname(p) for p, lab in zip(folder.paths, folder.labels) if lab == label])
             raise UserError(f"class {name} ({where}) has no usable images (all {folder.counts()[name]} are bad)")
+    if writer is not None:
+        return cleaned, report, DecodedImages(writer.commit(versions), row_of)
     return cleaned, report, None if pixels is None else DecodedImages(pixels, row_of)
 
 

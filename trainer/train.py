@@ -22,7 +22,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from ..edge.errors import OutOfSpace, ParameterError, UserError, caused_by_full_disk
+from ..edge.errors import OutOfSpace, ParameterError, UserError
 from ..edge.evaluate import report_not_learned
 from ..edge.files import check_not_inside, check_output_dir
 from .callbacks import CommitEpochs, EarlyStopping, EpochProgress
@@ -153,6 +153,9 @@ class TrainingRun:
         self._close_record(commit.record, commit.state, seconds, interrupted, stopped_early, evaluation)
         if interrupted or commit.state.epochs_done == 0:
             raise KeyboardInterrupt
+        # A complete run needs its model inputs no more: gigabytes at field scale. (--cache keeps
+        # them for later runs; training this run longer decodes them once again.)
+        shutil.rmtree(folder.inputs_dir, ignore_errors=True)
         return self._result(commit.state, seconds, stopped_early, evaluation)
 
     # -- the steps ------------------------------------------------------------------------------
@@ -258,17 +261,16 @@ class TrainingRun:
                         model, cluster, data.spec, train_ds, val_ds, config.batch, phase.end_epoch, start, listed, weights
                     )
                 else:
-                    with cache_errors_as_out_of_space(config.cache):
-                        model.fit(
-                            train_ds,
-                            validation_data=val_ds,
-                            epochs=phase.end_epoch,
-                            initial_epoch=start,
-                            callbacks=callbacks,
-                            class_weight=weights,
-                            shuffle=False,  # the dataset shuffles itself, each epoch
-                            verbose=0,  # one line per epoch comes from EpochProgress
-                        )
+                    model.fit(
+                        train_ds,
+                        validation_data=val_ds,
+                        epochs=phase.end_epoch,
+                        initial_epoch=start,
+                        callbacks=callbacks,
+                        class_weight=weights,
+                        shuffle=False,  # the dataset shuffles itself, each epoch
+                        verbose=0,  # one line per epoch comes from EpochProgress
+                    )
                 if stopper and stopper.stopped:
                     return False, True
         except KeyboardInterrupt:
@@ -321,18 +323,6 @@ class TrainingRun:
             evaluation=evaluation,
             stopped_early=stopped_early,
         )
-
-
-@contextlib.contextmanager
-def cache_errors_as_out_of_space(cache: str | None):
-    """tf.data writes --cache files inside the graph: a full disk there is a TensorFlow error
-    whose message names the cause. It ends the run like any full disk (one line, resumable)."""
-    try:
-        yield
-    except tf.errors.OpError as exc:
-        if cache and caused_by_full_disk(exc):
-            raise OutOfSpace(f"no space left to write the decoded-image cache in {cache}") from None
-        raise
 
 
 def train(config: TrainConfig, resume: bool = False) -> TrainResult:
