@@ -7,6 +7,8 @@ import json
 import logging
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,3 +183,40 @@ def test_hh_train_beyond_the_ram_budget_trains_from_the_inputs_file_keyed_by_con
     np.testing.assert_array_equal(pixels, read_model_input(str(changed), spec))
     assert pixels.min() > 200  # the new, white image: not the old red one
     assert json.loads((tmp_path / "r4" / "run.json").read_text())["status"] == "complete"
+
+
+def test_an_inputs_file_a_killed_run_left_half_written_is_removed_by_the_next(tmp_path):
+    """A writer killed mid-scan leaves its temporary file (gigabytes at field scale); the next
+    writer in that folder removes it, but never one another process is still writing."""
+    import os
+
+    folder = tmp_path / "inputs"
+    script = f"""
+import os
+from pathlib import Path
+from hh.edge.spec import PreprocessingSpec
+from hh.trainer.input_file import InputFileWriter
+live = InputFileWriter(Path({str(folder)!r}), 10, PreprocessingSpec(height=16, width=16, class_names=("a", "b")))
+print(live.tmp, flush=True)
+if os.environ.get("HOLD"):
+    input()
+os._exit(9)
+"""
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    abandoned = Path(killed.stdout.strip())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script], env={**os.environ, "HOLD": "1"}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    held = Path(holder.stdout.readline().strip())
+    try:
+        old = time.time() - 3600
+        for path in (abandoned, held):
+            os.utime(path, (old, old))
+        from hh.trainer.input_file import InputFileWriter
+
+        writer = InputFileWriter(folder, 4, PreprocessingSpec(height=16, width=16, class_names=("a", "b")))
+        assert not abandoned.exists() and held.exists()
+        writer.discard()
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert not writer.tmp.exists()

@@ -6,9 +6,8 @@ and hh-camera would. OpenCV releases the GIL while it decodes and resizes, so a 
 pool runs at the machine's decode limit, where tf.data's numpy_function path did not
 (BENCHMARKS.md, the loader).
 
-The array is allocated 64-byte aligned: TensorFlow then adopts it through DLPack without a
-copy (hh.trainer.data.shared_tensor); copying the pixels into a tensor took longer than
-decoding them.
+Training reads batches from the array with numpy (hh.trainer.data.kept_batches), never as
+one tensor: tf.data would copy a captured tensor of the whole set into its graph.
 """
 
 from __future__ import annotations
@@ -24,25 +23,18 @@ from ..edge.preprocess import read_image_bgr, to_model_rgb
 from ..edge.spec import PreprocessingSpec
 from .input_file import InputFile, InputFileWriter
 
-ALIGNMENT = 64  # bytes; TensorFlow refuses to share a buffer aligned less
-
 
 def aligned_empty(shape: tuple[int, ...]) -> np.ndarray:
-    """An uninitialised uint8 array whose data starts on an ALIGNMENT-byte boundary.
-
-    On Linux it is anonymous memory mapped with MAP_POPULATE: the kernel backs every page in
-    one call before decoding starts, where first touching numpy's own allocation page by page
-    was slower and far more variable (hugepage-advised memory waits for the kernel to compact;
-    BENCHMARKS.md). A mapping starts on a page boundary, so it is aligned too.
-    """
+    """An uninitialised uint8 array, on Linux anonymous memory mapped with MAP_POPULATE
+    (page-aligned): the kernel backs every page in one call before decoding starts, where first
+    touching numpy's own allocation page by page was slower and far more variable
+    (hugepage-advised memory waits for the kernel to compact; BENCHMARKS.md)."""
     nbytes = int(np.prod(shape))
     populate = getattr(mmap, "MAP_POPULATE", None)
     if nbytes and populate is not None:
         mapping = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
         return np.frombuffer(mapping, np.uint8).reshape(shape)
-    raw = np.empty(nbytes + ALIGNMENT, np.uint8)
-    offset = -raw.ctypes.data % ALIGNMENT
-    return raw[offset : offset + nbytes].reshape(shape)
+    return np.empty(shape, np.uint8)
 
 
 def model_input_array(count: int, spec: PreprocessingSpec) -> np.ndarray:

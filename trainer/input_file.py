@@ -19,10 +19,12 @@ digest, so it is never served the old pixels.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ from ..edge.spec import PreprocessingSpec
 
 INDEX_VERSION = 1
 PREFIX = "inputs-"
+ABANDONED_AFTER_S = 60
 
 
 def size_text(nbytes: int) -> str:
@@ -128,9 +131,12 @@ class InputFileWriter:
         self.row_bytes = int(np.prod(self.row_shape))
         self.count = count
         folder.mkdir(parents=True, exist_ok=True)
+        remove_abandoned(folder)
         self.tmp = folder / f".{PREFIX}{secrets.token_hex(6)}.tmp"
         self._fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         try:
+            # Held while writing: another run sharing the folder sees the file is not abandoned.
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             if count:
                 os.posix_fallocate(self._fd, 0, count * self.row_bytes)
         except OSError as exc:
@@ -155,8 +161,8 @@ class InputFileWriter:
         assert len(versions) == self.count
         settings = pixel_settings(self.spec)
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-        for version in versions:
-            digest.update(f"{version.digest if version else '-'}\n".encode())
+        for v in versions:  # the same images under other paths get a file of their own
+            digest.update((f"{v.file}|{v.digest}|{v.usable}" if v else "-").encode() + b"\n")
         key = digest.hexdigest()[:20]
         path = self.folder / f"{PREFIX}{key}.u8"
         rows = [None if v is None else [v.file, v.size, v.mtime_ns, v.digest, v.usable] for v in versions]
@@ -179,6 +185,27 @@ class InputFileWriter:
             os.close(self._fd)
             self._fd = -1
         self.tmp.unlink(missing_ok=True)
+
+
+def remove_abandoned(folder: Path) -> None:
+    """Remove inputs files a killed run left half-written (gigabytes at field scale): those
+    whose writer no longer holds their lock, and not written to for a minute (a writer takes
+    its lock just after creating the file)."""
+    for tmp in folder.glob(f".{PREFIX}*.tmp"):
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+        except OSError:
+            continue
+        if time.time() - os.fstat(fd).st_mtime < ABANDONED_AFTER_S:
+            os.close(fd)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # still being written
+        finally:
+            os.close(fd)
 
 
 def read_index(path: Path) -> tuple[dict, list[ImageVersion | None]] | None:

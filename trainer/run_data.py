@@ -230,9 +230,10 @@ def reuse_input_file(
     return cleaned, report, DecodedImages(inputs, row_of)
 
 
-def version_of(path: str, digest: str | None = None) -> ImageVersion:
+def version_of(path: str) -> ImageVersion:
+    """The file as it is now (its digest unknown until the scan reads it)."""
     stat = os.stat(path)
-    return ImageVersion(str(Path(path).absolute()), stat.st_size, stat.st_mtime_ns, digest)
+    return ImageVersion(str(Path(path).absolute()), stat.st_size, stat.st_mtime_ns, None)
 
 
 def scan_and_split(config: TrainConfig, run: RunFolder, listing: Listing) -> RunData:
@@ -291,8 +292,8 @@ def recorded_inputs(
 ) -> DecodedImages | None:
     """The model inputs of a resumed run's images (`paths` load `entries`), kept as planned."""
     plan = plan_keep(config, run, spec, len(paths))
+    versions = [ImageVersion(e.file, e.size, e.mtime_ns, e.digest) for e in entries]
     if plan.where == "file" and plan.folder is not None:
-        versions = [ImageVersion(e.file, e.size, e.mtime_ns, e.digest) for e in entries]
         found = find_input_file(plan.folder, spec, versions)
         if found is not None:
             log.info(f"model inputs: read from {found[0].path}")
@@ -305,7 +306,6 @@ def recorded_inputs(
     plan.say(describe_plan(plan))
     try:
         decode_into_file(paths, spec, writer)
-        versions = [ImageVersion(e.file, e.size, e.mtime_ns, e.digest) for e in entries]
         return DecodedImages(writer.commit(versions), {path: row for row, path in enumerate(paths)})
     except BaseException:
         writer.discard()
