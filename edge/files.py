@@ -243,6 +243,8 @@ def check_output_file(
 def check_output_dir(path: str | Path, param: str) -> Path:
     """A folder to write into: must be a folder (or creatable) and writable."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise ParameterError(param, f"{path} is a broken link (to {os.readlink(path)})")
     if path.exists() and not path.is_dir():
         raise ParameterError(param, f"{path} is a file, not a folder")
     if path.is_dir():

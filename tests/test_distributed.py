@@ -59,6 +59,8 @@ def test_two_workers_train_and_only_the_chief_writes(synth_data, tmp_path):
             "--out",
             str(out),
         ]
+        if index == 1:  # its model inputs on disk: its shard reads its rows from the inputs file
+            command += ["--ram-budget", "0"]
         processes.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
     outputs = []
     try:
@@ -70,6 +72,8 @@ def test_two_workers_train_and_only_the_chief_writes(synth_data, tmp_path):
     for process, (_stdout, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]
         assert "multi-worker" in stderr and "2 replicas, global batch 32" in stderr
+    assert "more than the RAM budget of 0 KB (--ram-budget): decoded once into" in outputs[1][1]
+    assert not (out / "inputs").exists()  # removed once the run was complete
 
     # The chief (worker 0) wrote the run; worker 1 only its own resumable checkpoint.
     for name in ("model.keras", "labels.txt", "preprocessing.json", "history.csv", "curves.png", "run.json"):

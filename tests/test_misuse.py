@@ -118,6 +118,7 @@ def test_no_room_for_the_inputs_file_decodes_every_epoch_and_says_so(tmp_path, c
     done = subprocess.run(command, capture_output=True, text=True, preexec_fn=fsize_limit(400_000), timeout=300)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
     assert f"note: no room for 983 KB of model inputs in {cache} (File too large); every epoch decodes" in done.stderr
+    assert "decoded once into" not in done.stderr  # nothing said of a file that was not written
     assert list(cache.iterdir()) == []
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
 

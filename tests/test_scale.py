@@ -122,12 +122,12 @@ def test_a_full_disk_for_the_inputs_file_is_refused_at_once_and_leaves_nothing(t
 import resource, sys
 resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
 from pathlib import Path
-from hh.edge.errors import OutOfSpace
+from hh.trainer.input_file import InputFileFailed
 from hh.edge.spec import PreprocessingSpec
 from hh.trainer.input_file import InputFileWriter
 try:
     InputFileWriter(Path({str(tmp_path / "inputs")!r}), 100, PreprocessingSpec(height=32, width=32, class_names=("a", "b")))
-except OutOfSpace as exc:
+except InputFileFailed as exc:
     print(exc)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
@@ -153,7 +153,7 @@ def test_hh_train_beyond_the_ram_budget_trains_from_the_inputs_file_keyed_by_con
 
     # Beyond the budget, without --cache: the run's own inputs file, removed once complete.
     result, log = run("r1", ram_budget=0)
-    assert "model inputs: 74 KB, more than the RAM budget of 0 KB (--ram-budget): decoded once into" in log
+    assert "model inputs of the training folder: 74 KB, more than the RAM budget of 0 KB (--ram-budget): decoded once" in log
     assert result.epochs_run == 1 and (tmp_path / "r1" / "evaluation.json").is_file()
     assert not (tmp_path / "r1" / "inputs").exists()
     # Trained longer (a resume): decoded once again, into the run folder, and removed again.
@@ -166,7 +166,7 @@ def test_hh_train_beyond_the_ram_budget_trains_from_the_inputs_file_keyed_by_con
     indexes = sorted(cache.glob("inputs-*.json"))
     assert len(indexes) == 1
     _, log = run("r3", cache=str(cache))
-    assert f"model inputs: read from {indexes[0].with_suffix('.u8')} (decoded by an earlier run)" in log
+    assert f"model inputs of the training folder: read from {indexes[0].with_suffix('.u8')} (decoded by an earlier run)" in log
     assert sorted(cache.glob("inputs-*.json")) == indexes
 
     # One image changed (same name): another digest, so a new file, holding the new pixels.
@@ -183,6 +183,16 @@ def test_hh_train_beyond_the_ram_budget_trains_from_the_inputs_file_keyed_by_con
     np.testing.assert_array_equal(pixels, read_model_input(str(changed), spec))
     assert pixels.min() > 200  # the new, white image: not the old red one
     assert json.loads((tmp_path / "r4" / "run.json").read_text())["status"] == "complete"
+
+    # With --val-dir each folder has a file; a resume (training longer) reads both, writes none.
+    val = photo_classes(tmp_path / "val", n=4)
+    run("r5", cache=str(tmp_path / "cache2"), val_dir=str(val))
+    written = sorted((tmp_path / "cache2").iterdir())
+    assert len(written) == 4  # two inputs files and their indexes
+    caplog.clear()
+    resume(tmp_path / "r5", epochs=2)
+    assert caplog.text.count("model inputs of the ") == 2 and caplog.text.count(": read from ") == 2, caplog.text
+    assert sorted((tmp_path / "cache2").iterdir()) == written
 
 
 def test_an_inputs_file_a_killed_run_left_half_written_is_removed_by_the_next(tmp_path):
@@ -220,3 +230,54 @@ os._exit(9)
     finally:
         holder.communicate("\n", timeout=60)
     assert not writer.tmp.exists()
+
+
+def test_an_inputs_file_whose_index_was_damaged_or_edited_is_never_read(tmp_path):
+    """Only an index hh wrote for the file of its name is trusted: edited rows (which would
+    give images another image's pixels), other JSON shapes, a FIFO or a folder in the file's
+    place are passed over without an error, and the images are decoded again."""
+    import os
+
+    from hh.trainer.decode import decode_into_file
+    from hh.trainer.input_file import ImageVersion, InputFileWriter, find_input_file
+
+    data = photo_classes(tmp_path / "data", n=3)
+    paths = sorted(str(p) for p in data.rglob("*.jpg"))
+    spec = PreprocessingSpec(height=16, width=16, class_names=("blue", "red"))
+    versions = [ImageVersion(p, os.stat(p).st_size, os.stat(p).st_mtime_ns, f"d{i}") for i, p in enumerate(paths)]
+    folder = tmp_path / "cache"
+    writer = InputFileWriter(folder, len(paths), spec)
+    decode_into_file(paths, spec, writer)
+    inputs = writer.commit(versions)
+    index, data_file = inputs.path.with_suffix(".json"), inputs.path
+    found = find_input_file(folder, spec, versions)
+    assert found is not None and list(found[1]) == list(range(6))
+    np.testing.assert_array_equal(found[0][[2]][0], read_model_input(paths[2], spec))
+    good = index.read_text()
+
+    rows = json.loads(good)
+    rows["rows"][0], rows["rows"][5] = rows["rows"][5], rows["rows"][0]  # a blue and a red image swapped
+    for damaged in (json.dumps(rows), "[]", "null", '{"version": 1}', "[" * 100000 + "]" * 100000, "", "\x00garbage"):
+        index.write_text(damaged)
+        assert find_input_file(folder, spec, versions) is None, damaged[:40]
+    index.write_text(good.replace('"version":1', '"version":1,"x":1e999'))
+    assert find_input_file(folder, spec, versions) is not None  # valid, its key unchanged
+    index.write_text(good)
+    data_file.unlink()
+    os.mkfifo(data_file)  # would block a plain open for ever
+    assert find_input_file(folder, spec, versions) is None
+    data_file.unlink()
+    data_file.mkdir()
+    assert find_input_file(folder, spec, versions) is None
+
+
+def test_a_cache_that_is_a_broken_link_or_inside_the_run_is_one_line(tmp_path, cli):
+    from hh.trainer.cli_train import app
+
+    data = grey_classes(tmp_path / "data")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    result = cli(app, data, "--out", tmp_path / "r", "--cache", tmp_path / "dangling")
+    assert result.exit_code == 2 and "is a broken link" in result.output, result.output
+    result = cli(app, data, "--out", tmp_path / "r", "--cache", tmp_path / "r" / "inputs")
+    assert result.exit_code == 2 and "is inside the run folder" in result.output, result.output
+    assert not (tmp_path / "r").exists() and not (tmp_path / "nowhere").exists()

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,6 +76,11 @@ class ImageVersion:
         return (self.file, self.size, self.mtime_ns)
 
 
+class InputFileFailed(Exception):
+    """The model inputs could not be kept on disk (no room, or the folder refused the file):
+    training goes on, decoding the images every epoch."""
+
+
 class InputFile:
     """An inputs file opened for reading: `file[rows]` gives [len(rows), H, W, 3] uint8."""
 
@@ -83,11 +89,14 @@ class InputFile:
         self.row_shape = shape
         self.row_bytes = int(np.prod(shape))
         self.versions = rows
-        self._fd = os.open(path, os.O_RDONLY)
-        size = os.fstat(self._fd).st_size
-        if size != self.row_bytes * len(rows):
-            os.close(self._fd)
-            raise ValueError(f"{path} holds {size} bytes, its index says {self.row_bytes * len(rows)}")
+        self._fd = -1
+        # Not blocking: a FIFO put in place of the file must not hang training.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != self.row_bytes * len(rows):
+            os.close(fd)
+            raise ValueError(f"{path} is not the {self.row_bytes * len(rows)}-byte file its index describes")
+        self._fd = fd
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -116,7 +125,8 @@ class InputFile:
             self._fd = -1
 
     def __del__(self) -> None:
-        self.close()
+        if getattr(self, "_fd", -1) >= 0:
+            self.close()
 
 
 class InputFileWriter:
@@ -130,11 +140,12 @@ class InputFileWriter:
         self.row_shape = (spec.height, spec.width, 3)
         self.row_bytes = int(np.prod(self.row_shape))
         self.count = count
-        folder.mkdir(parents=True, exist_ok=True)
-        remove_abandoned(folder)
+        self._fd = -1
         self.tmp = folder / f".{PREFIX}{secrets.token_hex(6)}.tmp"
-        self._fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         try:
+            folder.mkdir(parents=True, exist_ok=True)
+            remove_abandoned(folder)
+            self._fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             # Held while writing: another run sharing the folder sees the file is not abandoned.
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             if count:
@@ -143,8 +154,8 @@ class InputFileWriter:
             self.discard()
             if is_out_of_space(exc):
                 size = size_text(count * self.row_bytes)
-                raise OutOfSpace(f"no room for {size} of model inputs in {folder} ({exc.strerror})") from None
-            raise
+                raise InputFileFailed(f"no room for {size} of model inputs in {folder} ({exc.strerror})") from None
+            raise InputFileFailed(f"cannot keep the model inputs in {folder} ({exc.strerror or exc})") from None
 
     def row(self) -> np.ndarray:
         """A buffer to decode one row into (then `write`)."""
@@ -160,11 +171,7 @@ class InputFileWriter:
         `versions`: the image of each row (None for rows of files that turned out bad)."""
         assert len(versions) == self.count
         settings = pixel_settings(self.spec)
-        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-        for v in versions:  # the same images under other paths get a file of their own
-            digest.update((f"{v.file}|{v.digest}|{v.usable}" if v else "-").encode() + b"\n")
-        key = digest.hexdigest()[:20]
-        path = self.folder / f"{PREFIX}{key}.u8"
+        path = self.folder / f"{PREFIX}{index_key(settings, versions)}.u8"
         rows = [None if v is None else [v.file, v.size, v.mtime_ns, v.digest, v.usable] for v in versions]
         try:
             os.fsync(self._fd)
@@ -175,10 +182,15 @@ class InputFileWriter:
             # index is missing (a kill in between) is never read.
             index = {"version": INDEX_VERSION, "pixels": settings, "rows": rows}
             atomic_write_text(path.with_suffix(".json"), json.dumps(index, separators=(",", ":")))
+            return InputFile(path, self.row_shape, versions)
+        except (OSError, OutOfSpace, ValueError) as exc:
+            self.discard()
+            if path.is_file():
+                path.unlink()
+            raise InputFileFailed(f"cannot keep the model inputs in {self.folder} ({exc})") from None
         except BaseException:
             self.discard()
             raise
-        return InputFile(path, self.row_shape, versions)
 
     def discard(self) -> None:
         if self._fd >= 0:
@@ -208,16 +220,30 @@ def remove_abandoned(folder: Path) -> None:
             os.close(fd)
 
 
+def index_key(settings: dict, versions: Sequence[ImageVersion | None]) -> str:
+    """The name of an inputs file: a digest of its pixel settings and of the image each row
+    holds (the same images under other paths get a file of their own)."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for v in versions:
+        digest.update((f"{v.file}|{v.size}|{v.mtime_ns}|{v.digest}|{v.usable}" if v else "-").encode() + b"\n")
+    return digest.hexdigest()[:20]
+
+
 def read_index(path: Path) -> tuple[dict, list[ImageVersion | None]] | None:
-    """(pixel settings, row versions) of one index, or None when it is not a readable one."""
+    """(pixel settings, row versions) of one index, or None when it is not one hh wrote for
+    the inputs file of its name (unreadable, another shape, or edited: its key differs)."""
     try:
+        if not path.is_file():
+            return None
         index = json.loads(path.read_text())
-        if index.get("version") != INDEX_VERSION:
+        if not isinstance(index, dict) or index.get("version") != INDEX_VERSION or not isinstance(index["pixels"], dict):
             return None
         rows = [None if r is None else ImageVersion(str(r[0]), int(r[1]), int(r[2]), r[3], bool(r[4])) for r in index["rows"]]
-        return index["pixels"], rows
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
+    except (OSError, ValueError, KeyError, TypeError, IndexError, OverflowError, RecursionError):
         return None
+    if path.stem != f"{PREFIX}{index_key(index['pixels'], rows)}":
+        return None
+    return index["pixels"], rows
 
 
 def find_input_file(

@@ -13,12 +13,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..edge.errors import OutOfSpace, ParameterError, UserError
+from ..edge.errors import ParameterError, UserError
 from ..edge.folders import ImageFolder, check_same_classes, list_image_folder, list_negatives, split_validation, with_class
 from ..edge.spec import UNKNOWN_LABEL, PreprocessingSpec
 from .config import TrainConfig
 from .decode import DecodedImages, decode_into_file
-from .input_file import ImageVersion, InputFileWriter, find_input_file, size_text
+from .input_file import ImageVersion, InputFileFailed, InputFileWriter, find_input_file, size_text
 from .run_folder import RunFolder
 from .scan import ScanReport, enforce, normalized_copy, scan_and_decode, scan_folder
 from .split import RecordedSplit, SplitEntry, describe_drift
@@ -128,7 +128,7 @@ def record_split(config: TrainConfig, train: ImageFolder, val: ImageFolder, repo
     return RecordedSplit(train.class_names, config.data_dir, config.val_dir, entries(train), entries(val), skipped)
 
 
-@dataclass
+@dataclass(frozen=True)
 class KeepPlan:
     """Where the decoded model inputs go: RAM when they fit the budget, else an inputs file on
     disk (in `folder`; when the disk has no room, every epoch decodes again)."""
@@ -137,13 +137,6 @@ class KeepPlan:
     folder: Path | None
     need: int  # bytes of model inputs
     budget: int  # bytes of RAM they may take
-    said: set[str] = field(default_factory=set)
-
-    def say(self, line: str) -> None:
-        """Log a line once per run (a validation folder is scanned, and kept, on its own)."""
-        if line not in self.said:
-            self.said.add(line)
-            log.info(line)
 
 
 def ram_budget(config: TrainConfig) -> int:
@@ -164,11 +157,12 @@ def plan_keep(config: TrainConfig, run: RunFolder, spec: PreprocessingSpec, coun
     return KeepPlan("file", Path(config.cache) if config.cache else run.inputs_dir, need, budget)
 
 
-def describe_plan(plan: KeepPlan) -> str:
-    """The line said when model inputs are written to disk: how much, and why not RAM."""
+def describe_plan(plan: KeepPlan, writer: InputFileWriter, what: str) -> str:
+    """The line said when model inputs are written to disk: which, how much, and why not RAM."""
     budget = f"more than the RAM budget of {size_text(plan.budget)} (--ram-budget)"
     why = budget if plan.need > plan.budget else "--cache"
-    return f"model inputs: {size_text(plan.need)}, {why}: decoded once into {plan.folder}, read from there every epoch"
+    size = size_text(writer.count * writer.row_bytes)
+    return f"model inputs of the {what}: {size}, {why}: decoded once into {plan.folder}, read from there every epoch"
 
 
 def new_input_file(plan: KeepPlan, count: int, spec: PreprocessingSpec) -> InputFileWriter | None:
@@ -176,35 +170,38 @@ def new_input_file(plan: KeepPlan, count: int, spec: PreprocessingSpec) -> Input
     assert plan.folder is not None
     try:
         return InputFileWriter(plan.folder, count, spec)
-    except OutOfSpace as exc:
-        plan.say(f"note: {exc}; every epoch decodes the images again")
+    except InputFileFailed as exc:
+        log.info(f"note: {exc}; every epoch decodes these images again")
         return None
 
 
 def scan_keeping(
-    folder: ImageFolder, run: RunFolder, spec: PreprocessingSpec, plan: KeepPlan
+    folder: ImageFolder, run: RunFolder, spec: PreprocessingSpec, plan: KeepPlan, what: str
 ) -> tuple[ImageFolder, ScanReport, DecodedImages | None]:
     """Scan one folder, keeping the model inputs as planned; an inputs file already holding
     every image (an earlier run's, in --cache) is used instead of decoding them again."""
     if plan.where == "ram":
         return scan_and_decode(folder, run.normalized_dir, spec)
     assert plan.folder is not None
-    reused = reuse_input_file(folder, run, spec, plan.folder)
+    reused = reuse_input_file(folder, run, spec, plan.folder, what)
     if reused is not None:
         return reused
     writer = new_input_file(plan, len(folder), spec)
     if writer is None:
         return (*scan_folder(folder, run.normalized_dir), None)
-    plan.say(describe_plan(plan))
+    log.info(describe_plan(plan, writer, what))
     try:
         return scan_and_decode(folder, run.normalized_dir, spec, writer=writer)
+    except InputFileFailed as exc:  # written, but it could not be named and indexed
+        log.info(f"note: {exc}; every epoch decodes these images again")
+        return (*scan_folder(folder, run.normalized_dir), None)
     except BaseException:
         writer.discard()
         raise
 
 
 def reuse_input_file(
-    folder: ImageFolder, run: RunFolder, spec: PreprocessingSpec, cache: Path
+    folder: ImageFolder, run: RunFolder, spec: PreprocessingSpec, cache: Path, what: str
 ) -> tuple[ImageFolder, ScanReport, DecodedImages] | None:
     """When an inputs file in `cache` has every listed file (same path, size and time), the scan
     only checks the files (cheap), and the kept ones' digests must match too."""
@@ -226,7 +223,7 @@ def reuse_input_file(
             inputs.close()  # changed in place (same size and time) since: decode afresh
             return None
         row_of[verdict.load_path] = row
-    log.info(f"model inputs: read from {inputs.path} (decoded by an earlier run)")
+    log.info(f"model inputs of the {what}: read from {inputs.path} (decoded by an earlier run)")
     return cleaned, report, DecodedImages(inputs, row_of)
 
 
@@ -246,12 +243,12 @@ def scan_and_split(config: TrainConfig, run: RunFolder, listing: Listing) -> Run
     spec = build_spec(config, listing.train.class_names)
     total = len(listing.train) + (len(listing.val) if listing.val is not None else 0)
     plan = plan_keep(config, run, spec, total)
-    folder, report, decoded = scan_keeping(listing.train, run, spec, plan)
+    folder, report, decoded = scan_keeping(listing.train, run, spec, plan, "training folder")
     reports = [report]
     decoded_by_split = {"train": decoded, "validation": decoded}
     if listing.val is not None:
         train = folder
-        val, val_report, decoded_by_split["validation"] = scan_keeping(listing.val, run, spec, plan)
+        val, val_report, decoded_by_split["validation"] = scan_keeping(listing.val, run, spec, plan, "validation folder")
         reports.append(val_report)
     else:
         fraction = config.val_split if config.val_split is not None else DEFAULT_VAL_SPLIT
@@ -280,33 +277,38 @@ def recorded_data(config: TrainConfig, run: RunFolder, split: RecordedSplit) -> 
             normalized_copy(entry.file, run.normalized_dir)
     spec = build_spec(config, split.class_names)
     train, val = split.folder("train", run.path), split.folder("validation", run.path)
-    entries = [*split.train, *split.validation]
-    paths = [*train.paths, *val.paths]
-    decoded = recorded_inputs(config, run, spec, entries, paths)
-    kept = {} if decoded is None else {"train": decoded, "validation": decoded}
-    return RunData(train, val, spec, split, decoded=kept)
+    plan = plan_keep(config, run, spec, len(train) + len(val))
+    decoded = {}
+    for name, folder, entries in (("train", train, split.train), ("validation", val, split.validation)):
+        kept = recorded_inputs(plan, spec, entries, list(folder.paths), f"{name} split")
+        if kept is not None:
+            decoded[name] = kept
+    return RunData(train, val, spec, split, decoded=decoded)
 
 
 def recorded_inputs(
-    config: TrainConfig, run: RunFolder, spec: PreprocessingSpec, entries: list[SplitEntry], paths: list[str]
+    plan: KeepPlan, spec: PreprocessingSpec, entries: list[SplitEntry], paths: list[str], what: str
 ) -> DecodedImages | None:
-    """The model inputs of a resumed run's images (`paths` load `entries`), kept as planned."""
-    plan = plan_keep(config, run, spec, len(paths))
-    versions = [ImageVersion(e.file, e.size, e.mtime_ns, e.digest) for e in entries]
-    if plan.where == "file" and plan.folder is not None:
-        found = find_input_file(plan.folder, spec, versions)
-        if found is not None:
-            log.info(f"model inputs: read from {found[0].path}")
-            return DecodedImages(found[0], {path: int(row) for path, row in zip(paths, found[1])})
+    """The model inputs of one split of a resumed run (`paths` load `entries`), kept as
+    planned: an inputs file that holds them all (the first session's) is read as it is."""
     if plan.where == "ram":
         return DecodedImages.of_files(paths, spec)
+    assert plan.folder is not None
+    versions = [ImageVersion(e.file, e.size, e.mtime_ns, e.digest) for e in entries]
+    found = find_input_file(plan.folder, spec, versions)
+    if found is not None:
+        log.info(f"model inputs of the {what}: read from {found[0].path}")
+        return DecodedImages(found[0], {path: int(row) for path, row in zip(paths, found[1])})
     writer = new_input_file(plan, len(paths), spec)
     if writer is None:
         return None
-    plan.say(describe_plan(plan))
+    log.info(describe_plan(plan, writer, what))
     try:
         decode_into_file(paths, spec, writer)
         return DecodedImages(writer.commit(versions), {path: row for row, path in enumerate(paths)})
+    except InputFileFailed as exc:
+        log.info(f"note: {exc}; every epoch decodes these images again")
+        return None
     except BaseException:
         writer.discard()
         raise

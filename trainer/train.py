@@ -172,7 +172,8 @@ class TrainingRun:
                 ("validation folder", config.val_dir),
                 ("negatives folder", config.negatives),
             )
-            check_not_inside(config.cache, data, "cache")
+            # The run folder's own inputs are removed with it; a cache is kept for later runs.
+            check_not_inside(config.cache, (*data, ("run folder", config.out)), "cache")
             check_output_dir(config.cache, "cache")
 
     def _committed_state(self, worker: int, is_chief: bool) -> CheckpointState:
