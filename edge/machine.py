@@ -1,8 +1,9 @@
 """What this machine lets the process use: cores and memory. stdlib only.
 
 The trainer sizes its decode pool and the device its interpreter threads from the cores the
-process may run on; hh-camera's summary and hh-bench report memory. Both read Linux's own
-accounting, which honours taskset, cpusets (docker --cpuset-cpus) and exec.
+process may run on, and the trainer its RAM budget from the memory it may use; hh-camera's
+summary and hh-bench report memory. All read Linux's own accounting, which honours taskset,
+cpusets (docker --cpuset-cpus), cgroup memory limits (docker --memory) and exec.
 """
 
 from __future__ import annotations

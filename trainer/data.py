@@ -56,9 +56,9 @@ def make_dataset(
     Batches stay uint8: the model's Input casts and its Rescaling scales, inside the compiled
     step. Casting 128 images of 300x300 to float32 in the pipeline cost more than decoding them.
 
-    decoded: the model inputs decoded once (hh.trainer.run_data.keep_inputs), in RAM or in an
-    inputs file on disk; used when it holds every file of `folder`. Without it every epoch
-    decodes the files again.
+    decoded: the model inputs decoded once (by the scan, hh.trainer.run_data.scan_keeping, or
+    for a resumed run recorded_inputs), in RAM or in an inputs file on disk; used when it holds
+    every file of `folder`. Without it every epoch decodes the files again.
 
     augment: "none", "light" or "strong" (hh.trainer.augment), applied to whole batches after
     they are read, so kept images stay the originals and every epoch draws new changes.
