@@ -53,51 +53,6 @@ def test_augmentation_is_seeded_new_every_epoch_and_keeps_labels(synth_data):
     assert np.abs(strong.astype(int) - plain[0]).mean() > np.abs(first.astype(int) - plain[0]).mean()
 
 
-def test_one_colour_matrix_is_brightness_contrast_and_saturation_in_turn():
-    """The light changes are applied as one 3x4 matrix per image (cv2.transform): the same
-    pixels, to rounding, as the three changes one after the other."""
-    import cv2
-
-    from hh.trainer.augment import GREY, LEVELS, _colour_matrix
-
-    x = np.random.default_rng(5).integers(0, 256, (40, 50, 3), dtype=np.uint8)
-    mean = float(np.mean(cv2.mean(x)[:3]))
-    got = cv2.transform(x, _colour_matrix(np.random.default_rng(1), LEVELS["strong"], mean)).astype(float)
-    draw, aug = np.random.default_rng(1), LEVELS["strong"]
-    b, c, s = (draw.uniform(1 - v, 1 + v) for v in (aug.brightness, aug.contrast, aug.saturation))
-    y = x.astype(float) * b
-    y = (y - y.mean()) * c + y.mean()
-    grey = (y @ GREY)[..., None]
-    want = np.clip(np.rint(grey + (y - grey) * s), 0, 255)
-    assert np.abs(got - want).max() <= 1 and np.abs(got - want).mean() < 0.2
-
-
-def test_rotation_turns_the_image_about_its_centre():
-    """A warp with only a 90 degree turn moves a mark from the top edge to a side edge."""
-    import math
-
-    import cv2
-
-    from hh.trainer.augment import Augmentation, _warp_matrix
-
-    image = np.zeros((40, 40, 3), np.uint8)
-    image[0:4, 18:22] = 255  # a mark in the middle of the top edge
-    turn = Augmentation(False, 90.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-
-    class Fixed:  # the draws _warp_matrix makes: angle at the top of its range, then no zoom or shift
-        def __init__(self):
-            self.values = iter([90.0, 1.0, 0.0, 0.0])
-
-        def uniform(self, low, high):
-            return next(self.values)
-
-    matrix = _warp_matrix(Fixed(), turn, 40, 40)
-    assert math.isclose(abs(matrix[0, 1]), 1.0, abs_tol=1e-9)
-    turned = cv2.warpAffine(image, matrix, (40, 40), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    ys, xs = np.nonzero(turned[..., 0] > 128)
-    assert set(xs) <= {0, 1, 2, 3, 36, 37, 38, 39} and 16 <= ys.mean() <= 23  # now on a side edge, half way down
-
-
 @pytest.mark.slow
 def test_augmented_training_exports_no_augmentation_and_validates_on_plain_images(tmp_path, cli):
     import keras

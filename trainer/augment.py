@@ -6,11 +6,8 @@ and saturation changes, in the tf.data input pipeline only: validation images ar
 augmented, and the exported model contains no augmentation ops (so the train/device pixel
 parity holds for everything the device sees).
 
-Deterministic for a seed: each batch's draws come from a numpy generator seeded by the batch's
-seed, which tf.data's seeded random stream provides, a fresh one every epoch. The work is
-OpenCV's on uint8 images (one warp, one colour transform per image), which releases the GIL:
-TensorFlow's float32 projective transform of the same made the augmentation, not the model, the
-slowest part of a CPU epoch (142 images/s at 300 px on 2 cores, BENCHMARKS.md 16).
+Deterministic for a seed: every random draw is a stateless op seeded from a per-batch seed
+that tf.data's seeded random stream provides, a fresh one every epoch.
 
     level    flips         rotation  zoom        shift   brightness  contrast  saturation
     light    left-right    +-10 deg  0.9-1.1     +-10%   x0.8-1.2    x0.8-1.2  x0.8-1.2
@@ -22,11 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
-import numpy as np
 import tensorflow as tf
-
-from ..edge.machine import usable_cores
 
 
 @dataclass(frozen=True)
@@ -46,55 +39,67 @@ LEVELS = {
 }
 
 
-def _warp_matrix(rng: np.random.Generator, aug: Augmentation, height: int, width: int) -> np.ndarray:
-    """Rotate, zoom and shift about the centre, as the map from each output pixel back to the
-    input: p_in = R^-1 (p_out - c - t) / s + c (OpenCV's WARP_INVERSE_MAP)."""
-    angle = math.radians(rng.uniform(-aug.rotation_deg, aug.rotation_deg))
-    scale = rng.uniform(1 - aug.zoom, 1 + aug.zoom)
-    tx, ty = rng.uniform(-aug.shift, aug.shift) * width, rng.uniform(-aug.shift, aug.shift) * height
+def _uniform(n, seed, k: int, low: float, high: float) -> tf.Tensor:
+    # Each parameter draws with its own stream (k) from the batch's seed.
+    return tf.random.stateless_uniform([n], seed=tf.stack([seed, tf.constant(k, tf.int64)]), minval=low, maxval=high)
+
+
+def _geometry(images: tf.Tensor, seed: tf.Tensor, aug: Augmentation) -> tf.Tensor:
+    """Rotate, zoom and shift each image about its centre, reflecting at the borders."""
+    n = tf.shape(images)[0]
+    height, width = tf.cast(tf.shape(images)[1], tf.float32), tf.cast(tf.shape(images)[2], tf.float32)
+    angle = _uniform(n, seed, 1, -aug.rotation_deg, aug.rotation_deg) * (math.pi / 180)
+    scale = _uniform(n, seed, 2, 1 - aug.zoom, 1 + aug.zoom)
+    tx = _uniform(n, seed, 3, -aug.shift, aug.shift) * width
+    ty = _uniform(n, seed, 4, -aug.shift, aug.shift) * height
     cx, cy = (width - 1) / 2, (height - 1) / 2
-    cos, sin = math.cos(angle), math.sin(angle)
-    a0, a1, b0, b1 = cos / scale, sin / scale, -sin / scale, cos / scale
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    # The op maps each output pixel back to the input: p_in = R^-1 (p_out - c - t) / s + c.
+    a0, a1 = cos / scale, sin / scale
+    b0, b1 = -sin / scale, cos / scale
     a2 = cx - a0 * (cx + tx) - a1 * (cy + ty)
     b2 = cy - b0 * (cx + tx) - b1 * (cy + ty)
-    return np.array([[a0, a1, a2], [b0, b1, b2]])
+    zeros = tf.zeros_like(a0)
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
+    )
 
 
-GREY = np.array([0.299, 0.587, 0.114])  # luma weights, RGB
+def _light(images: tf.Tensor, seed: tf.Tensor, aug: Augmentation) -> tf.Tensor:
+    """Brightness (shade, sun), contrast (haze) and saturation (white balance), per image."""
+    n = tf.shape(images)[0]
+    brightness = _uniform(n, seed, 5, 1 - aug.brightness, 1 + aug.brightness)[:, None, None, None]
+    contrast = _uniform(n, seed, 6, 1 - aug.contrast, 1 + aug.contrast)[:, None, None, None]
+    saturation = _uniform(n, seed, 7, 1 - aug.saturation, 1 + aug.saturation)[:, None, None, None]
+    images = images * brightness
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    images = (images - mean) * contrast + mean
+    grey = tf.reduce_sum(images * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
+    return grey + (images - grey) * saturation
 
 
-def _colour_matrix(rng: np.random.Generator, aug: Augmentation, mean: float) -> np.ndarray:
-    """Brightness b (shade, sun), contrast c about the image's mean m (haze) and saturation s
-    about its grey (white balance), in that order: all linear, so one 3x4 matrix per image,
-    x -> c b S x + (1 - c) b m, with S = s I + (1 - s) 1 GREY (the grey weights sum to 1)."""
-    b = rng.uniform(1 - aug.brightness, 1 + aug.brightness)
-    c = rng.uniform(1 - aug.contrast, 1 + aug.contrast)
-    s = rng.uniform(1 - aug.saturation, 1 + aug.saturation)
-    saturate = s * np.eye(3) + (1 - s) * np.outer(np.ones(3), GREY)
-    return np.hstack([c * b * saturate, np.full((3, 1), (1 - c) * b * mean)])
+def _flip(images: tf.Tensor, seed: tf.Tensor, k: int, axis: int) -> tf.Tensor:
+    n = tf.shape(images)[0]
+    flip = _uniform(n, seed, k, 0.0, 1.0) < 0.5
+    return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[axis]), images)
 
 
-def augment_batch(images: np.ndarray, seed: int, level: str) -> np.ndarray:
-    """A batch of uint8 RGB images [B, H, W, 3], augmented; uint8 again (the model scales)."""
+def augment_batch(images: tf.Tensor, seed: tf.Tensor, level: str) -> tf.Tensor:
+    """A batch of uint8 images [B, H, W, 3], augmented; uint8 again (the model scales)."""
     aug = LEVELS[level]
-    rng = np.random.default_rng(seed % 2**63)
-    out = np.empty_like(images)
-    height, width = images.shape[1:3]
-    for i, image in enumerate(images):
-        if rng.random() < 0.5:
-            image = image[:, ::-1]
-        if aug.vertical_flip and rng.random() < 0.5:
-            image = image[::-1]
-        warped = cv2.warpAffine(
-            np.ascontiguousarray(image),
-            _warp_matrix(rng, aug, height, width),
-            (width, height),
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REFLECT,  # a leaf's edge continues: no black corners to learn
-        )
-        mean = float(np.mean(cv2.mean(warped)[:3]))
-        out[i] = cv2.transform(warped, _colour_matrix(rng, aug, mean))  # rounded and clipped to 0-255
-    return out
+    x = tf.cast(images, tf.float32)
+    x = _flip(x, seed, 8, axis=2)
+    if aug.vertical_flip:
+        x = _flip(x, seed, 9, axis=1)
+    x = _geometry(x, seed, aug)
+    x = _light(x, seed, aug)
+    return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
 
 
 def augmented(dataset: tf.data.Dataset, level: str, seed: int) -> tf.data.Dataset:
@@ -104,12 +109,8 @@ def augmented(dataset: tf.data.Dataset, level: str, seed: int) -> tf.data.Datase
     if level not in LEVELS:
         raise ValueError(f"augmentation must be none, {' or '.join(LEVELS)}, got {level!r}")
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-
-    def apply(batch, batch_seed):
-        images = tf.numpy_function(
-            lambda pixels, s: augment_batch(pixels, int(s), level), [batch[0], batch_seed], tf.uint8, stateful=False
-        )
-        images.set_shape(batch[0].shape)
-        return images, batch[1]
-
-    return tf.data.Dataset.zip((dataset, seeds)).map(apply, num_parallel_calls=usable_cores(), deterministic=True)
+    return tf.data.Dataset.zip((dataset, seeds)).map(
+        lambda batch, batch_seed: (augment_batch(batch[0], batch_seed, level), batch[1]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
