@@ -2,8 +2,9 @@
 
 A field device is stopped by systemd (SIGTERM), a workstation run by Ctrl-C (SIGINT): both must
 end the same way, saving what there is. `sigterm_as_interrupt` makes SIGTERM a
-KeyboardInterrupt for a block; `deferred_interrupt` holds both back while files are being
-committed, so an interrupt lands on a consistent folder.
+KeyboardInterrupt for a block; `held_interrupts` holds both back to the code's safe points
+(between two training batches), `deferred_interrupt` while files are being committed, so an
+interrupt lands on a consistent folder.
 """
 
 from __future__ import annotations
@@ -46,21 +47,51 @@ def sighup_calls(callback: Callable[[], None]) -> Iterator[None]:
         signal.signal(signal.SIGHUP, previous)
 
 
+class HeldInterrupt:
+    """What `held_interrupts` saw: whether SIGINT or SIGTERM came, to be acted on at a safe point."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+
+    def raise_if_received(self) -> None:
+        if self.received:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def held_interrupts(second_raises: bool = False) -> Iterator[HeldInterrupt]:
+    """Hold SIGINT and SIGTERM back for the block: the code calls `raise_if_received()` at its
+    safe points, and the block's end raises KeyboardInterrupt if one came.
+
+    Why: a KeyboardInterrupt raised at any bytecode can land inside TensorFlow's own Python
+    (an iterator half made, a function being freed) and crash the process in C++ instead of
+    saving (seen as SIGSEGV after Ctrl-C between two training epochs). second_raises: a second
+    signal raises at once, for a user who will not wait for the next safe point.
+    """
+    held = HeldInterrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+
+    def hold(signum, frame):
+        held.received.append(signum)
+        if second_raises and len(held.received) > 1:
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    held.raise_if_received()
+
+
 @contextlib.contextmanager
 def deferred_interrupt() -> Iterator[None]:
     """Hold SIGINT and SIGTERM back for the block, then raise KeyboardInterrupt if one came.
 
     Wraps the writes that commit a training epoch: an interrupt then lands on a consistent folder.
     """
-    if threading.current_thread() is not threading.main_thread():
+    with held_interrupts():
         yield
-        return
-    received = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if received:
-        raise KeyboardInterrupt

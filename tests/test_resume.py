@@ -108,3 +108,22 @@ def test_ctrl_c_during_epoch_writes_waits_for_them():
             written.append("history")  # still runs: the interrupt waited
     assert written == ["history"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_held_interrupt_waits_for_a_safe_point_and_a_second_one_raises_at_once():
+    from hh.edge.signals import held_interrupts
+
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with held_interrupts(second_raises=True) as held:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            reached.append("after the signal")  # held: the code goes on to its safe point
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)  # the second one does not wait
+                time.sleep(0.05)
+            reached.append("safe point")
+            held.raise_if_received()
+            reached.append("never")
+    assert reached == ["after the signal", "safe point"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

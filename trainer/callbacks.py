@@ -4,6 +4,7 @@
                     run.json are published from it: a kill loses at most the running epoch
     EpochProgress   one line per epoch on hh's log
     EarlyStopping   --patience, counted within the last phase
+    StopAtInterrupt Ctrl-C or SIGTERM, held by the training loop, ends it before the next batch
 
 The multi-worker loop (hh.trainer.distribute) calls the same callbacks.
 """
@@ -15,7 +16,7 @@ import time
 
 import keras
 
-from ..edge.signals import deferred_interrupt
+from ..edge.signals import HeldInterrupt, deferred_interrupt
 from .run_folder import CheckpointState, RunFolder
 from .run_record import RunRecord
 
@@ -76,3 +77,25 @@ class EarlyStopping(keras.callbacks.Callback):
             log.info(f"no better val loss for {waited} epochs (--patience {self.patience}): stopping early")
             self.stopped = True
             self.model.stop_training = True
+
+
+class StopAtInterrupt(keras.callbacks.Callback):
+    """End training before the next batch once Ctrl-C or SIGTERM came (`held`, from
+    hh.edge.signals.held_interrupts): between two of TensorFlow's steps, never inside one. The
+    running epoch is lost; the committed ones stay.
+
+    The batch *begin* hooks: Keras calls them in the main thread at every batch, where an end
+    hook would make it wait for each batch's results."""
+
+    def __init__(self, held: HeldInterrupt):
+        super().__init__()
+        self.held = held
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.held.raise_if_received()
+
+    def on_train_batch_begin(self, batch: int, logs=None) -> None:
+        self.held.raise_if_received()
+
+    def on_test_batch_begin(self, batch: int, logs=None) -> None:
+        self.held.raise_if_received()

@@ -46,7 +46,8 @@ def train(
     split.json, history.csv and curves.png into the run folder. The run folder must be new or
     empty and outside the data folders; an existing run is only continued with --resume.
 
-    Ctrl-C or SIGTERM stops after saving; at most the running epoch is lost.
+    Ctrl-C or SIGTERM stops before the next batch, after saving; at most the running epoch is
+    lost. A second Ctrl-C stops at once.
 
     Example: hh-train data/train --val-dir data/validation --out models/run1
     """

@@ -165,9 +165,10 @@ def fit_multiworker(
         results = strategy.run(step, args=(x, y))
         return [strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None) for r in results]
 
-    def run_epoch(step, dataset) -> tuple[float, float]:
+    def run_epoch(step, dataset, batch_begins) -> tuple[float, float]:
         totals = np.zeros(3)
-        for x, y in dataset:
+        for batch, (x, y) in enumerate(dataset):
+            batch_begins(batch)  # where an interrupt ends training (hh.trainer.callbacks.StopAtInterrupt)
             totals += [float(v) for v in distributed(step, x, y)]
         return totals[0] / max(totals[2], 1), totals[1] / max(totals[2], 1)
 
@@ -175,8 +176,8 @@ def fit_multiworker(
     model.stop_training = False
     for epoch in range(initial_epoch, epochs):
         callback.on_epoch_begin(epoch)
-        loss, accuracy = run_epoch(train_step, train_ds)
-        val_loss, val_accuracy = run_epoch(eval_step, val_ds)
+        loss, accuracy = run_epoch(train_step, train_ds, callback.on_train_batch_begin)
+        val_loss, val_accuracy = run_epoch(eval_step, val_ds, callback.on_test_batch_begin)
         callback.on_epoch_end(epoch, {"loss": loss, "accuracy": accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy})
         if model.stop_training:  # early stopping, as model.fit honours it
             break

@@ -25,7 +25,8 @@ import tensorflow as tf
 from ..edge.errors import OutOfSpace, ParameterError, UserError
 from ..edge.evaluate import report_not_learned
 from ..edge.files import check_not_inside, check_output_dir
-from .callbacks import CommitEpochs, EarlyStopping, EpochProgress
+from ..edge.signals import HeldInterrupt, held_interrupts
+from .callbacks import CommitEpochs, EarlyStopping, EpochProgress, StopAtInterrupt
 from .config import TrainConfig
 from .models import build_model, compile_model, load_model_file
 from .phases import enter_phase, plan_phases
@@ -241,42 +242,54 @@ class TrainingRun:
 
     def _fit(self, model, cluster, data: RunData, commit: CommitEpochs) -> tuple[bool, bool]:
         """Train phase by phase up to config.total_epochs: (interrupted, stopped early)."""
+        train_ds, val_ds = input_pipelines(cluster, data, self.config, commit.state.epochs_done)
+        try:
+            # Ctrl-C and SIGTERM are held to the start of the next batch (StopAtInterrupt); a
+            # second one stops at once.
+            with held_interrupts(second_raises=True) as held:
+                return False, self._fit_phases(model, cluster, data, commit, (train_ds, val_ds), held)
+        except KeyboardInterrupt:
+            return True, False
+
+    def _fit_phases(self, model, cluster, data: RunData, commit: CommitEpochs, datasets, held: HeldInterrupt) -> bool:
+        """The phases still to run, each a model.fit (or the multi-worker loop): whether early stopping ended them."""
         from .distribute import fit_multiworker
 
         config = self.config
-        train_ds, val_ds = input_pipelines(cluster, data, config, commit.state.epochs_done)
+        train_ds, val_ds = datasets
         weights = class_weights(config, data)
-        try:
-            for phase in plan_phases(config):
-                start = commit.state.epochs_done
-                if start >= phase.end_epoch:
-                    continue
-                enter_phase(model, phase, config, data.spec, cluster)
-                callbacks: list[keras.callbacks.Callback] = [commit, EpochProgress(commit, config.total_epochs)]
-                stopper = EarlyStopping(commit, config.patience, start) if config.patience and phase.early_stopping else None
-                if stopper:
-                    callbacks.append(stopper)
-                if isinstance(cluster.strategy, tf.distribute.MultiWorkerMirroredStrategy):
-                    listed = keras.callbacks.CallbackList(callbacks, model=model)
-                    fit_multiworker(
-                        model, cluster, data.spec, train_ds, val_ds, config.batch, phase.end_epoch, start, listed, weights
-                    )
-                else:
-                    model.fit(
-                        train_ds,
-                        validation_data=val_ds,
-                        epochs=phase.end_epoch,
-                        initial_epoch=start,
-                        callbacks=callbacks,
-                        class_weight=weights,
-                        shuffle=False,  # the dataset shuffles itself, each epoch
-                        verbose=0,  # one line per epoch comes from EpochProgress
-                    )
-                if stopper and stopper.stopped:
-                    return False, True
-        except KeyboardInterrupt:
-            return True, False
-        return False, False
+        for phase in plan_phases(config):
+            start = commit.state.epochs_done
+            if start >= phase.end_epoch:
+                continue
+            enter_phase(model, phase, config, data.spec, cluster)
+            callbacks: list[keras.callbacks.Callback] = [
+                commit,
+                EpochProgress(commit, config.total_epochs),
+                StopAtInterrupt(held),
+            ]
+            stopper = EarlyStopping(commit, config.patience, start) if config.patience and phase.early_stopping else None
+            if stopper:
+                callbacks.append(stopper)
+            if isinstance(cluster.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                listed = keras.callbacks.CallbackList(callbacks, model=model)
+                fit_multiworker(
+                    model, cluster, data.spec, train_ds, val_ds, config.batch, phase.end_epoch, start, listed, weights
+                )
+            else:
+                model.fit(
+                    train_ds,
+                    validation_data=val_ds,
+                    epochs=phase.end_epoch,
+                    initial_epoch=start,
+                    callbacks=callbacks,
+                    class_weight=weights,
+                    shuffle=False,  # the dataset shuffles itself, each epoch
+                    verbose=0,  # one line per epoch comes from EpochProgress
+                )
+            if stopper and stopper.stopped:
+                return True
+        return False
 
     def _close_record(
         self,
