@@ -51,13 +51,17 @@ def test_the_readme_snippet_runs_as_written(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", readme_snippet(1)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.startswith("40 frames, first ") and done.stdout.split()[3].rstrip(",") in (
-        "healthy",
-        "brown_spot",
-        "retake",
-    )
-    rows = (tmp_path / "field.csv").read_text().splitlines()
-    assert len(rows) == 41 and rows[0].endswith(",model")
+    # The first frame's answer is any of the session's: a class, or uncertain, unknown or retake
+    # (measured: 35 of 40 frames named a class; the first was a tie of brown_spot and unknown).
+    answers = ("healthy", "brown_spot", "uncertain", "unknown", "retake")
+    assert done.stdout.startswith("40 frames, first ") and done.stdout.split()[3].rstrip(",") in answers, done.stdout
+    import csv
+
+    with open(tmp_path / "field.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 40 and list(rows[0])[-1] == "model"
+    assert {row["label"] for row in rows} <= set(answers)
+    assert sum(row["label"] in ("healthy", "brown_spot") for row in rows) >= 20  # most frames get a class
 
 
 def test_importing_hh_and_its_device_names_loads_no_tensorflow():

@@ -79,7 +79,11 @@ def test_the_picamera2_path_classifies_its_frames_and_releases_the_camera(int8_m
     done = run_camera(int8_model, env, "--max-frames", "8", "--headless")
     assert done.returncode == 0, done.stderr
     frames = [json.loads(line) for line in done.stdout.splitlines() if '"type": "frame"' in line]
-    assert len(frames) == 8 and all(f["label"] in folder.class_names for f in frames)
+    # Every frame answered; most name a class. (`unknown` is fitted to let through a share of the
+    # model's own validation images, not all, and `uncertain` is an answer too.)
+    answers = {*folder.class_names, "uncertain", "unknown", "retake"}
+    assert len(frames) == 8 and all(f["label"] in answers for f in frames), [f["label"] for f in frames]
+    assert sum(f["label"] in folder.class_names for f in frames) >= 5, [f["label"] for f in frames]
     assert "Raspberry Pi camera (picamera2)" in done.stderr
     made = [json.loads(line) for line in calls.read_text().splitlines()]
     assert made[:3] == [["open"], ["configure", "RGB888", [640, 480]], ["start"]]
