@@ -9,10 +9,12 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
+import json
 import shutil
 import subprocess
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -180,18 +182,83 @@ def test_web_labels_agree_with_hh_predict(site, playwright, int8_model, synth_da
     browser, _, page = open_page(playwright, url)
     page.wait_for_function("window.hh.state.model !== null", timeout=60_000)
     classifier = Classifier(int8_model)
+    assert classifier.spec.quality is not None  # hh-convert calibrated the quality gate
     folder = list_image_folder(synth_data / "validation")
-    agree, worst = 0, 0.0
+    agree, worst, same_gate = 0, 0.0, 0
     for path in folder.paths:
         relative = Path(path).relative_to(synth_data / "validation").as_posix()
         web = page.evaluate("(u) => window.hh.classifyImageUrl(u)", f"images/{relative}")
-        ours = classifier.classify(read_image_bgr(path))
-        agree += web["label"] == ours.label
-        worst = max(worst, float(np.abs(np.array(web["probabilities"]) - ours.probabilities).max()))
+        ours = classifier.classify_frame(read_image_bgr(path), quality=classifier.spec.quality)
+        agree += web["label"] == ours.classification.label
+        worst = max(worst, float(np.abs(np.array(web["probabilities"]) - ours.classification.probabilities).max()))
+        same_gate += web["retake"] == ours.retake
     browser.close()
     print(f"web vs hh-predict: {agree}/{len(folder)} labels agree, largest probability difference {worst:.4f}")
     assert agree >= 0.99 * len(folder), agree
     assert worst <= 0.02, worst
+    assert same_gate == len(folder), same_gate  # the quality gate's verdict, image by image
+
+
+def with_changed_selftest(model: Path, out: Path, change) -> Path:
+    """A copy of an hh .tflite whose packed self-test manifest went through `change`."""
+    from hh.converters.pipeline import model_part_size
+    from hh.edge.metadata import read_associated_files
+
+    data = model.read_bytes()
+    files = read_associated_files(model, data)
+    files["selftest.json"] = json.dumps(change(json.loads(files["selftest.json"]))).encode()
+    out.write_bytes(data[: model_part_size(data)])
+    with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_STORED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return out
+
+
+def test_the_self_test_passes_in_the_browser_and_altered_answers_refuse_the_model(site, playwright, int8_model, tmp_path):
+    _, url = site
+    browser, _, page = open_page(playwright, url)
+    page.wait_for_function("window.hh.state.model !== null", timeout=60_000)
+    verdict = page.evaluate("window.hh.state.selfTest")
+    assert verdict["passed"] and verdict["images"] >= 4 and verdict["steps"] <= verdict["maxSteps"], verdict
+    assert "self-test passed" in page.inner_text("#model-name")
+    print(f"self-test in chromium: {verdict['images']} images, {verdict['steps']} output steps from the workstation")
+
+    def altered(manifest):  # one image's packed answer moved by 4 output steps
+        manifest["cases"][0]["raw"] = [v + 4 for v in manifest["cases"][0]["raw"]]
+        return manifest
+
+    page.set_input_files("#model-file", str(with_changed_selftest(int8_model, tmp_path / "altered.tflite", altered)))
+    page.wait_for_function("document.getElementById('error').textContent.includes('altered.tflite') || window.hh.state.refused")
+    error = page.inner_text("#error")
+    assert "does not give this model's answers" in error and "use another phone" in error, error
+    assert page.evaluate("window.hh.state.refused") and page.inner_text("#label") == "not checked"
+    assert "self-test FAILED" in page.inner_text("#model-name")
+    # The good model again: diagnosing resumes.
+    page.set_input_files("#model-file", str(int8_model))
+    page.wait_for_function("window.hh.state.trusted && window.hh.state.selfTest !== null && window.hh.state.selfTest.passed")
+    assert "does not give" not in page.inner_text("#error")  # (this browser has no camera: that is said instead)
+    assert "self-test passed" in page.inner_text("#model-name")
+    browser.close()
+
+
+def test_a_dark_camera_frame_shows_retake_and_why(site, playwright, synth_data, tmp_path):
+    out, url = site
+    paths = list_image_folder(synth_data / "validation").paths[:4]
+    dark = [(cv2.resize(read_image_bgr(p), (640, 480)) * 0.08).astype(np.uint8) for p in paths]
+    video = write_y4m(dark, tmp_path / "dusk.y4m")
+    blurred = cv2.GaussianBlur(read_image_bgr(paths[0]), (0, 0), 12)
+    cv2.imwrite(str(out / "images" / "blurred.png"), blurred)
+    browser, _, page = open_page(playwright, url, camera_flags(video))
+    page.wait_for_function("window.hhLast !== undefined", timeout=60_000)
+    page.wait_for_function("document.getElementById('label').textContent.startsWith('retake')", timeout=30_000)
+    shown = page.inner_text("#label")
+    answer = page.evaluate("window.hhLast.answer")
+    blurry = page.evaluate("window.hh.classifyImageUrl('images/blurred.png')")
+    browser.close()
+    assert shown == "retake: too dark" and answer["label"] == "retake" and answer["retake"] == "too dark", (shown, answer)
+    quality = Classifier(out / "model.tflite").spec.quality
+    python_says = Classifier(out / "model.tflite").classify_frame(blurred, quality=quality).retake
+    assert python_says in ("blurry", "low contrast") and blurry["retake"] == python_says, (blurry["retake"], python_says)
 
 
 MEDIAPIPE = WEB / "node_modules" / "@mediapipe" / "tasks-vision"

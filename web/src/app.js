@@ -1,17 +1,27 @@
 // hh in the browser: the same int8 .tflite, offline, on the phone's camera.
 // LiteRT.js (WebAssembly/XNNPACK on the CPU) runs the model; the preprocessing contract is
 // src/preprocess.js; labels and the spec come from inside the model file (src/modelfile.js).
+// Before it diagnoses, the page runs the model's packed self-test through its own path
+// (src/selftest.js); every frame passes the model's quality gate (src/quality.js) and is
+// answered as hh-camera answers (src/answers.js: retake, unknown, uncertain, smoothing).
 
 import { loadAndCompile, loadLiteRt, Tensor } from "@litertjs/core";
 
+import { decide, Smoother, UNCERTAIN } from "./answers.js";
 import { ModelFileError, readAssociatedFiles, readModelFile } from "./modelfile.js";
 import { namesFor } from "./names.js";
 import { fitToSpec } from "./preprocess.js";
+import { check, measure, RETAKE } from "./quality.js";
+import { judgeSelfTest, parseSelfTest, refusalMessage, selfTestLine } from "./selftest.js";
 
 const $ = (id) => document.getElementById(id);
 // classified: camera frames classified; presented: frames the camera has shown (never fewer).
+// selfTest: the verdict of the model's self-test on this browser (null: the model has none);
+// trusted: the model may diagnose (its self-test passed here, or it carries none); refused: it
+// failed, and the page gives no diagnosis with it.
 const state = { model: null, spec: null, io: null, facing: "environment", stream: null, frames: [], running: false,
-  classified: 0, presented: 0, loopId: 0, shown: new Map() };
+  classified: 0, presented: 0, loopId: 0, shown: new Map(), selfTest: null, trusted: false, refused: false,
+  smoother: new Smoother(1) };
 let runtime = null;
 
 function showError(message) {
@@ -44,16 +54,43 @@ export async function loadModel(buffer, name = "model") {
   if (shape.join(",") !== [1, spec.height, spec.width, 3].join(",")) {
     throw new ModelFileError(`its input is [${shape}] but its spec says ${spec.height}x${spec.width}`);
   }
+  const selftest = parseSelfTest(files, labels);
   // The phone's own languages choose the names; a label without one shows itself.
   const shown = namesFor(names, labels, navigator.languages || [navigator.language]);
   const identity = await modelIdentity(buffer);
-  Object.assign(state, { model, spec, io, labels, shown: shown.names, identity });
+  // Not trusted until checked: the live loop gives no answer from a model being checked.
+  Object.assign(state, { model, spec, io, labels, shown: shown.names, identity, selfTest: null, trusted: false, refused: false });
+  state.smoother.clear();
   if (shown.language) document.documentElement.lang = shown.language;
   const run = spec.run ? `, run ${spec.run.id} of ${spec.run.started.slice(0, 10)}` : "";
+  const checked = selftest ? await checkOnThisBrowser(selftest) : null;
   $("model-name").textContent = `${name}: ${labels.map(displayName).join(", ")} (${spec.height}x${spec.width}; ` +
-    `model ${identity ?? "?"}${run})`;
-  showError("");
-  return { labels, spec };
+    `model ${identity ?? "?"}${run}; ${checked ? selfTestLine(checked) : "no self-test in this model: its answers here are unchecked"})`;
+  state.trusted = !state.refused;
+  showError(state.refused ? refusalMessage(checked) : "");
+  if (state.refused) showAnswer("not checked", "unsure", "");
+  return { labels, spec, selfTest: checked };
+}
+
+// The self-test through this browser's own path: its JPEG decoder, the JavaScript resize and
+// LiteRT.js. A failure refuses the model for diagnosis (state.refused).
+async function checkOnThisBrowser(selftest) {
+  const outcomes = [];
+  for (const item of selftest.cases) {
+    const bitmap = await createImageBitmap(new Blob([item.image], { type: "image/jpeg" }));
+    outcomes.push(await classifyRgba(pixelsOf(bitmap), bitmap.width, bitmap.height));
+  }
+  const verdict = judgeSelfTest(selftest, outcomes, state.labels.map(displayName));
+  Object.assign(state, { selfTest: verdict, refused: !verdict.passed });
+  return verdict;
+}
+
+// A decoded image's RGBA pixels at its own size: no resampling, just the decoded pixels.
+function pixelsOf(bitmap) {
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const context = canvas.getContext("2d");
+  context.drawImage(bitmap, 0, 0);
+  return context.getImageData(0, 0, bitmap.width, bitmap.height).data;
 }
 
 function quantize(rgb) {
@@ -77,27 +114,29 @@ function probabilitiesOf(values) {
   return shifted.map((v) => v / total);
 }
 
-// RGBA pixels of a frame -> {label, probability, probabilities, ms}.
+// RGBA pixels of a frame -> {label (the top class), probability, probabilities, raw (the output
+// tensor's values), retake (the quality gate's reason, or null), ms}.
 export async function classifyRgba(rgba, width, height) {
   const started = performance.now();
   const { spec, model } = state;
-  const input = new Tensor(quantize(fitToSpec(rgba, width, height, spec)), [1, spec.height, spec.width, 3]);
+  const rgb = fitToSpec(rgba, width, height, spec);
+  const retake = spec.quality ? check(measure(rgb, spec.width, spec.height), spec.quality) : null;
+  const input = new Tensor(quantize(rgb), [1, spec.height, spec.width, 3]);
   const outputs = await model.run(input);
   input.delete();
-  const probabilities = probabilitiesOf(outputs[0].toTypedArray());
+  const raw = outputs[0].toTypedArray();
+  const probabilities = probabilitiesOf(raw);
   for (const tensor of outputs) tensor.delete();
   let best = 0;
   probabilities.forEach((p, i) => { if (p > probabilities[best]) best = i; });
-  return { label: state.labels[best], probability: probabilities[best], probabilities, ms: performance.now() - started };
+  return { label: state.labels[best], probability: probabilities[best], probabilities, raw: Array.from(raw), retake,
+    ms: performance.now() - started };
 }
 
 // An image URL as the page decodes it -> classification (used by the tests, and handy).
 export async function classifyImageUrl(url) {
   const bitmap = await createImageBitmap(await (await fetch(url)).blob());
-  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-  const context = canvas.getContext("2d");
-  context.drawImage(bitmap, 0, 0); // same size: no resampling, just the decoded pixels
-  return classifyRgba(context.getImageData(0, 0, bitmap.width, bitmap.height).data, bitmap.width, bitmap.height);
+  return classifyRgba(pixelsOf(bitmap), bitmap.width, bitmap.height);
 }
 
 // The model's identity as hh names it everywhere (hh.edge.runtime.Classifier.identity): the
@@ -112,13 +151,17 @@ function displayName(label) {
   return state.shown.get(label) ?? label;
 }
 
-function render(result) {
-  const threshold = Number($("threshold").value);
-  // "unknown" (none of the classes) is an answer of its own, whatever its probability.
-  const sure = result.label === "unknown" || result.probability >= threshold;
-  $("label").textContent = sure ? displayName(result.label) : "uncertain";
-  $("label").className = sure ? "sure" : "unsure";
-  $("probability").textContent = `${(result.probability * 100).toFixed(0)}%`;
+function showAnswer(text, kind, probability) {
+  $("label").textContent = text;
+  $("label").className = kind;
+  $("probability").textContent = probability;
+}
+
+// What the frame's answer shows: the label, or retake and why, or uncertain (src/answers.js).
+function render(result, answer) {
+  if (answer.label === RETAKE) showAnswer(`${RETAKE}: ${answer.retake}`, "unsure", "");
+  else if (answer.label === UNCERTAIN) showAnswer(UNCERTAIN, "unsure", `${(answer.probability * 100).toFixed(0)}%`);
+  else showAnswer(displayName(answer.label), "sure", `${(answer.probability * 100).toFixed(0)}%`);
   const now = performance.now();
   state.frames = [...state.frames.filter((t) => now - t < 2000), now];
   $("fps").textContent = `${(state.frames.length / 2).toFixed(1)} FPS, ${result.frameMs.toFixed(1)} ms a frame`;
@@ -168,7 +211,7 @@ function stopCamera() {
 async function loop(id) {
   if (!state.running || id !== state.loopId) return;
   const video = $("video");
-  if (state.model && video.videoWidth) {
+  if (state.model && state.trusted && video.videoWidth) {
     const started = performance.now();
     const canvas = $("frame");
     if (canvas.width !== video.videoWidth || canvas.height !== video.videoHeight) {
@@ -180,8 +223,10 @@ async function loop(id) {
     const result = await classifyRgba(context.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
     result.frameMs = performance.now() - started;
     state.classified += 1;
-    render(result);
-    window.hhLast = result;
+    const answer = decide(result.probabilities, state.labels,
+      { retake: result.retake, threshold: Number($("threshold").value), smoother: state.smoother });
+    render(result, answer);
+    window.hhLast = { ...result, answer };
   }
   nextFrame(id);
 }
@@ -189,7 +234,7 @@ async function loop(id) {
 async function loadFromFile(file) {
   try {
     await loadModel(await file.arrayBuffer(), file.name);
-    if (!state.running) await startCamera();
+    if (!state.running && !state.refused) await startCamera(); // a refused model diagnoses nothing
   } catch (error) {
     showError(error instanceof ModelFileError ? `${file.name}: ${error.message}` : `${file.name}: ${error.message || error}`);
   }
@@ -202,13 +247,14 @@ async function main() {
     startCamera();
   });
   $("threshold").addEventListener("input", () => { $("threshold-value").textContent = $("threshold").value; });
+  $("smooth").addEventListener("change", () => { state.smoother = new Smoother(Number($("smooth").value)); });
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("sw.js").catch(() => {});
   // A model built into the page (make web MODEL=...) loads at once; otherwise the user picks one.
   try {
     const response = await fetch("model.tflite");
     if (response.ok) {
       await loadModel(await response.arrayBuffer(), "model.tflite");
-      await startCamera();
+      if (!state.refused) await startCamera();
     }
   } catch (error) {
     showError(`model.tflite: ${error.message || error}`);

@@ -48,6 +48,15 @@ export function readAssociatedFiles(buffer) {
   return files;
 }
 
+// The quality gate's thresholds, checked as hh.edge.spec.QualityThresholds checks them.
+function usableQuality(q) {
+  const keys = ["min_sharpness", "min_brightness", "max_brightness", "min_contrast", "calibrated_on"];
+  if (typeof q !== "object" || Array.isArray(q) || Object.keys(q).sort().join() !== [...keys].sort().join()) return false;
+  if (!keys.every((k) => typeof q[k] === "number" && Number.isFinite(q[k]))) return false;
+  return q.min_sharpness >= 0 && q.min_contrast >= 0 && q.calibrated_on >= 1
+    && q.min_brightness >= 0 && q.min_brightness <= q.max_brightness && q.max_brightness <= 255;
+}
+
 // The preprocessing spec, checked as hh.edge.spec.PreprocessingSpec checks it.
 export function parseSpec(text) {
   let spec;
@@ -65,6 +74,7 @@ export function parseSpec(text) {
   if (!INTERPOLATIONS.includes(spec.interpolation ?? "bilinear")) problems.push("interpolation");
   if (!ASPECTS.includes(spec.aspect ?? "squash")) problems.push("aspect");
   if ((spec.color_order ?? "RGB") !== "RGB") problems.push("colour order");
+  if (spec.quality !== undefined && spec.quality !== null && !usableQuality(spec.quality)) problems.push("quality thresholds");
   if (problems.length) throw new ModelFileError(`its preprocessing spec is not usable (${problems.join(", ")})`);
   // Versions 1 and 2 were trained with OpenCV's own resize (hh.edge.spec); 3 says which.
   const resize = version < 3 ? "opencv" : spec.resize ?? "exact";

@@ -9,6 +9,7 @@ import { test } from "node:test";
 import { readModelFile } from "../src/modelfile.js";
 import { parseSpec } from "../src/modelfile.js";
 import { fitToSpec } from "../src/preprocess.js";
+import { measure } from "../src/quality.js";
 
 const folder = process.env.HH_PARITY_DIR;
 const skip = folder ? false : "HH_PARITY_DIR not set (tests/test_js_units.py sets it)";
@@ -35,4 +36,16 @@ test("a signed model with display names reads as Python reads it", { skip }, () 
   assert.deepEqual(model.labels, expected.labels);
   assert.deepEqual(model.names, expected.names);
   assert.deepEqual(model.spec.run, expected.run);
+});
+
+test("quality measures equal Python's (grey and Laplacian exact, sums to 1e-5)", { skip }, () => {
+  const cases = JSON.parse(readFileSync(join(folder, "quality.json"), "utf8"));
+  assert.ok(cases.length >= 10);
+  for (const item of cases) {
+    const ours = measure(new Uint8Array(readFileSync(join(folder, item.rgb))), item.width, item.height);
+    for (const key of ["sharpness", "brightness", "contrast"]) {
+      const scale = Math.max(1, Math.abs(item[key]));
+      assert.ok(Math.abs(ours[key] - item[key]) / scale < 1e-5, `${item.rgb} ${key}: ${ours[key]} vs Python ${item[key]}`);
+    }
+  }
 });
