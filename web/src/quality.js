@@ -4,8 +4,8 @@
 //   contrast    standard deviation of the grey level (an empty or washed-out view lowers it)
 // compared with the thresholds hh-convert calibrated on the training images (spec.quality).
 // The grey image and the Laplacian are OpenCV's integers exactly (cvtColor RGB2GRAY's 15-bit
-// weights; the 3x3 Laplacian with its default border, reflect-101); the sums are in doubles,
-// where Python's variance is float32: the measures agree to about 1e-6, relatively.
+// weights; the 3x3 Laplacian with its default border, reflect-101); the sums are exact, where
+// Python's variance is float32: the measures agree to about 1e-6, relatively.
 
 export const RETAKE = "retake";
 // Why a frame should be retaken, in the words shown to the person holding the camera.
@@ -33,6 +33,7 @@ function reflect101(i, n) {
 }
 
 // {sharpness, brightness, contrast} of a model-sized RGB image, row-major, 3 values a pixel.
+// Every sum is of whole numbers below 2^53, so exact: one pass each, no rounding until the end.
 export function measure(rgb, width, height) {
   const grey = greyOf(rgb);
   const n = width * height;
@@ -44,25 +45,23 @@ export function measure(rgb, width, height) {
   }
   const brightness = sum / n;
   const contrast = Math.sqrt(Math.max(0, squares / n - brightness * brightness));
-  // The Laplacian, kernel [0 1 0; 1 -4 1; 0 1 0]: two passes, its mean first (as numpy's var).
-  const laplacian = new Float64Array(n);
+  // The Laplacian, kernel [0 1 0; 1 -4 1; 0 1 0]; its border rows and columns reflected.
   let lapSum = 0;
+  let lapSquares = 0;
   for (let y = 0; y < height; y++) {
     const up = reflect101(y - 1, height) * width;
     const down = reflect101(y + 1, height) * width;
     const row = y * width;
     for (let x = 0; x < width; x++) {
-      const left = reflect101(x - 1, width);
-      const right = reflect101(x + 1, width);
+      const left = x > 0 ? x - 1 : reflect101(x - 1, width);
+      const right = x < width - 1 ? x + 1 : reflect101(x + 1, width);
       const value = grey[up + x] + grey[down + x] + grey[row + left] + grey[row + right] - 4 * grey[row + x];
-      laplacian[row + x] = value;
       lapSum += value;
+      lapSquares += value * value;
     }
   }
   const lapMean = lapSum / n;
-  let spread = 0;
-  for (let i = 0; i < n; i++) spread += (laplacian[i] - lapMean) ** 2;
-  return { sharpness: spread / n, brightness, contrast };
+  return { sharpness: Math.max(0, lapSquares / n - lapMean * lapMean), brightness, contrast };
 }
 
 // Why a frame should be retaken, or null when it is fine (hh.edge.quality.check): exposure
