@@ -347,6 +347,49 @@ def test_it_works_offline_after_the_first_visit(site, playwright, synth_data, tm
     assert label in list_image_folder(synth_data / "validation").class_names
 
 
+def test_photo_diagnoses_are_logged_with_their_position_survive_offline_and_export(site, playwright, synth_data, tmp_path):
+    _, url = site
+    folder = list_image_folder(synth_data / "validation")
+    frames = [cv2.resize(read_image_bgr(p), (1280, 960)) for p in folder.paths[:4]]
+    video = write_y4m(frames, tmp_path / "field.y4m")
+    place = {"latitude": -6.7924, "longitude": 39.2083, "accuracy": 15}
+    browser, context, page = open_page(
+        playwright, url, camera_flags(video), geolocation=place, permissions=["geolocation", "camera"]
+    )
+    page.wait_for_function("window.hh.state.trusted && window.hhLast !== undefined", timeout=60_000)
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=30_000)
+    page.click("#diagnose")
+    page.wait_for_function("document.getElementById('log-count').textContent === '1'", timeout=30_000)
+    second = page.evaluate("window.hh.diagnose()")  # the same as a tap, returning what it logged
+    assert second["width"] >= 1280 and second["height"] >= 960  # the photo at the camera's resolution
+    answers = {*folder.class_names, "uncertain", "unknown", "retake"}
+    assert second["label"] in answers and second["model"] == page.evaluate("window.hh.state.identity")
+    assert (second["latitude"], second["longitude"], second["accuracy_m"]) == (-6.7924, 39.2083, 15)
+    assert abs(sum(second["probabilities"].values()) - 1) < 1e-3  # every class's, by name
+    assert set(second["probabilities"]) - {"unknown"} == set(folder.class_names)
+    # Offline, after a reload: the log is still there, and exports.
+    context.set_offline(True)
+    page.reload()
+    page.wait_for_function("window.hhReady === true", timeout=60_000)
+    assert page.inner_text("#log-count") == "2"
+    page.click("#show-log")
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    csv_text = Path(download.value.path()).read_text()
+    with page.expect_download() as download:
+        page.click("#export-geojson")
+    geojson = json.loads(Path(download.value.path()).read_text())
+    history = page.inner_text("#history")
+    browser.close()
+    rows = csv_text.strip().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("time,model,run,label,top,probability,retake,latitude,longitude,accuracy_m")
+    assert all("-6.7924,39.2083,15" in row for row in rows[1:]), rows
+    assert len(geojson["features"]) == 2
+    assert geojson["features"][1]["geometry"] == {"type": "Point", "coordinates": [39.2083, -6.7924]}
+    assert geojson["features"][1]["properties"]["label"] == second["label"]
+    assert history.count("-6.79240, 39.20830") == 2, history
+
+
 def test_bad_inputs_get_a_message_not_a_blank_screen(site, playwright, tmp_path, converted_run):
     from hh.converters.pipeline import model_part_size
 

@@ -13,6 +13,8 @@ import { namesFor } from "./names.js";
 import { fitToSpec } from "./preprocess.js";
 import { check, measure, RETAKE } from "./quality.js";
 import { judgeSelfTest, parseSelfTest, refusalMessage, selfTestLine } from "./selftest.js";
+import { addRecord, allRecords, openLog, StoreFull } from "./store.js";
+import { diagnosisRecord, toCsv, toGeoJson } from "./survey.js";
 
 const $ = (id) => document.getElementById(id);
 // classified: camera frames classified; presented: frames the camera has shown (never fewer).
@@ -231,6 +233,70 @@ async function loop(id) {
   nextFrame(id);
 }
 
+// Photo mode, as field apps are used: one photo at the camera's full resolution (ImageCapture
+// where the browser has it, else the video frame), one answer, kept in the survey log with the
+// position when the user allows it. Live frames are a preview; only these are diagnoses.
+async function diagnose() {
+  if (!state.model || !state.trusted) return null; // none loaded, or refused: the page says which
+  if (!state.stream) {
+    showError("No camera is open: allow this page to use the camera (site settings), then reload.");
+    return null;
+  }
+  const [track] = state.stream.getVideoTracks();
+  let bitmap = null;
+  if (globalThis.ImageCapture) {
+    bitmap = await new ImageCapture(track).takePhoto().then((blob) => createImageBitmap(blob)).catch(() => null);
+  }
+  bitmap ??= await createImageBitmap($("video"));
+  const located = position(); // asked while the model runs
+  const result = await classifyRgba(pixelsOf(bitmap), bitmap.width, bitmap.height);
+  const answer = decide(result.probabilities, state.labels, { retake: result.retake, threshold: Number($("threshold").value) });
+  const model = { identity: state.identity, run: state.spec.run?.id ?? null, labels: state.labels };
+  const record = diagnosisRecord(answer, model, await located);
+  $("verdict").textContent = answer.label === RETAKE ? `${RETAKE}: ${answer.retake}` : displayName(answer.label);
+  try {
+    await addRecord(state.log, record);
+  } catch (error) {
+    showError(error instanceof StoreFull ? error.message : `The diagnosis was not saved (${error.message || error}).`);
+  }
+  await showLog();
+  return { ...record, width: bitmap.width, height: bitmap.height };
+}
+
+// The position with its accuracy, or null when the user did not allow it (or it takes too long).
+function position() {
+  if (!navigator.geolocation) return Promise.resolve(null);
+  return new Promise((resolve) => navigator.geolocation.getCurrentPosition(
+    (p) => resolve({ latitude: p.coords.latitude, longitude: p.coords.longitude, accuracy: p.coords.accuracy }),
+    () => resolve(null),
+    { enableHighAccuracy: true, timeout: 10000, maximumAge: 60000 },
+  ));
+}
+
+async function showLog() {
+  const records = state.log ? await allRecords(state.log) : [];
+  $("log-count").textContent = String(records.length);
+  $("history").replaceChildren(...records.slice(-50).reverse().map((r) => {
+    const item = document.createElement("li");
+    const place = r.latitude === null ? "no position" : `${r.latitude.toFixed(5)}, ${r.longitude.toFixed(5)} (±${Math.round(r.accuracy_m)} m)`;
+    item.textContent = `${r.time.slice(0, 16).replace("T", " ")}  ${r.label}  ${(r.probability * 100).toFixed(0)}%  ${place}`;
+    return item;
+  }));
+  return records;
+}
+
+// The whole log as a file the user keeps: CSV (a spreadsheet) or GeoJSON (a map).
+async function exportLog(kind) {
+  const records = await allRecords(state.log);
+  const [text, type] = kind === "csv" ? [toCsv(records), "text/csv"] : [toGeoJson(records), "application/geo+json"];
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([text], { type }));
+  link.download = `hh-survey-${new Date().toISOString().slice(0, 10)}.${kind === "csv" ? "csv" : "geojson"}`;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  return text;
+}
+
 async function loadFromFile(file) {
   try {
     await loadModel(await file.arrayBuffer(), file.name);
@@ -249,6 +315,16 @@ async function main() {
   $("threshold").addEventListener("input", () => { $("threshold-value").textContent = $("threshold").value; });
   $("smooth").addEventListener("change", () => { state.smoother = new Smoother(Number($("smooth").value)); });
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("sw.js").catch(() => {});
+  $("diagnose").addEventListener("click", () => diagnose().catch((error) => showError(`No diagnosis: ${error.message || error}`)));
+  $("show-log").addEventListener("click", () => { $("log").hidden = !$("log").hidden; });
+  $("export-csv").addEventListener("click", () => exportLog("csv"));
+  $("export-geojson").addEventListener("click", () => exportLog("geojson"));
+  try {
+    state.log = await openLog();
+    await showLog();
+  } catch (error) {
+    showError(`The survey log cannot be opened on this browser (${error.message || error}): diagnoses are not kept.`);
+  }
   // A model built into the page (make web MODEL=...) loads at once; otherwise the user picks one.
   try {
     const response = await fetch("model.tflite");
@@ -262,5 +338,5 @@ async function main() {
   window.hhReady = true;
 }
 
-window.hh = { loadModel, classifyRgba, classifyImageUrl, fitToSpec, readModelFile, state };
+window.hh = { loadModel, classifyRgba, classifyImageUrl, fitToSpec, readModelFile, state, diagnose, exportLog, showLog };
 main();

@@ -1,0 +1,45 @@
+// The survey log on the phone: IndexedDB, which survives reloads, closing the browser and having
+// no network. The browser is asked to keep it (persistent storage) so it is not evicted when
+// the phone runs short of space; a full store refuses the new record and keeps every other.
+
+const DB = "hh";
+const STORE = "diagnoses";
+
+export class StoreFull extends Error {}
+
+function request(r) {
+  return new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+}
+
+export async function openLog() {
+  const opening = indexedDB.open(DB, 1);
+  opening.onupgradeneeded = () => opening.result.createObjectStore(STORE, { keyPath: "id", autoIncrement: true });
+  const db = await request(opening);
+  // Ask once; the browser may say no (then the log still works, but may be evicted under pressure).
+  const persisted = navigator.storage?.persist ? await navigator.storage.persist().catch(() => false) : false;
+  return { db, persisted };
+}
+
+// Store one record; StoreFull when the phone's storage (or the browser's quota) is full.
+export function addRecord(log, record) {
+  return new Promise((resolve, reject) => {
+    const transaction = log.db.transaction(STORE, "readwrite");
+    const adding = transaction.objectStore(STORE).add(record);
+    transaction.oncomplete = () => resolve(adding.result);
+    const failed = () => {
+      const error = transaction.error || adding.error;
+      reject(error && error.name === "QuotaExceededError"
+        ? new StoreFull("The phone's storage is full: this diagnosis was not saved. Export the log and free some space; "
+          + "nothing saved before is lost.")
+        : error);
+    };
+    transaction.onabort = failed; // a failed add aborts its transaction: nothing half-stored
+  });
+}
+
+export function allRecords(log) {
+  return request(log.db.transaction(STORE, "readonly").objectStore(STORE).getAll());
+}
