@@ -10,10 +10,12 @@ import os
 import resource
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
 import time
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -378,6 +380,68 @@ def test_merge_never_replaces_follows_links_out_or_copies_non_images(synth_data,
     assert (data / names[0] / "a.jpg").is_symlink()  # the user's link is left alone
     assert (data / names[0] / "a-1.jpg").read_bytes() == Path(picture).read_bytes()
     assert not list(data.rglob("*.merging")) and not [p for p in data.rglob("*") if ".tmp-" in p.name]
+
+
+def collection_zip(path: Path, members: dict[str, bytes], links: tuple[str, ...] = ()) -> Path:
+    """A zip as the phone exports a collection, with any members a hostile one could hold."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+        for name in links:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, "/etc/passwd")
+    return path
+
+
+def test_a_collection_zip_merges_its_labelled_frames_and_nothing_else(synth_data, tmp_path, cli, monkeypatch):
+    from hh.trainer import merge as merge_module
+
+    data = tmp_path / "train"
+    shutil.copytree(synth_data / "train", data)
+    before = {p for p in tmp_path.rglob("*")}
+    names = list_image_folder(data).class_names
+    photos = [Path(p).read_bytes() for p in list_image_folder(synth_data / "validation").paths[:6]]
+    members = {
+        f"labelled/{names[0]}/20261202-080000-000.jpg": photos[0],
+        f"labelled/{names[1]}/20261202-080001-000.jpg": photos[1],
+        f"labelled/{names[1]}/20261202-080002-000.jpg": photos[1],  # filed twice: one copy
+        f"unsure/{names[0]}/20261202-080003-000_0.41.jpg": photos[2],
+        "collected.csv": b"time,kind,file\n",
+        "../escape.jpg": photos[3],
+        "/tmp/absolute.jpg": photos[3],
+        f"labelled/{names[0]}/../../../up.jpg": photos[3],
+        f"labelled/{names[0]}/deeper/x.jpg": photos[3],
+        f"labelled/{names[0]}/notes.txt": b"hello",
+        f"labelled/{names[0]}/fake.jpg": b"<html>not an image</html>",
+        f"labelled/{names[0]}/huge.jpg": photos[4] + bytes(max(map(len, photos)) + 5000),  # beyond the (lowered) bound
+        f"labelled/{names[0]}/bomb.jpg": bytes(10_000_000),  # deflates to a few KB, unpacks to 10 MB
+    }
+    monkeypatch.setattr(merge_module, "MAX_MEMBER_BYTES", max(map(len, photos)) + 1000)
+    archive = collection_zip(tmp_path / "phone.zip", members, links=(f"labelled/{names[0]}/link.jpg",))
+    result = cli(data_app, "merge", archive, data)
+    assert result.exit_code == 0, result.output
+    assert f"merged 2 new images into {data} ({names[0]} 1, {names[1]} 1); 1 duplicates skipped" in result.output
+    assert "9 not images or links, skipped" in result.output and "1 unsure frames not merged" in result.output
+    assert (data / names[0] / "20261202-080000-000.jpg").read_bytes() == photos[0]
+    assert (data / names[1] / "20261202-080001-000.jpg").read_bytes() == photos[1]
+    made = {p for p in tmp_path.rglob("*")} - before - {archive}
+    assert made == {data / names[0] / "20261202-080000-000.jpg", data / names[1] / "20261202-080001-000.jpg"}, made
+
+
+def test_a_bad_collection_zip_is_one_line(synth_data, tmp_path, cli, one_line_error):
+    data = tmp_path / "train"
+    shutil.copytree(synth_data / "train", data)
+    names = list_image_folder(data).class_names
+    photo = Path(list_image_folder(synth_data / "validation").paths[0]).read_bytes()
+    only_unsure = collection_zip(tmp_path / "unsure.zip", {f"unsure/{names[0]}/a.jpg": photo})
+    one_line_error(cli(data_app, "merge", only_unsure, data), "holds no labelled images", "label frames on the phone")
+    new_class = collection_zip(tmp_path / "new.zip", {"labelled/cassava_mosaic/a.jpg": photo})
+    one_line_error(cli(data_app, "merge", new_class, data), "classes the training folder", "cassava_mosaic")
+    truncated = tmp_path / "cut.zip"
+    truncated.write_bytes(collection_zip(tmp_path / "whole.zip", {f"labelled/{names[0]}/a.jpg": photo}).read_bytes()[:300])
+    one_line_error(cli(data_app, "merge", truncated, data), "cannot be read as a zip")
+    assert sum(1 for _ in data.rglob("*.jpg")) == len(list_image_folder(synth_data / "train").paths)
 
 
 def test_merging_the_models_own_guesses_warns(synth_data, tmp_path, cli):

@@ -91,13 +91,20 @@ def video(
 @app.command()
 @reports_errors({"source": "SOURCE", "target": "DATA_DIR"})
 def merge(
-    source: Annotated[Path, typer.Argument(help="Class folders of new images, e.g. hh-camera --collect's DIR/labelled.")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="Class folders of new images (e.g. hh-camera --collect's DIR/labelled), or a collection zip "
+            "exported from the phone's web app (its labelled frames are taken)."
+        ),
+    ],
     target: Annotated[Path, typer.Argument(help="The training folder (one sub-folder per class) to add them to.")],
 ) -> None:
     """Add images collected in the field to a training folder: duplicates (the same bytes
     already anywhere in it) are skipped, taken names get a suffix, nothing there is replaced.
 
-    Example: hh-data merge field/labelled data/train
+    Examples: hh-data merge field/labelled data/train
+              hh-data merge hh-collection-2026-12-02.zip data/train
     """
     from .merge import merge as merge_folders
 

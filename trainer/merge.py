@@ -12,26 +12,39 @@ Merging copies them into the training folder's class folders, the user's files u
 - every copy is written under a temporary name and renamed when complete; a full or
   read-only training folder stops the merge in one line that says what was merged so far.
 
+A collection exported from the phone's web app is a zip of the same layout (labelled/<class>/,
+unsure/<predicted>/, collected.csv) and merges as it is: `hh-data merge collection.zip
+data/train` takes its labelled/ frames. Its members are read, never extracted: only
+labelled/<class>/<image> entries of a known class, a size each (MAX_MEMBER_BYTES) and a
+decodable image are taken; names with folders, links or `..` cannot place a file anywhere.
+
 The next hh-train records the merged images in its split like any other.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import stat
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from ..edge.errors import OutOfSpace, UserError
 from ..edge.files import create_new, is_within
-from ..edge.folders import list_image_folder
+from ..edge.folders import IMAGE_EXTENSIONS, list_image_folder
 from ..edge.preprocess import decode_image
 
 log = logging.getLogger("hh.data")
 # hh-camera --collect keeps the model's own guesses here: labels nobody checked.
 UNSURE_FOLDER = "unsure"
+LABELLED_FOLDER = "labelled"
+# A phone photo is a few MB; anything far larger in a collection zip is not one (or a zip bomb).
+MAX_MEMBER_BYTES = 64 * 2**20
 
 
 def content_hash(data: bytes) -> str:
@@ -43,6 +56,7 @@ class MergeReport:
     added: dict[str, int] = field(default_factory=dict)  # class -> new images
     duplicates: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "path: why", not copied
+    unlabelled: int = 0  # a collection zip's unsure frames: nobody said what they are
 
     @property
     def total(self) -> int:
@@ -51,19 +65,30 @@ class MergeReport:
     def line(self, target: Path) -> str:
         per_class = ", ".join(f"{name} {n}" for name, n in self.added.items() if n) or "none"
         skipped = f"; {len(self.skipped)} not images or links, skipped" if self.skipped else ""
-        return f"merged {self.total} new images into {target} ({per_class}); {len(self.duplicates)} duplicates skipped{skipped}"
+        unlabelled = f"; {self.unlabelled} unsure frames not merged (label them first)" if self.unlabelled else ""
+        return (
+            f"merged {self.total} new images into {target} ({per_class}); {len(self.duplicates)} duplicates skipped"
+            f"{skipped}{unlabelled}"
+        )
+
+
+@dataclass(frozen=True)
+class IncomingImage:
+    label: str  # its class
+    name: str  # the file name it is filed under
+    where: str  # as the report names it
+    read: Callable[[], tuple[bytes | None, str]]  # its bytes, or (None, why not)
 
 
 def merge(source: str | Path, target: str | Path) -> MergeReport:
+    """Merge `source`, class folders or a collection zip, into the training folder `target`."""
     source, target = Path(source), Path(target)
+    report = MergeReport()
+    if source.is_file() and (source.suffix.lower() == ".zip" or zipfile.is_zipfile(source)):
+        archive = _open_zip(source)
+        with archive:
+            return _merge_images(list(_zip_images(archive, source, report)), source, target, report)
     incoming = list_image_folder(source, "folder of collected images", min_classes=1)
-    existing = list_image_folder(target, "training folder")
-    unknown = sorted(set(incoming.class_names) - set(existing.class_names))
-    if unknown:
-        raise UserError(
-            f"{source} has classes the training folder {target} does not: {', '.join(unknown)} "
-            "(a new class makes a new model: create its folder in the training folder first)"
-        )
     if source.resolve() == target.resolve():
         raise UserError(f"{source} is the training folder itself; merge another folder into it")
     if source.name == UNSURE_FOLDER:
@@ -71,33 +96,108 @@ def merge(source: str | Path, target: str | Path) -> MergeReport:
             f"{source} holds frames filed under the model's own guesses, which nobody checked: training on them teaches "
             "the model its own mistakes (merge DIR/labelled, the frames a person labelled)"
         )
-    for name in incoming.class_names:
+    report.skipped.extend(f"{path}: {why}" for path, why in incoming.ignored if why != "hidden file")
+    images = [
+        IncomingImage(incoming.class_names[label], Path(p).name, p, functools.partial(_image_bytes, Path(p), source))
+        for p, label in zip(incoming.paths, incoming.labels)
+    ]
+    return _merge_images(images, source, target, report)
+
+
+def _merge_images(images: list[IncomingImage], source: Path, target: Path, report: MergeReport) -> MergeReport:
+    existing = list_image_folder(target, "training folder")
+    classes = sorted({image.label for image in images})
+    unknown = sorted(set(classes) - set(existing.class_names))
+    if unknown:
+        raise UserError(
+            f"{source} has classes the training folder {target} does not: {', '.join(unknown)} "
+            "(a new class makes a new model: create its folder in the training folder first)"
+        )
+    for name in classes:
         if not is_within(target / name, target):  # a class folder that is a link elsewhere
             raise UserError(f"{target / name} leads outside {target} (a link); merge into the real folder")
     seen = {content_hash(Path(p).read_bytes()) for p in existing.paths}
-    report = MergeReport(added={name: 0 for name in incoming.class_names})
-    report.skipped.extend(f"{path}: {why}" for path, why in incoming.ignored if why != "hidden file")
-    for path_text, label in zip(incoming.paths, incoming.labels):
-        path = Path(path_text)
-        data, why = _image_bytes(path, source)
+    report.added = {name: 0 for name in classes}
+    for image in images:
+        data, why = image.read()
         if data is None:
-            report.skipped.append(f"{path}: {why}")
+            report.skipped.append(f"{image.where}: {why}")
             continue
         digest = content_hash(data)
         if digest in seen:
-            report.duplicates.append(str(path))
+            report.duplicates.append(image.where)
             continue
-        name = incoming.class_names[label]
         try:
-            create_new(target / name / path.name, data)
+            create_new(target / image.label / image.name, data)
         except (OutOfSpace, OSError) as exc:
-            why = str(exc) if isinstance(exc, OutOfSpace) else f"cannot write in {target / name} ({exc.strerror or exc})"
+            why = str(exc) if isinstance(exc, OutOfSpace) else f"cannot write in {target / image.label} ({exc.strerror or exc})"
             raise UserError(f"{why}; stopped after {report.line(target)}") from None
         seen.add(digest)
-        report.added[name] += 1
+        report.added[image.label] += 1
     for line in report.skipped[:5]:
         log.warning(f"skipped {line}")
     return report
+
+
+def _open_zip(source: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise UserError(f"{source} cannot be read as a zip ({exc})") from None
+
+
+def _zip_images(archive: zipfile.ZipFile, source: Path, report: MergeReport) -> Iterator[IncomingImage]:
+    """The labelled images of a collection zip; everything else counted or named as skipped."""
+    found = 0
+    for info in archive.infolist():
+        path = PurePosixPath(info.filename)
+        where = f"{source}:{info.filename}"
+        if info.is_dir() or path.name == "collected.csv":
+            continue
+        if path.parts[:1] == (UNSURE_FOLDER,):
+            report.unlabelled += 1
+            continue
+        why = _zip_member_problem(info, path)
+        if why:
+            report.skipped.append(f"{where}: {why}")
+            continue
+        found += 1
+        yield IncomingImage(path.parts[1], path.name, where, functools.partial(_zip_member_bytes, archive, info))
+    if not found:
+        raise UserError(
+            f"{source} holds no labelled images ({LABELLED_FOLDER}/<class>/<image>): "
+            "label frames on the phone (one tap on a class) before exporting the collection"
+        )
+
+
+def _zip_member_problem(info: zipfile.ZipInfo, path: PurePosixPath) -> str:
+    """Why a zip member is not a labelled image to merge ('' when it is one)."""
+    from ..edge.spec import label_problem
+
+    if len(path.parts) != 3 or path.parts[0] != LABELLED_FOLDER or path.is_absolute() or ".." in path.parts:
+        return f"not a {LABELLED_FOLDER}/<class>/<image> entry"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "a link (only images are merged)"
+    if label_problem(path.parts[1]):
+        return f"class name {path.parts[1]!r} {label_problem(path.parts[1])}"
+    if label_problem(path.name) or path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return "not an image file name"
+    if info.file_size > MAX_MEMBER_BYTES:
+        return f"larger than {MAX_MEMBER_BYTES / 2**20:g} MB"
+    return ""
+
+
+def _zip_member_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[bytes | None, str]:
+    try:
+        with archive.open(info) as handle:
+            data = handle.read(MAX_MEMBER_BYTES + 1)  # the header's size may lie: read no more than the bound
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
+        return None, f"cannot be read ({exc})"
+    if len(data) > MAX_MEMBER_BYTES:
+        return None, f"larger than {MAX_MEMBER_BYTES / 2**20:g} MB"
+    if decode_image(np.frombuffer(data, np.uint8)) is None:
+        return None, "not a readable image"
+    return data, ""
 
 
 def _image_bytes(path: Path, source: Path) -> tuple[bytes | None, str]:
