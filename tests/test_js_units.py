@@ -86,14 +86,45 @@ def write_signed_model(folder: Path) -> None:
     (folder / "model.json").write_text(json.dumps(expected))
 
 
+def write_collection_photos(folder: Path) -> None:
+    rng = np.random.default_rng(3)
+    for name in ("collect_photo.jpg", "collect_other.jpg"):
+        image = cv2.GaussianBlur(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), (7, 7), 0)
+        cv2.imwrite(str(folder / name), image)
+
+
+def check_collection_zip(folder: Path) -> None:
+    """The page's collection zip: valid for Python's zipfile, and hh-data merge takes it as it is."""
+    from hh.trainer.merge import merge
+
+    archive = folder / "collection.zip"
+    with zipfile.ZipFile(archive) as opened:
+        assert opened.testzip() is None  # every CRC right
+        names = opened.namelist()
+        assert opened.read("labelled/brown_spot/20261202-080000-005.jpg") == (folder / "collect_photo.jpg").read_bytes()
+    assert names == [
+        "labelled/brown_spot/20261202-080000-005.jpg", "labelled/healthy/20261202-080000-005.jpg",
+        "unsure/healthy/20261202-080000-005_0.41.jpg", "collected.csv",
+    ]  # fmt: skip
+    train = folder / "train"
+    for n, name in enumerate(("brown_spot", "healthy")):
+        (train / name).mkdir(parents=True)
+        cv2.imwrite(str(train / name / "old.png"), np.full((32, 32, 3), 60 * n, np.uint8))
+    report = merge(archive, train)
+    assert report.added == {"brown_spot": 1, "healthy": 1} and report.unlabelled == 1 and not report.skipped, report
+    assert (train / "brown_spot" / "20261202-080000-005.jpg").read_bytes() == (folder / "collect_photo.jpg").read_bytes()
+
+
 def test_the_web_apps_unit_tests_pass_and_its_modules_give_pythons_answers(tmp_path):
     write_parity_cases(tmp_path)
     write_quality_cases(tmp_path)
     write_signed_model(tmp_path)
+    write_collection_photos(tmp_path)
     done = subprocess.run(
         [NODE, "--test", "--test-reporter=tap", *sorted(str(p) for p in (ROOT / "web" / "test").glob("*.test.mjs"))],
         capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "HH_PARITY_DIR": str(tmp_path)},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "# fail 0" in done.stdout and "# skipped 0" in done.stdout, done.stdout[-1500:]
-    assert int(done.stdout.split("# pass ")[1].split()[0]) >= 18
+    assert int(done.stdout.split("# pass ")[1].split()[0]) >= 27
+    check_collection_zip(tmp_path)

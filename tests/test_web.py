@@ -390,6 +390,54 @@ def test_photo_diagnoses_are_logged_with_their_position_survive_offline_and_expo
     assert history.count("-6.79240, 39.20830") == 2, history
 
 
+def test_frames_labelled_on_the_phone_merge_into_the_training_folder_and_train(site, playwright, synth_data, tmp_path, cli):
+    from hh.trainer.cli_data import app as data_app
+    from hh.trainer.cli_train import app as train_app
+
+    _, url = site
+    folder = list_image_folder(synth_data / "validation")
+    frames = []
+    for n, path in enumerate(folder.paths[:6]):
+        frame = cv2.resize(read_image_bgr(path), (640, 480))
+        for k in range(5):  # every camera frame different: no two taps file the same bytes
+            frames.append(cv2.putText(frame.copy(), f"{n}.{k}", (10, 470), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1))
+    video = write_y4m(frames, tmp_path / "field.y4m")
+    names = folder.class_names
+    browser, _, page = open_page(playwright, url, camera_flags(video))
+    page.wait_for_function("window.hh.state.trusted && window.hhLast !== undefined", timeout=60_000)
+    page.click("#show-log")
+    page.check("#collect")  # unsure frames too (not merged: nobody labelled them)
+    for label in (names[0], names[1], names[0]):
+        page.click(f"#label-buttons button[data-label='{label}']")
+        page.wait_for_timeout(400)  # the next tap files another camera frame
+    page.wait_for_function("document.getElementById('collect-status').textContent.startsWith('3 labelled')")
+    with page.expect_download() as download:
+        page.click("#export-collection")
+    archive = tmp_path / "phone-collection.zip"
+    download.value.save_as(archive)
+    browser.close()
+    with zipfile.ZipFile(archive) as opened:
+        assert opened.testzip() is None
+        labelled = [n for n in opened.namelist() if n.startswith("labelled/")]
+        journal = opened.read("collected.csv").decode()
+    assert sorted(n.split("/")[1] for n in labelled) == sorted([names[0], names[0], names[1]]), labelled
+    assert journal.startswith("time,kind,file,predicted,label,probability,")
+    assert sum(",labelled," in line for line in journal.splitlines()) == 3
+    train = tmp_path / "train"
+    shutil.copytree(synth_data / "train", train)
+    before = list_image_folder(train)
+    per_class = {name: before.labels.count(i) for i, name in enumerate(before.class_names)}
+    merged = cli(data_app, "merge", archive, train)
+    assert merged.exit_code == 0, merged.output
+    assert f"merged 3 new images into {train} ({names[0]} 2, {names[1]} 1)" in merged.output, merged.output
+    run = tmp_path / "run"
+    trained = cli(train_app, train, "--val-split", "0.2", "--image-size", "32", "--epochs", "1", "--out", run)
+    assert trained.exit_code == 0, trained.output
+    record = json.loads((run / "run.json").read_text())
+    seen = {name: record["train_images"].get(name, 0) + record["val_images"].get(name, 0) for name in names}
+    assert seen == {names[0]: per_class[names[0]] + 2, names[1]: per_class[names[1]] + 1}, (seen, per_class)
+
+
 def test_bad_inputs_get_a_message_not_a_blank_screen(site, playwright, tmp_path, converted_run):
     from hh.converters.pipeline import model_part_size
 

@@ -13,7 +13,8 @@ import { namesFor } from "./names.js";
 import { fitToSpec } from "./preprocess.js";
 import { check, measure, RETAKE } from "./quality.js";
 import { judgeSelfTest, parseSelfTest, refusalMessage, selfTestLine } from "./selftest.js";
-import { addRecord, allRecords, openLog, StoreFull } from "./store.js";
+import { Collector, collectionZip, framePath, LABELLED, plainLabel, UNSURE } from "./collect.js";
+import { addRecord, allRecords, clearRecords, FRAMES, openLog, StoreFull } from "./store.js";
 import { diagnosisRecord, toCsv, toGeoJson } from "./survey.js";
 
 const $ = (id) => document.getElementById(id);
@@ -23,7 +24,7 @@ const $ = (id) => document.getElementById(id);
 // failed, and the page gives no diagnosis with it.
 const state = { model: null, spec: null, io: null, facing: "environment", stream: null, frames: [], running: false,
   classified: 0, presented: 0, loopId: 0, shown: new Map(), selfTest: null, trusted: false, refused: false,
-  smoother: new Smoother(1) };
+  smoother: new Smoother(1), collector: new Collector(), lastAnswer: null };
 let runtime = null;
 
 function showError(message) {
@@ -71,6 +72,7 @@ export async function loadModel(buffer, name = "model") {
   state.trusted = !state.refused;
   showError(state.refused ? refusalMessage(checked) : "");
   if (state.refused) showAnswer("not checked", "unsure", "");
+  showLabelButtons();
   return { labels, spec, selfTest: checked };
 }
 
@@ -228,7 +230,9 @@ async function loop(id) {
     const answer = decide(result.probabilities, state.labels,
       { retake: result.retake, threshold: Number($("threshold").value), smoother: state.smoother });
     render(result, answer);
+    state.lastAnswer = answer;
     window.hhLast = { ...result, answer };
+    if ($("collect").checked && state.collector.wants(answer, performance.now())) await keepFrame(UNSURE, answer.top, answer);
   }
   nextFrame(id);
 }
@@ -297,6 +301,81 @@ async function exportLog(kind) {
   return text;
 }
 
+// Keep the frame on the canvas (the camera's own pixels, full size) in the collection.
+async function keepFrame(kind, label, answer) {
+  if (!state.log || !plainLabel(label)) return false;
+  const blob = await new Promise((resolve) => $("frame").toBlob(resolve, "image/jpeg", 0.92));
+  if (!blob) return false;
+  const data = new Uint8Array(await blob.arrayBuffer());
+  if (!state.collector.admit(data.length)) {
+    showCollection(state.collector.stopped);
+    return false;
+  }
+  const time = new Date();
+  const record = {
+    time: time.getTime(), kind, file: framePath(kind, label, time, answer.probability), predicted: answer.top,
+    label: kind === LABELLED ? label : "", probability: answer.probability, model: state.identity ?? "",
+    probabilities: Object.fromEntries(state.labels.map((name, i) => [name, answer.probabilities[i]])), data, bytes: data.length,
+  };
+  try {
+    await addRecord(state.log, record, FRAMES);
+  } catch (error) {
+    showError(error instanceof StoreFull ? error.message : `The frame was not kept (${error.message || error}).`);
+    return false;
+  }
+  state.collector.saved(data.length, kind, performance.now());
+  await showCollection();
+  return true;
+}
+
+// One tap: "this frame is <label>", filed with the current frame.
+async function fileFrameAs(label) {
+  if (!state.lastAnswer) {
+    showError("No camera frame yet: point the camera at the leaf, then tap its class.");
+    return false;
+  }
+  return keepFrame(LABELLED, label, state.lastAnswer);
+}
+
+async function showCollection(note = "") {
+  const frames = state.log ? await allRecords(state.log, FRAMES) : [];
+  const labelled = frames.filter((f) => f.kind === LABELLED).length;
+  const megabytes = frames.reduce((n, f) => n + f.bytes, 0) / 1e6;
+  $("collect-status").textContent = `${labelled} labelled, ${frames.length - labelled} unsure, ${megabytes.toFixed(1)} MB`
+    + (note ? `; ${note}` : "");
+  return frames;
+}
+
+// The label buttons, one per class the model names (not "unknown": it is no training folder's class).
+function showLabelButtons() {
+  $("label-buttons").replaceChildren(...state.labels.filter((l) => l !== "unknown" && plainLabel(l)).map((label) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = displayName(label);
+    button.dataset.label = label;
+    button.addEventListener("click", () => fileFrameAs(label));
+    return button;
+  }));
+}
+
+async function exportCollection() {
+  const frames = await allRecords(state.log, FRAMES);
+  const classes = [...new Set(frames.flatMap((f) => Object.keys(f.probabilities)))];
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([collectionZip(frames, classes)], { type: "application/zip" }));
+  link.download = `hh-collection-${new Date().toISOString().slice(0, 10)}.zip`;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  return frames.length;
+}
+
+async function clearCollection() {
+  if (!confirm("Delete every collected frame from this phone? Export the collection first.")) return;
+  await clearRecords(state.log, FRAMES);
+  state.collector = new Collector();
+  await showCollection();
+}
+
 async function loadFromFile(file) {
   try {
     await loadModel(await file.arrayBuffer(), file.name);
@@ -319,9 +398,13 @@ async function main() {
   $("show-log").addEventListener("click", () => { $("log").hidden = !$("log").hidden; });
   $("export-csv").addEventListener("click", () => exportLog("csv"));
   $("export-geojson").addEventListener("click", () => exportLog("geojson"));
+  $("export-collection").addEventListener("click", () => exportCollection());
+  $("clear-collection").addEventListener("click", () => clearCollection());
   try {
     state.log = await openLog();
     await showLog();
+    const frames = await showCollection();
+    state.collector = new Collector({ usedBytes: frames.reduce((n, f) => n + f.bytes, 0) });
   } catch (error) {
     showError(`The survey log cannot be opened on this browser (${error.message || error}): diagnoses are not kept.`);
   }
@@ -338,5 +421,6 @@ async function main() {
   window.hhReady = true;
 }
 
-window.hh = { loadModel, classifyRgba, classifyImageUrl, fitToSpec, readModelFile, state, diagnose, exportLog, showLog };
+window.hh = { loadModel, classifyRgba, classifyImageUrl, fitToSpec, readModelFile, state, diagnose, exportLog, showLog,
+  fileFrameAs, exportCollection };
 main();

@@ -1,9 +1,10 @@
-// The survey log on the phone: IndexedDB, which survives reloads, closing the browser and having
-// no network. The browser is asked to keep it (persistent storage) so it is not evicted when
+// The survey log and the field collection on the phone: IndexedDB, which survives reloads,
+// closing the browser and having no network. The browser is asked to keep it (persistent storage) so it is not evicted when
 // the phone runs short of space; a full store refuses the new record and keeps every other.
 
 const DB = "hh";
-const STORE = "diagnoses";
+export const DIAGNOSES = "diagnoses";
+export const FRAMES = "frames"; // the field collection: one record per kept frame, its JPEG inside
 
 export class StoreFull extends Error {}
 
@@ -15,8 +16,12 @@ function request(r) {
 }
 
 export async function openLog() {
-  const opening = indexedDB.open(DB, 1);
-  opening.onupgradeneeded = () => opening.result.createObjectStore(STORE, { keyPath: "id", autoIncrement: true });
+  const opening = indexedDB.open(DB, 2);
+  opening.onupgradeneeded = () => {
+    for (const name of [DIAGNOSES, FRAMES]) {
+      if (!opening.result.objectStoreNames.contains(name)) opening.result.createObjectStore(name, { keyPath: "id", autoIncrement: true });
+    }
+  };
   const db = await request(opening);
   // Ask once; the browser may say no (then the log still works, but may be evicted under pressure).
   const persisted = navigator.storage?.persist ? await navigator.storage.persist().catch(() => false) : false;
@@ -24,22 +29,26 @@ export async function openLog() {
 }
 
 // Store one record; StoreFull when the phone's storage (or the browser's quota) is full.
-export function addRecord(log, record) {
+export function addRecord(log, record, store = DIAGNOSES) {
   return new Promise((resolve, reject) => {
-    const transaction = log.db.transaction(STORE, "readwrite");
-    const adding = transaction.objectStore(STORE).add(record);
+    const transaction = log.db.transaction(store, "readwrite");
+    const adding = transaction.objectStore(store).add(record);
     transaction.oncomplete = () => resolve(adding.result);
     const failed = () => {
       const error = transaction.error || adding.error;
       reject(error && error.name === "QuotaExceededError"
-        ? new StoreFull("The phone's storage is full: this diagnosis was not saved. Export the log and free some space; "
-          + "nothing saved before is lost.")
+        ? new StoreFull(`The phone's storage is full: this ${store === FRAMES ? "frame" : "diagnosis"} was not saved. `
+          + "Export and free some space; nothing saved before is lost.")
         : error);
     };
     transaction.onabort = failed; // a failed add aborts its transaction: nothing half-stored
   });
 }
 
-export function allRecords(log) {
-  return request(log.db.transaction(STORE, "readonly").objectStore(STORE).getAll());
+export function allRecords(log, store = DIAGNOSES) {
+  return request(log.db.transaction(store, "readonly").objectStore(store).getAll());
+}
+
+export function clearRecords(log, store) {
+  return request(log.db.transaction(store, "readwrite").objectStore(store).clear());
 }

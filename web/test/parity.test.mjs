@@ -2,12 +2,13 @@
 // tests/test_js_units.py writes the cases (model inputs from hh.edge.preprocess, a model file
 // with names and a signature) into HH_PARITY_DIR and runs these tests. Alone, they skip.
 import assert from "node:assert/strict";
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 
 import { readModelFile } from "../src/modelfile.js";
 import { parseSpec } from "../src/modelfile.js";
+import { collectionZip, framePath } from "../src/collect.js";
 import { fitToSpec } from "../src/preprocess.js";
 import { measure } from "../src/quality.js";
 
@@ -48,4 +49,17 @@ test("quality measures equal Python's (grey and Laplacian exact, sums to 1e-5)",
       assert.ok(Math.abs(ours[key] - item[key]) / scale < 1e-5, `${item.rgb} ${key}: ${ours[key]} vs Python ${item[key]}`);
     }
   }
+});
+
+test("a collection zip for Python's zipfile and hh-data merge (tests/test_js_units.py reads it)", { skip }, () => {
+  const photo = new Uint8Array(readFileSync(join(folder, "collect_photo.jpg")));
+  const other = new Uint8Array(readFileSync(join(folder, "collect_other.jpg")));
+  const time = new Date(2026, 11, 2, 8, 0, 0, 5);
+  const frame = (kind, label, data, predicted) => ({
+    time: time.getTime(), kind, file: framePath(kind, label, time, 0.41), predicted, label: kind === "labelled" ? label : "",
+    probability: 0.41, probabilities: { brown_spot: 0.41, healthy: 0.59 }, model: "e12babbbfba9", data,
+  });
+  const frames = [frame("labelled", "brown_spot", photo, "healthy"), frame("labelled", "healthy", other, "healthy"),
+    frame("unsure", "healthy", other, "healthy")];
+  writeFileSync(join(folder, "collection.zip"), collectionZip(frames, ["brown_spot", "healthy"]));
 });
