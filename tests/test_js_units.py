@@ -86,6 +86,28 @@ def write_signed_model(folder: Path) -> None:
     (folder / "model.json").write_text(json.dumps(expected))
 
 
+def write_plant_cases(folder: Path) -> None:
+    """Plants of random leaves (some retake, some unknown) with hh.edge.plant's verdict lines."""
+    from hh.edge.plant import Leaf, plant_verdict
+
+    rng = np.random.default_rng(5)
+    labels = ("brown_spot", "healthy", "mosaic", "unknown")
+    cases = []
+    for _ in range(40):
+        leaves = []
+        for k in range(int(rng.integers(1, 8))):
+            p = rng.dirichlet(np.ones(len(labels)) * 0.7)
+            retake = "too dark" if rng.random() < 0.15 else None
+            leaves.append(Leaf(f"leaf {k + 1}", labels[int(p.argmax())], p, retake))
+        verdict = plant_verdict(leaves, labels)
+        cases.append({
+            "leaves": [{"name": x.name, "label": x.label, "probabilities": x.probabilities.tolist(), "retake": x.retake}
+                       for x in leaves],
+            "line": verdict.line(), "probabilities": verdict.probabilities,
+        })  # fmt: skip
+    (folder / "plants.json").write_text(json.dumps({"labels": labels, "cases": cases}))
+
+
 def write_collection_photos(folder: Path) -> None:
     rng = np.random.default_rng(3)
     for name in ("collect_photo.jpg", "collect_other.jpg"):
@@ -120,11 +142,12 @@ def test_the_web_apps_unit_tests_pass_and_its_modules_give_pythons_answers(tmp_p
     write_quality_cases(tmp_path)
     write_signed_model(tmp_path)
     write_collection_photos(tmp_path)
+    write_plant_cases(tmp_path)
     done = subprocess.run(
         [NODE, "--test", "--test-reporter=tap", *sorted(str(p) for p in (ROOT / "web" / "test").glob("*.test.mjs"))],
         capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "HH_PARITY_DIR": str(tmp_path)},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "# fail 0" in done.stdout and "# skipped 0" in done.stdout, done.stdout[-1500:]
-    assert int(done.stdout.split("# pass ")[1].split()[0]) >= 27
+    assert int(done.stdout.split("# pass ")[1].split()[0]) >= 28
     check_collection_zip(tmp_path)

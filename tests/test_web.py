@@ -367,11 +367,19 @@ def test_photo_diagnoses_are_logged_with_their_position_survive_offline_and_expo
     assert (second["latitude"], second["longitude"], second["accuracy_m"]) == (-6.7924, 39.2083, 15)
     assert abs(sum(second["probabilities"].values()) - 1) < 1e-3  # every class's, by name
     assert set(second["probabilities"]) - {"unknown"} == set(folder.class_names)
-    # Offline, after a reload: the log is still there, and exports.
+    # Both photos are leaves of plant 1: its verdict is shown, as hh-predict --plant words it.
+    assert second["plant"] == 1 and second["leaf"] == 2
+    assert page.inner_text("#plant").startswith("plant 1: "), page.inner_text("#plant")
+    assert "from 2 leaves" in page.inner_text("#plant") or "no usable leaf of 2" in page.inner_text("#plant")
+    # Offline, after a reload: the log is still there, the plant goes on, and the log exports.
     context.set_offline(True)
     page.reload()
-    page.wait_for_function("window.hhReady === true", timeout=60_000)
+    page.wait_for_function("window.hhReady === true && window.hh.state.model !== null", timeout=60_000)
     assert page.inner_text("#log-count") == "2"
+    plant = page.inner_text("#plant")
+    assert plant.startswith("plant 1: ") and ("from 2 leaves" in plant or "no usable leaf of 2" in plant), plant
+    page.click("#new-plant")
+    assert page.inner_text("#plant") == "plant 2: no leaf yet (Diagnose adds one)"
     page.click("#show-log")
     with page.expect_download() as download:
         page.click("#export-csv")
@@ -382,7 +390,9 @@ def test_photo_diagnoses_are_logged_with_their_position_survive_offline_and_expo
     history = page.inner_text("#history")
     browser.close()
     rows = csv_text.strip().splitlines()
-    assert len(rows) == 3 and rows[0].startswith("time,model,run,label,top,probability,retake,latitude,longitude,accuracy_m")
+    assert len(rows) == 3 and rows[0].startswith(
+        "time,plant,leaf,model,run,label,top,probability,retake,latitude,longitude,accuracy_m"
+    )
     assert all("-6.7924,39.2083,15" in row for row in rows[1:]), rows
     assert len(geojson["features"]) == 2
     assert geojson["features"][1]["geometry"] == {"type": "Point", "coordinates": [39.2083, -6.7924]}

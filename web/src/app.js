@@ -10,6 +10,7 @@ import { loadAndCompile, loadLiteRt, Tensor } from "@litertjs/core";
 import { decide, Smoother, UNCERTAIN } from "./answers.js";
 import { ModelFileError, readAssociatedFiles, readModelFile } from "./modelfile.js";
 import { namesFor } from "./names.js";
+import { MAX_LEAVES, plantVerdict, verdictLine } from "./plant.js";
 import { fitToSpec } from "./preprocess.js";
 import { check, measure, RETAKE } from "./quality.js";
 import { judgeSelfTest, parseSelfTest, refusalMessage, selfTestLine } from "./selftest.js";
@@ -24,7 +25,7 @@ const $ = (id) => document.getElementById(id);
 // failed, and the page gives no diagnosis with it.
 const state = { model: null, spec: null, io: null, facing: "environment", stream: null, frames: [], running: false,
   classified: 0, presented: 0, loopId: 0, shown: new Map(), selfTest: null, trusted: false, refused: false,
-  smoother: new Smoother(1), collector: new Collector(), lastAnswer: null };
+  smoother: new Smoother(1), collector: new Collector(), lastAnswer: null, plant: { number: 1, leaves: [] } };
 let runtime = null;
 
 function showError(message) {
@@ -73,6 +74,7 @@ export async function loadModel(buffer, name = "model") {
   showError(state.refused ? refusalMessage(checked) : "");
   if (state.refused) showAnswer("not checked", "unsure", "");
   showLabelButtons();
+  showPlant();
   return { labels, spec, selfTest: checked };
 }
 
@@ -256,15 +258,56 @@ async function diagnose() {
   const result = await classifyRgba(pixelsOf(bitmap), bitmap.width, bitmap.height);
   const answer = decide(result.probabilities, state.labels, { retake: result.retake, threshold: Number($("threshold").value) });
   const model = { identity: state.identity, run: state.spec.run?.id ?? null, labels: state.labels };
-  const record = diagnosisRecord(answer, model, await located);
+  // Each photo is the current plant's next leaf (a new plant starts after MAX_LEAVES).
+  if (state.plant.leaves.length >= MAX_LEAVES) newPlant();
+  const leaf = { plant: state.plant.number, leaf: state.plant.leaves.length + 1 };
+  const record = diagnosisRecord(answer, model, await located, new Date(), leaf);
   $("verdict").textContent = answer.label === RETAKE ? `${RETAKE}: ${answer.retake}` : displayName(answer.label);
   try {
     await addRecord(state.log, record);
   } catch (error) {
     showError(error instanceof StoreFull ? error.message : `The diagnosis was not saved (${error.message || error}).`);
   }
+  state.plant.leaves.push(leafOf(record));
+  showPlant();
   await showLog();
   return { ...record, width: bitmap.width, height: bitmap.height };
+}
+
+// A logged diagnosis as one leaf of its plant (src/plant.js).
+function leafOf(record) {
+  return { name: `leaf ${record.leaf}`, label: record.label === UNCERTAIN ? record.top : record.label,
+    probabilities: Object.values(record.probabilities), retake: record.retake };
+}
+
+function newPlant() {
+  state.plant = { number: state.plant.number + 1, leaves: [] };
+  try {
+    localStorage.setItem("hh-plant", String(state.plant.number)); // a plant with no leaf yet survives a reload too
+  } catch {
+    // storage refused (a private window): the number restarts from the log's
+  }
+  showPlant();
+}
+
+// The plant's verdict so far, from its leaves, in the words of hh-predict --plant.
+function showPlant() {
+  const { number, leaves } = state.plant;
+  $("plant").textContent = leaves.length
+    ? `plant ${number}: ${verdictLine(plantVerdict(leaves, state.labels)).replace(/^plant: /, "")}`
+    : `plant ${number}: no leaf yet (Diagnose adds one)`;
+}
+
+// After a reload: the last plant goes on, its leaves read back from the log.
+function resumePlant(records) {
+  let started = 0;
+  try {
+    started = Number(localStorage.getItem("hh-plant")) || 0;
+  } catch {
+    // no localStorage: the log alone says
+  }
+  const last = Math.max(1, started, records.reduce((n, r) => Math.max(n, r.plant ?? 0), 0));
+  state.plant = { number: last, leaves: records.filter((r) => r.plant === last).map(leafOf) };
 }
 
 // The position with its accuracy, or null when the user did not allow it (or it takes too long).
@@ -399,10 +442,11 @@ async function main() {
   $("export-csv").addEventListener("click", () => exportLog("csv"));
   $("export-geojson").addEventListener("click", () => exportLog("geojson"));
   $("export-collection").addEventListener("click", () => exportCollection());
+  $("new-plant").addEventListener("click", () => newPlant());
   $("clear-collection").addEventListener("click", () => clearCollection());
   try {
     state.log = await openLog();
-    await showLog();
+    resumePlant(await showLog());
     const frames = await showCollection();
     state.collector = new Collector({ usedBytes: frames.reduce((n, f) => n + f.bytes, 0) });
   } catch (error) {

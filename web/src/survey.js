@@ -3,10 +3,13 @@
 // that QGIS, geojson.io or any web map opens).
 
 // One diagnosis as it is stored. answer: from src/answers.js decide(); model: {identity, run,
-// labels}; position: a GeolocationPosition's coords, or null when the user did not allow it.
-export function diagnosisRecord(answer, model, position, time = new Date()) {
+// labels}; position: a GeolocationPosition's coords, or null when the user did not allow it;
+// leaf: {plant, leaf}, the plant it is a leaf of and its number there (src/plant.js).
+export function diagnosisRecord(answer, model, position, time = new Date(), leaf = { plant: null, leaf: null }) {
   return {
     time: time.toISOString(),
+    plant: leaf.plant,
+    leaf: leaf.leaf,
     model: model.identity ?? null,
     run: model.run ?? null,
     label: answer.label,
@@ -20,7 +23,7 @@ export function diagnosisRecord(answer, model, position, time = new Date()) {
   };
 }
 
-const FIXED = ["time", "model", "run", "label", "top", "probability", "retake", "latitude", "longitude", "accuracy_m"];
+const FIXED = ["time", "plant", "leaf", "model", "run", "label", "top", "probability", "retake", "latitude", "longitude", "accuracy_m"];
 
 function csvCell(value) {
   if (value === null || value === undefined) return "";

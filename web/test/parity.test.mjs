@@ -9,6 +9,7 @@ import { test } from "node:test";
 import { readModelFile } from "../src/modelfile.js";
 import { parseSpec } from "../src/modelfile.js";
 import { collectionZip, framePath } from "../src/collect.js";
+import { plantVerdict, verdictLine } from "../src/plant.js";
 import { fitToSpec } from "../src/preprocess.js";
 import { measure } from "../src/quality.js";
 
@@ -62,4 +63,14 @@ test("a collection zip for Python's zipfile and hh-data merge (tests/test_js_uni
   const frames = [frame("labelled", "brown_spot", photo, "healthy"), frame("labelled", "healthy", other, "healthy"),
     frame("unsure", "healthy", other, "healthy")];
   writeFileSync(join(folder, "collection.zip"), collectionZip(frames, ["brown_spot", "healthy"]));
+});
+
+test("a plant's verdict is Python's, line for line", { skip }, () => {
+  const { labels, cases } = JSON.parse(readFileSync(join(folder, "plants.json"), "utf8"));
+  assert.equal(cases.length, 40);
+  for (const item of cases) {
+    const verdict = plantVerdict(item.leaves, labels);
+    assert.equal(verdictLine(verdict), item.line);
+    for (const [name, p] of Object.entries(item.probabilities)) assert.ok(Math.abs(verdict.probabilities[name] - p) < 1e-12, name);
+  }
 });
