@@ -15,7 +15,7 @@ STOCK := .venv-stock
 STOCK_STAMP := $(STOCK)/.installed
 # The web app's own packages (LiteRT.js, esbuild), pinned by web/package-lock.json.
 WEB_STAMP := web/node_modules/.installed
-# make web MODEL=models/run1/model_int8.tflite OUT=web-build
+# make web MODEL=models/run1/model_int8.tflite OUT=web-build [TRUST=field.pub]
 OUT ?= web/dist
 DEMO ?= demo
 
@@ -47,7 +47,7 @@ setup: $(STAMP)
 
 # The phone's app: a static folder (any server can host it) with MODEL built in.
 web: $(WEB_STAMP)
-	node web/build.mjs $(OUT) $(MODEL)
+	node web/build.mjs $(OUT) $(MODEL) $(if $(TRUST),--trust $(TRUST))
 
 # Python (ruff) and the web app's JavaScript (ESLint, web/eslint.config.js).
 lint: $(STAMP) $(WEB_STAMP)

@@ -65,9 +65,10 @@ def write_quality_cases(folder: Path) -> None:
 
 def write_signed_model(folder: Path) -> None:
     """A model-shaped file as hh-convert ends one (a model part, then its packed files), signed."""
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    from hh.edge.trust import sign_model
+    from hh.edge.trust import key_id, sign_model
 
     labels = ("brown_spot", "healthy", "mosaic")
     spec = PreprocessingSpec(64, 64, labels, class_mode="categorical", run=RunInfo("run7", "2026-12-02T03:00:00Z"))
@@ -81,8 +82,17 @@ def write_signed_model(folder: Path) -> None:
             **names.files(),
         }.items():
             archive.writestr(name, data)
-    path.write_bytes(sign_model(path.read_bytes(), ed25519.Ed25519PrivateKey.generate()))
-    expected = {"labels": list(labels), "names": {k: list(v) for k, v in names.by_language.items()}, "run": spec.run.as_dict()}
+    key = ed25519.Ed25519PrivateKey.generate()
+    path.write_bytes(sign_model(path.read_bytes(), key))
+    (folder / "model.pub").write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    other = ed25519.Ed25519PrivateKey.generate().public_key()
+    (folder / "other.pub").write_bytes(
+        other.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    expected = {"labels": list(labels), "names": {k: list(v) for k, v in names.by_language.items()}, "run": spec.run.as_dict(),
+                "key_id": key_id(key.public_key()), "other_id": key_id(other)}  # fmt: skip
     (folder / "model.json").write_text(json.dumps(expected))
 
 
@@ -149,5 +159,5 @@ def test_the_web_apps_unit_tests_pass_and_its_modules_give_pythons_answers(tmp_p
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "# fail 0" in done.stdout and "# skipped 0" in done.stdout, done.stdout[-1500:]
-    assert int(done.stdout.split("# pass ")[1].split()[0]) >= 28
+    assert int(done.stdout.split("# pass ")[1].split()[0]) >= 29
     check_collection_zip(tmp_path)

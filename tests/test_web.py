@@ -448,6 +448,48 @@ def test_frames_labelled_on_the_phone_merge_into_the_training_folder_and_train(s
     assert seen == {names[0]: per_class[names[0]] + 2, names[1]: per_class[names[1]] + 1}, (seen, per_class)
 
 
+def test_a_page_built_with_a_trusted_key_runs_only_models_signed_with_it(int8_model, playwright, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from hh.edge.trust import key_id, sign_model
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    public = tmp_path / "field.pub"
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    signed = tmp_path / "signed.tflite"
+    signed.write_bytes(sign_model(int8_model.read_bytes(), key))
+    out = tmp_path / "site"
+    done = subprocess.run(
+        ["node", str(WEB / "build.mjs"), str(out), str(signed), "--trust", str(public)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    server = Server(out)
+    try:
+        browser, _, page = open_page(playwright, server.url)
+        page.wait_for_function("window.hh.state.trusted", timeout=60_000)  # the built-in model: signed, checked
+        assert f"signed by key {key_id(key.public_key())}" in page.inner_text("#model-name")
+        altered = tmp_path / "altered.tflite"
+        data = bytearray(signed.read_bytes())
+        data[len(data) // 3] ^= 1
+        altered.write_bytes(bytes(data))
+        for model, says in (
+            (int8_model, "not signed, and this page runs signed models only"),
+            (altered, "does not match its bytes"),
+        ):
+            page.set_input_files("#model-file", str(model))
+            page.wait_for_function(f"document.getElementById('error').textContent.includes('{model.name}')")
+            assert says in page.inner_text("#error"), page.inner_text("#error")
+        # The refused models did not replace the signed one.
+        assert page.evaluate("window.hh.state.trusted") and "signed by key" in page.inner_text("#model-name")
+        browser.close()
+    finally:
+        server.close()
+
+
 def test_bad_inputs_get_a_message_not_a_blank_screen(site, playwright, tmp_path, converted_run):
     from hh.converters.pipeline import model_part_size
 

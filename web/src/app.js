@@ -14,6 +14,7 @@ import { MAX_LEAVES, plantVerdict, verdictLine } from "./plant.js";
 import { fitToSpec } from "./preprocess.js";
 import { check, measure, RETAKE } from "./quality.js";
 import { judgeSelfTest, parseSelfTest, refusalMessage, selfTestLine } from "./selftest.js";
+import { checkSignature, publicKeyFromPem } from "./signature.js";
 import { Collector, collectionZip, framePath, LABELLED, plainLabel, UNSURE } from "./collect.js";
 import { addRecord, allRecords, clearRecords, FRAMES, openLog, StoreFull } from "./store.js";
 import { diagnosisRecord, toCsv, toGeoJson } from "./survey.js";
@@ -23,9 +24,13 @@ const $ = (id) => document.getElementById(id);
 // selfTest: the verdict of the model's self-test on this browser (null: the model has none);
 // trusted: the model may diagnose (its self-test passed here, or it carries none); refused: it
 // failed, and the page gives no diagnosis with it.
+// The public key built into this page (make web TRUST=field.pub; web/build.mjs defines it), or
+// null: with one, only models signed with its private key run.
+const TRUSTED_KEY = typeof HH_TRUSTED_KEY === "string" ? HH_TRUSTED_KEY : null;
 const state = { model: null, spec: null, io: null, facing: "environment", stream: null, frames: [], running: false,
   classified: 0, presented: 0, loopId: 0, shown: new Map(), selfTest: null, trusted: false, refused: false,
-  smoother: new Smoother(1), collector: new Collector(), lastAnswer: null, plant: { number: 1, leaves: [] } };
+  smoother: new Smoother(1), collector: new Collector(), lastAnswer: null, plant: { number: 1, leaves: [] },
+  trustKey: TRUSTED_KEY ? publicKeyFromPem(TRUSTED_KEY) : null };
 let runtime = null;
 
 function showError(message) {
@@ -43,6 +48,8 @@ const TYPED = { uint8: Uint8Array, int8: Int8Array, float32: Float32Array };
 
 // Load an hh .tflite from its bytes: labels and spec from inside, then compile for the CPU.
 export async function loadModel(buffer, name = "model") {
+  // A page built with a trusted key runs signed models only: checked before anything is read.
+  const signedBy = state.trustKey ? await checkSignature(buffer, state.trustKey) : null;
   const { spec, labels, names } = readModelFile(buffer);
   const files = readAssociatedFiles(buffer);
   const io = files["quantization.json"] ? JSON.parse(new TextDecoder().decode(files["quantization.json"])) : null;
@@ -69,7 +76,8 @@ export async function loadModel(buffer, name = "model") {
   const run = spec.run ? `, run ${spec.run.id} of ${spec.run.started.slice(0, 10)}` : "";
   const checked = selftest ? await checkOnThisBrowser(selftest) : null;
   $("model-name").textContent = `${name}: ${labels.map(displayName).join(", ")} (${spec.height}x${spec.width}; ` +
-    `model ${identity ?? "?"}${run}; ${checked ? selfTestLine(checked) : "no self-test in this model: its answers here are unchecked"})`;
+    `model ${identity ?? "?"}${run}${signedBy ? `; signed by key ${signedBy}` : ""}; `
+    + `${checked ? selfTestLine(checked) : "no self-test in this model: its answers here are unchecked"})`;
   state.trusted = !state.refused;
   showError(state.refused ? refusalMessage(checked) : "");
   if (state.refused) showAnswer("not checked", "unsure", "");

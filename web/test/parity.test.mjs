@@ -10,6 +10,7 @@ import { readModelFile } from "../src/modelfile.js";
 import { parseSpec } from "../src/modelfile.js";
 import { collectionZip, framePath } from "../src/collect.js";
 import { plantVerdict, verdictLine } from "../src/plant.js";
+import { checkSignature, publicKeyFromPem } from "../src/signature.js";
 import { fitToSpec } from "../src/preprocess.js";
 import { measure } from "../src/quality.js";
 
@@ -73,4 +74,29 @@ test("a plant's verdict is Python's, line for line", { skip }, () => {
     assert.equal(verdictLine(verdict), item.line);
     for (const [name, p] of Object.entries(item.probabilities)) assert.ok(Math.abs(verdict.probabilities[name] - p) < 1e-12, name);
   }
+});
+
+test("a model signed by Python verifies with its key and is refused unsigned, altered or with another key", { skip }, async () => {
+  const expected = JSON.parse(readFileSync(join(folder, "model.json"), "utf8"));
+  const bytes = new Uint8Array(readFileSync(join(folder, "model.tflite")));
+  const key = publicKeyFromPem(readFileSync(join(folder, "model.pub"), "utf8"));
+  const other = publicKeyFromPem(readFileSync(join(folder, "other.pub"), "utf8"));
+  assert.equal(await checkSignature(bytes.slice().buffer, key), expected.key_id);
+  await assert.rejects(checkSignature(bytes.slice().buffer, other), new RegExp(`signed with another key \\(${expected.key_id}\\), not the trusted one \\(${expected.other_id}\\)`));
+  const altered = bytes.slice();
+  altered[100] ^= 1; // one bit of the network
+  await assert.rejects(checkSignature(altered.buffer, key), /does not match its bytes/);
+  const appended = new Uint8Array([...bytes, 0, 1, 2]);
+  await assert.rejects(checkSignature(appended.buffer, key), /altered after signing \(bytes added or removed/);
+  const view = new DataView(bytes.buffer, bytes.byteOffset);
+  let end = bytes.length - 22;
+  while (view.getUint32(end, true) !== 0x06054b50 || end + 22 + view.getUint16(end + 20, true) !== bytes.length) end--;
+  const unsigned = bytes.slice(0, end + 22);
+  unsigned[end + 20] = 0;
+  unsigned[end + 21] = 0;
+  await assert.rejects(checkSignature(unsigned.buffer, key), /not signed, and this page runs signed models only/);
+  const damaged = bytes.slice();
+  damaged[damaged.length - 70] = 0x20; // a space inside the signature's base64: three parts
+  await assert.rejects(checkSignature(damaged.buffer, key), /damaged|does not match/);
+  assert.throws(() => publicKeyFromPem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"), /not an Ed25519 public key/);
 });
