@@ -490,6 +490,31 @@ def test_a_page_built_with_a_trusted_key_runs_only_models_signed_with_it(int8_mo
         server.close()
 
 
+def test_installable_and_made_for_one_hand_on_a_phone_screen(site, playwright, tmp_path):
+    """Chromium's own installability check (a persistent profile: incognito never installs), and
+    the field buttons on a 390x844 phone screen: large targets in the thumb's reach."""
+    _, url = site
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=BROWSER_FLAGS,
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+    )  # fmt: skip
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_function("window.hhReady === true", timeout=60_000)
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=30_000)
+    cdp = context.new_cdp_session(page)
+    errors = cdp.send("Page.getInstallabilityErrors")["installabilityErrors"]
+    manifest = cdp.send("Page.getAppManifest")
+    boxes = {name: page.locator(name).bounding_box() for name in ("#diagnose", "#new-plant", "#show-log", "label.file")}
+    label_size = page.evaluate("parseFloat(getComputedStyle(document.getElementById('label')).fontSize)")
+    context.close()
+    assert errors == [] and manifest["errors"] == [], (errors, manifest["errors"])
+    for name, box in boxes.items():
+        assert box["height"] >= 48 and box["width"] >= 48, (name, box)  # a thumb's target (Android: 48 dp)
+        assert box["y"] > 844 / 2, (name, box)  # in the lower half, where the thumb reaches
+    assert label_size >= 40, label_size  # the answer, readable at arm's length
+
+
 def test_bad_inputs_get_a_message_not_a_blank_screen(site, playwright, tmp_path, converted_run):
     from hh.converters.pipeline import model_part_size
 
