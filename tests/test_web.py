@@ -241,6 +241,65 @@ def test_the_self_test_passes_in_the_browser_and_altered_answers_refuse_the_mode
     browser.close()
 
 
+def test_the_last_model_loaded_decides_and_a_damaged_self_test_leaves_the_model_in_use(site, playwright, int8_model):
+    out, url = site
+
+    def altered(manifest):
+        manifest["cases"][0]["raw"] = [v + 4 for v in manifest["cases"][0]["raw"]]
+        return manifest
+
+    def undecodable(manifest):  # its first image named as another packed file that is no JPEG
+        manifest["cases"][0]["file"] = "labels.txt"
+        return manifest
+
+    with_changed_selftest(int8_model, out / "altered.tflite", altered)
+    with_changed_selftest(int8_model, out / "undecodable.tflite", undecodable)
+    errors: list[str] = []
+    browser, _, page = open_page(playwright, url)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.wait_for_function("window.hh.state.trusted", timeout=60_000)
+    good = page.evaluate("window.hh.state.identity")
+    load = """async ([first, second]) => {
+        const bytes = async (u) => (await fetch(u)).arrayBuffer();
+        const [a, b] = [await bytes(first), await bytes(second)];
+        await Promise.allSettled([window.hh.loadModel(a, first), window.hh.loadModel(b, second)]);
+        const s = window.hh.state;
+        return [s.identity, s.trusted, s.refused];
+    }"""
+    # Loaded one right after the other, each slower one finishing first or last: the later wins.
+    after_good = page.evaluate(load, ["altered.tflite", "model.tflite"])
+    after_altered = page.evaluate(load, ["model.tflite", "altered.tflite"])
+    assert after_good == [good, True, False], after_good
+    assert after_altered[0] != good and after_altered[1:] == [False, True], after_altered
+    page.evaluate(load, ["altered.tflite", "model.tflite"])
+    page.set_input_files("#model-file", str(out / "undecodable.tflite"))
+    page.wait_for_function("document.getElementById('error').textContent.includes('undecodable.tflite')")
+    assert "self-test is damaged (image labels.txt cannot be decoded)" in page.inner_text("#error")
+    state = page.evaluate("[window.hh.state.identity, window.hh.state.trusted, window.hh.state.refused]")
+    browser.close()
+    assert state == [good, True, False], state  # the model in use goes on
+    assert not errors, errors
+
+
+def test_without_a_survey_log_the_page_says_so_and_keeps_working(site, playwright):
+    _, url = site
+    errors: list[str] = []
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_FLAGS)
+    context = browser.new_context()
+    context.add_init_script("Object.defineProperty(window, 'indexedDB', { get() { throw new Error('storage blocked'); } })")
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url)
+    page.wait_for_function("window.hhReady === true && window.hh.state.model !== null", timeout=60_000)
+    shown_after_load = page.inner_text("#error")  # loading the model clears its own messages, not this one
+    page.click("#show-log")
+    page.click("#export-csv")
+    page.click("#diagnose")  # no camera here either: said, nothing thrown
+    browser.close()
+    assert "survey log cannot be opened" in shown_after_load and "storage blocked" in shown_after_load
+    assert not errors, errors
+
+
 def test_a_dark_camera_frame_shows_retake_and_why(site, playwright, synth_data, tmp_path):
     out, url = site
     paths = list_image_folder(synth_data / "validation").paths[:4]

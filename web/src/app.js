@@ -27,15 +27,21 @@ const $ = (id) => document.getElementById(id);
 // The public key built into this page (make web TRUST=field.pub; web/build.mjs defines it), or
 // null: with one, only models signed with its private key run.
 const TRUSTED_KEY = typeof HH_TRUSTED_KEY === "string" ? HH_TRUSTED_KEY : null;
+// current: the model in use ({model, spec, io, labels, shown, identity}; its fields are also
+// state.model, state.spec, ...); loads: a count of loads begun, so a slower earlier load never
+// replaces a later one; logProblem: why the survey log cannot be kept, said until it can.
 const state = { model: null, spec: null, io: null, facing: "environment", stream: null, frames: [], running: false,
   classified: 0, presented: 0, loopId: 0, shown: new Map(), selfTest: null, trusted: false, refused: false,
+  current: null, loads: 0, diagnosing: false, logProblem: "",
   smoother: new Smoother(1), collector: new Collector(), lastAnswer: null, plant: { number: 1, leaves: [] },
   trustKey: TRUSTED_KEY ? publicKeyFromPem(TRUSTED_KEY) : null };
 let runtime = null;
 
 function showError(message) {
-  $("error").textContent = message;
-  $("error").hidden = !message;
+  // A log that cannot be kept stays said, below whatever else is.
+  const text = [message, message === state.logProblem ? "" : state.logProblem].filter(Boolean).join("\n");
+  $("error").textContent = text;
+  $("error").hidden = !text;
 }
 
 function ensureRuntime() {
@@ -46,14 +52,52 @@ function ensureRuntime() {
 
 const TYPED = { uint8: Uint8Array, int8: Int8Array, float32: Float32Array };
 
-// Load an hh .tflite from its bytes: labels and spec from inside, then compile for the CPU.
+// Load an hh .tflite from its bytes: labels and spec from inside, then compile for the CPU, then
+// its self-test on this browser; only then does it replace the model in use. Nothing is
+// diagnosed while a model loads; a load that fails leaves the model in use as it was.
 export async function loadModel(buffer, name = "model") {
+  const generation = ++state.loads;
+  const wasTrusted = state.trusted;
+  state.trusted = false;
+  try {
+    const loaded = await compileModel(buffer);
+    const run = loaded.spec.run ? `, run ${loaded.spec.run.id} of ${loaded.spec.run.started.slice(0, 10)}` : "";
+    const checked = loaded.selftest ? await checkOnThisBrowser(loaded, generation) : null;
+    if (generation !== state.loads) return null; // a later load took over: it decides
+    const refused = Boolean(checked && !checked.passed);
+    Object.assign(state, {
+      current: loaded, model: loaded.model, spec: loaded.spec, io: loaded.io, labels: loaded.labels, shown: loaded.shown,
+      identity: loaded.identity, selfTest: checked, refused, trusted: !refused, lastAnswer: null,
+    });
+    state.smoother.clear();
+    if (loaded.language) document.documentElement.lang = loaded.language;
+    $("model-name").textContent = `${name}: ${loaded.labels.map(displayName).join(", ")} `
+      + `(${loaded.spec.height}x${loaded.spec.width}; model ${loaded.identity ?? "?"}${run}`
+      + `${loaded.signedBy ? `; signed by key ${loaded.signedBy}` : ""}; `
+      + `${checked ? selfTestLine(checked) : "no self-test in this model: its answers here are unchecked"})`;
+    $("verdict").textContent = "";
+    showError(refused ? refusalMessage(checked) : "");
+    if (refused) showAnswer("not checked", "unsure", "");
+    else showAnswer("point at a leaf", "sure", "");
+    showLabelButtons();
+    showPlant();
+    return { labels: loaded.labels, spec: loaded.spec, selfTest: checked };
+  } catch (error) {
+    if (generation === state.loads) state.trusted = wasTrusted; // the model in use goes on
+    throw error;
+  }
+}
+
+// Everything of a model file up to its self-test: {model, spec, io, labels, shown, identity,
+// signedBy, selftest}, or ModelFileError saying what is wrong with it.
+async function compileModel(buffer) {
   // A page built with a trusted key runs signed models only: checked before anything is read.
   const signedBy = state.trustKey ? await checkSignature(buffer, state.trustKey) : null;
   const { spec, labels, names } = readModelFile(buffer);
   const files = readAssociatedFiles(buffer);
   const io = files["quantization.json"] ? JSON.parse(new TextDecoder().decode(files["quantization.json"])) : null;
   if (!io) throw new ModelFileError("this model has no quantization.json: convert it again with hh-convert");
+  const selftest = parseSelfTest(files, labels);
   await ensureRuntime();
   let model;
   try {
@@ -65,38 +109,30 @@ export async function loadModel(buffer, name = "model") {
   if (shape.join(",") !== [1, spec.height, spec.width, 3].join(",")) {
     throw new ModelFileError(`its input is [${shape}] but its spec says ${spec.height}x${spec.width}`);
   }
-  const selftest = parseSelfTest(files, labels);
+  const outputs = Array.from(model.getOutputDetails()[0].shape).at(-1);
+  if (outputs !== labels.length) throw new ModelFileError(`it gives ${outputs} outputs but names ${labels.length} labels`);
   // The phone's own languages choose the names; a label without one shows itself.
   const shown = namesFor(names, labels, navigator.languages || [navigator.language]);
   const identity = await modelIdentity(buffer);
-  // Not trusted until checked: the live loop gives no answer from a model being checked.
-  Object.assign(state, { model, spec, io, labels, shown: shown.names, identity, selfTest: null, trusted: false, refused: false });
-  state.smoother.clear();
-  if (shown.language) document.documentElement.lang = shown.language;
-  const run = spec.run ? `, run ${spec.run.id} of ${spec.run.started.slice(0, 10)}` : "";
-  const checked = selftest ? await checkOnThisBrowser(selftest) : null;
-  $("model-name").textContent = `${name}: ${labels.map(displayName).join(", ")} (${spec.height}x${spec.width}; ` +
-    `model ${identity ?? "?"}${run}${signedBy ? `; signed by key ${signedBy}` : ""}; `
-    + `${checked ? selfTestLine(checked) : "no self-test in this model: its answers here are unchecked"})`;
-  state.trusted = !state.refused;
-  showError(state.refused ? refusalMessage(checked) : "");
-  if (state.refused) showAnswer("not checked", "unsure", "");
-  showLabelButtons();
-  showPlant();
-  return { labels, spec, selfTest: checked };
+  return { model, spec, io, labels, shown: shown.names, language: shown.language, identity, signedBy, selftest };
 }
 
 // The self-test through this browser's own path: its JPEG decoder, the JavaScript resize and
-// LiteRT.js. A failure refuses the model for diagnosis (state.refused).
-async function checkOnThisBrowser(selftest) {
+// LiteRT.js, on the model being loaded (not yet the one in use).
+async function checkOnThisBrowser(loaded, generation) {
   const outcomes = [];
-  for (const item of selftest.cases) {
-    const bitmap = await createImageBitmap(new Blob([item.image], { type: "image/jpeg" }));
-    outcomes.push(await classifyRgba(pixelsOf(bitmap), bitmap.width, bitmap.height));
+  const { cases } = loaded.selftest;
+  for (const [n, item] of cases.entries()) {
+    if (generation === state.loads) showAnswer(`checking the model on this phone (${n + 1}/${cases.length})`, "unsure", "");
+    let bitmap;
+    try {
+      bitmap = await createImageBitmap(new Blob([item.image], { type: "image/jpeg" }));
+    } catch {
+      throw new ModelFileError(`its self-test is damaged (image ${item.file} cannot be decoded)`);
+    }
+    outcomes.push(await classifyWith(loaded, pixelsOf(bitmap), bitmap.width, bitmap.height));
   }
-  const verdict = judgeSelfTest(selftest, outcomes, state.labels.map(displayName));
-  Object.assign(state, { selfTest: verdict, refused: !verdict.passed });
-  return verdict;
+  return judgeSelfTest(loaded.selftest, outcomes, loaded.labels.map((label) => loaded.shown.get(label) ?? label));
 }
 
 // A decoded image's RGBA pixels at its own size: no resampling, just the decoded pixels.
@@ -107,8 +143,8 @@ function pixelsOf(bitmap) {
   return context.getImageData(0, 0, bitmap.width, bitmap.height).data;
 }
 
-function quantize(rgb) {
-  const { dtype, scale, zero_point: zero } = state.io.input;
+function quantize(rgb, io) {
+  const { dtype, scale, zero_point: zero } = io.input;
   if (dtype === "uint8" && scale === 1 && zero === 0) return rgb; // hh's int8: raw pixels go in
   const Out = TYPED[dtype];
   if (dtype === "float32") return Float32Array.from(rgb);
@@ -118,10 +154,10 @@ function quantize(rgb) {
 
 // The output tensor -> probabilities. An hh int8 model outputs scores (its quantization.json
 // says "outputs": "scores"): the softmax is applied here, in doubles, as hh.edge.runtime does.
-function probabilitiesOf(values) {
-  const { dtype, scale, zero_point: zero } = state.io.output;
+function probabilitiesOf(values, io) {
+  const { dtype, scale, zero_point: zero } = io.output;
   const real = Array.from(values, (v) => (dtype === "float32" || !scale ? v : (v - zero) * scale));
-  if (state.io.outputs !== "scores") return real;
+  if (io.outputs !== "scores") return real;
   const top = Math.max(...real);
   const shifted = real.map((v) => Math.exp(v - top));
   const total = shifted.reduce((a, b) => a + b, 0);
@@ -129,21 +165,25 @@ function probabilitiesOf(values) {
 }
 
 // RGBA pixels of a frame -> {label (the top class), probability, probabilities, raw (the output
-// tensor's values), retake (the quality gate's reason, or null), ms}.
+// tensor's values), retake (the quality gate's reason, or null), ms}, by the model in use.
 export async function classifyRgba(rgba, width, height) {
+  return classifyWith(state.current, rgba, width, height);
+}
+
+async function classifyWith(loaded, rgba, width, height) {
   const started = performance.now();
-  const { spec, model } = state;
+  const { spec, model, io } = loaded;
   const rgb = fitToSpec(rgba, width, height, spec);
   const retake = spec.quality ? check(measure(rgb, spec.width, spec.height), spec.quality) : null;
-  const input = new Tensor(quantize(rgb), [1, spec.height, spec.width, 3]);
+  const input = new Tensor(quantize(rgb, io), [1, spec.height, spec.width, 3]);
   const outputs = await model.run(input);
   input.delete();
   const raw = outputs[0].toTypedArray();
-  const probabilities = probabilitiesOf(raw);
+  const probabilities = probabilitiesOf(raw, io);
   for (const tensor of outputs) tensor.delete();
   let best = 0;
   probabilities.forEach((p, i) => { if (p > probabilities[best]) best = i; });
-  return { label: state.labels[best], probability: probabilities[best], probabilities, raw: Array.from(raw), retake,
+  return { label: loaded.labels[best], probability: probabilities[best], probabilities, raw: Array.from(raw), retake,
     ms: performance.now() - started };
 }
 
@@ -234,7 +274,12 @@ async function loop(id) {
     }
     const context = canvas.getContext("2d", { willReadFrequently: true });
     context.drawImage(video, 0, 0); // at the video's own size: the pixels as they come
-    const result = await classifyRgba(context.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
+    const loaded = state.current;
+    const result = await classifyWith(loaded, context.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
+    if (loaded !== state.current || !state.trusted) {
+      nextFrame(id); // the model changed while this frame ran: its answer is not shown
+      return;
+    }
     result.frameMs = performance.now() - started;
     state.classified += 1;
     const answer = decide(result.probabilities, state.labels,
@@ -251,30 +296,58 @@ async function loop(id) {
 // where the browser has it, else the video frame), one answer, kept in the survey log with the
 // position when the user allows it. Live frames are a preview; only these are diagnoses.
 async function diagnose() {
-  if (!state.model || !state.trusted) return null; // none loaded, or refused: the page says which
+  if (!state.model) {
+    showError("Load a model first (Load model), then point the camera at a leaf.");
+    return null;
+  }
+  if (!state.trusted || state.diagnosing) return null; // refused or being checked (the page says so), or busy
   if (!state.stream) {
     showError("No camera is open: allow this page to use the camera (site settings), then reload.");
     return null;
   }
+  state.diagnosing = true; // one at a time: a second tap while this one runs adds nothing
+  $("diagnose").disabled = true;
+  $("verdict").textContent = "diagnosing...";
+  try {
+    return await diagnoseOnce(state.current);
+  } finally {
+    state.diagnosing = false;
+    $("diagnose").disabled = false;
+  }
+}
+
+async function diagnoseOnce(loaded) {
   const [track] = state.stream.getVideoTracks();
   let bitmap = null;
   if (globalThis.ImageCapture) {
     bitmap = await new ImageCapture(track).takePhoto().then((blob) => createImageBitmap(blob)).catch(() => null);
   }
   bitmap ??= await createImageBitmap($("video"));
+  const taken = new Date(); // the photo's time, not the position's
   const located = position(); // asked while the model runs
-  const result = await classifyRgba(pixelsOf(bitmap), bitmap.width, bitmap.height);
-  const answer = decide(result.probabilities, state.labels, { retake: result.retake, threshold: Number($("threshold").value) });
-  const model = { identity: state.identity, run: state.spec.run?.id ?? null, labels: state.labels };
+  const result = await classifyWith(loaded, pixelsOf(bitmap), bitmap.width, bitmap.height);
+  const answer = decide(result.probabilities, loaded.labels, { retake: result.retake, threshold: Number($("threshold").value) });
+  const place = await located;
+  if (loaded !== state.current || !state.trusted) { // another model was loaded meanwhile: its answer is not kept
+    $("verdict").textContent = "";
+    showError("The model changed during the diagnosis: nothing was saved. Tap Diagnose again.");
+    return null;
+  }
+  const model = { identity: loaded.identity, run: loaded.spec.run?.id ?? null, labels: loaded.labels };
   // Each photo is the current plant's next leaf (a new plant starts after MAX_LEAVES).
   if (state.plant.leaves.length >= MAX_LEAVES) newPlant();
   const leaf = { plant: state.plant.number, leaf: state.plant.leaves.length + 1 };
-  const record = diagnosisRecord(answer, model, await located, new Date(), leaf);
+  const record = diagnosisRecord(answer, model, place, taken, leaf);
   $("verdict").textContent = answer.label === RETAKE ? `${RETAKE}: ${answer.retake}` : displayName(answer.label);
-  try {
-    await addRecord(state.log, record);
-  } catch (error) {
-    showError(error instanceof StoreFull ? error.message : `The diagnosis was not saved (${error.message || error}).`);
+  if (!state.log) {
+    showError(state.logProblem);
+  } else {
+    try {
+      await addRecord(state.log, record);
+    } catch (error) {
+      showError(error instanceof StoreFull ? error.message : `The diagnosis was not saved (${error.message || error}).`);
+      return null;
+    }
   }
   state.plant.leaves.push(leafOf(record));
   showPlant();
@@ -324,7 +397,8 @@ function position() {
   return new Promise((resolve) => navigator.geolocation.getCurrentPosition(
     (p) => resolve({ latitude: p.coords.latitude, longitude: p.coords.longitude, accuracy: p.coords.accuracy }),
     () => resolve(null),
-    { enableHighAccuracy: true, timeout: 10000, maximumAge: 60000 },
+    // A fresh fix: walking from plant to plant, a minute-old one is the previous plant's place.
+    { enableHighAccuracy: true, timeout: 10000, maximumAge: 0 },
   ));
 }
 
@@ -333,8 +407,11 @@ async function showLog() {
   $("log-count").textContent = String(records.length);
   $("history").replaceChildren(...records.slice(-50).reverse().map((r) => {
     const item = document.createElement("li");
-    const place = r.latitude === null ? "no position" : `${r.latitude.toFixed(5)}, ${r.longitude.toFixed(5)} (±${Math.round(r.accuracy_m)} m)`;
-    item.textContent = `${r.time.slice(0, 16).replace("T", " ")}  ${r.label}  ${(r.probability * 100).toFixed(0)}%  ${place}`;
+    const located = Number.isFinite(r.latitude) && Number.isFinite(r.longitude);
+    const within = Number.isFinite(r.accuracy_m) ? ` (±${Math.round(r.accuracy_m)} m)` : "";
+    const place = located ? `${r.latitude.toFixed(5)}, ${r.longitude.toFixed(5)}${within}` : "no position";
+    const sure = Number.isFinite(r.probability) ? `${(r.probability * 100).toFixed(0)}%` : "";
+    item.textContent = `${String(r.time).slice(0, 16).replace("T", " ")}  ${r.label}  ${sure}  ${place}`;
     return item;
   }));
   return records;
@@ -342,6 +419,10 @@ async function showLog() {
 
 // The whole log as a file the user keeps: CSV (a spreadsheet) or GeoJSON (a map).
 async function exportLog(kind) {
+  if (!state.log) {
+    showError(state.logProblem);
+    return null;
+  }
   const records = await allRecords(state.log);
   const [text, type] = kind === "csv" ? [toCsv(records), "text/csv"] : [toGeoJson(records), "application/geo+json"];
   const link = document.createElement("a");
@@ -381,6 +462,10 @@ async function keepFrame(kind, label, answer) {
 
 // One tap: "this frame is <label>", filed with the current frame.
 async function fileFrameAs(label) {
+  if (!state.log) {
+    showError(state.logProblem);
+    return false;
+  }
   if (!state.lastAnswer) {
     showError("No camera frame yet: point the camera at the leaf, then tap its class.");
     return false;
@@ -410,6 +495,10 @@ function showLabelButtons() {
 }
 
 async function exportCollection() {
+  if (!state.log) {
+    showError(state.logProblem);
+    return null;
+  }
   const frames = await allRecords(state.log, FRAMES);
   const classes = [...new Set(frames.flatMap((f) => Object.keys(f.probabilities)))];
   const link = document.createElement("a");
@@ -421,6 +510,7 @@ async function exportCollection() {
 }
 
 async function clearCollection() {
+  if (!state.log) return;
   if (!confirm("Delete every collected frame from this phone? Export the collection first.")) return;
   await clearRecords(state.log, FRAMES);
   state.collector = new Collector();
@@ -447,18 +537,21 @@ async function main() {
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("sw.js").catch(() => {});
   $("diagnose").addEventListener("click", () => diagnose().catch((error) => showError(`No diagnosis: ${error.message || error}`)));
   $("show-log").addEventListener("click", () => { $("log").hidden = !$("log").hidden; });
-  $("export-csv").addEventListener("click", () => exportLog("csv"));
-  $("export-geojson").addEventListener("click", () => exportLog("geojson"));
-  $("export-collection").addEventListener("click", () => exportCollection());
+  const failed = (what) => (error) => showError(`${what} failed: ${error.message || error}`);
+  $("export-csv").addEventListener("click", () => exportLog("csv").catch(failed("The export")));
+  $("export-geojson").addEventListener("click", () => exportLog("geojson").catch(failed("The export")));
+  $("export-collection").addEventListener("click", () => exportCollection().catch(failed("The export")));
+  $("clear-collection").addEventListener("click", () => clearCollection().catch(failed("Clearing")));
   $("new-plant").addEventListener("click", () => newPlant());
-  $("clear-collection").addEventListener("click", () => clearCollection());
   try {
     state.log = await openLog();
     resumePlant(await showLog());
     const frames = await showCollection();
     state.collector = new Collector({ usedBytes: frames.reduce((n, f) => n + f.bytes, 0) });
   } catch (error) {
-    showError(`The survey log cannot be opened on this browser (${error.message || error}): diagnoses are not kept.`);
+    state.logProblem = `The survey log cannot be opened on this browser (${error.message || error}): `
+      + "diagnoses and collected frames are not kept.";
+    showError("");
   }
   // A model built into the page (make web MODEL=...) loads at once; otherwise the user picks one.
   try {

@@ -22,12 +22,12 @@ export function readAssociatedFiles(buffer) {
   for (let i = bytes.length - 22; i >= Math.max(0, bytes.length - 65557); i--) {
     if (u32(view, i) === 0x06054b50) { end = i; break; }
   }
-  if (end < 0) return {};
+  if (end < 0) return Object.create(null);
   const count = u16(view, end + 10);
   const cdSize = u32(view, end + 12);
   const cdOffset = u32(view, end + 16);
   const shift = end - cdSize - cdOffset; // an archive appended to other data: offsets are relative to it
-  const files = {};
+  const files = Object.create(null); // a member named "__proto__" is a name, not the object's prototype
   let at = cdOffset + shift;
   const decoder = new TextDecoder();
   for (let n = 0; n < count; n++) {

@@ -44,7 +44,7 @@ function readManifest(manifest, files, width) {
   const cases = manifest.cases.map((raw) => {
     if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new Error("a case is not an object");
     const { file, label } = raw;
-    if (typeof file !== "string" || !(file in files) || file === MANIFEST) throw new Error(`case image ${file} is not in the model`);
+    if (typeof file !== "string" || !Object.hasOwn(files, file) || file === MANIFEST) throw new Error(`case image ${file} is not in the model`);
     if (typeof label !== "string") throw new Error(`case ${file} has no label`);
     const item = {
       file, label, image: files[file],
