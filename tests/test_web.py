@@ -459,6 +459,32 @@ def test_photo_diagnoses_are_logged_with_their_position_survive_offline_and_expo
     assert history.count("-6.79240, 39.20830") == 2, history
 
 
+def test_a_full_store_refuses_the_new_diagnosis_in_words_and_the_page_goes_on(site, playwright, synth_data, tmp_path):
+    """The phone's storage, full: the origin's quota brought to 1 byte through Chromium's DevTools
+    protocol before the page first stores anything (Chromium grants a store room ahead, so a
+    quota lowered later is not seen at once)."""
+    _, url = site
+    frames = [cv2.resize(read_image_bgr(p), (640, 480)) for p in list_image_folder(synth_data / "validation").paths[:4]]
+    video = write_y4m(frames, tmp_path / "field.y4m")
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*BROWSER_FLAGS, *camera_flags(video)])
+    page = browser.new_context().new_page()
+    page.context.new_cdp_session(page).send("Storage.overrideQuotaForOrigin", {"origin": url.rstrip("/"), "quotaSize": 1})
+    page.goto(url)
+    page.wait_for_function("window.hh.state.trusted && window.hhLast !== undefined", timeout=60_000)
+    refused = page.evaluate("window.hh.diagnose()")
+    error = page.inner_text("#error")
+    kept = page.evaluate("window.hh.showLog().then((records) => records.length)")
+    filed = page.evaluate("window.hh.fileFrameAs(window.hh.state.labels[0])")
+    frame_error = page.inner_text("#error")
+    classified = page.evaluate("window.hh.state.classified")
+    page.wait_for_function(f"window.hh.state.classified > {classified}")  # the live answers go on
+    browser.close()
+    assert refused is None, (error, refused)
+    assert "storage is full: this diagnosis was not saved" in error and "nothing saved before is lost" in error, error
+    assert kept == 0
+    assert filed is False and "storage is full: this frame was not saved" in frame_error, frame_error
+
+
 def test_frames_labelled_on_the_phone_merge_into_the_training_folder_and_train(site, playwright, synth_data, tmp_path, cli):
     from hh.trainer.cli_data import app as data_app
     from hh.trainer.cli_train import app as train_app
