@@ -425,12 +425,17 @@ async function exportLog(kind) {
   }
   const records = await allRecords(state.log);
   const [text, type] = kind === "csv" ? [toCsv(records), "text/csv"] : [toGeoJson(records), "application/geo+json"];
+  download(new Blob([text], { type }), `hh-survey-${new Date().toISOString().slice(0, 10)}.${kind === "csv" ? "csv" : "geojson"}`);
+  return text;
+}
+
+// The phone's download of a file the page made (into its Downloads, where a share sheet finds it).
+function download(blob, name) {
   const link = document.createElement("a");
-  link.href = URL.createObjectURL(new Blob([text], { type }));
-  link.download = `hh-survey-${new Date().toISOString().slice(0, 10)}.${kind === "csv" ? "csv" : "geojson"}`;
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
   link.click();
   setTimeout(() => URL.revokeObjectURL(link.href), 10000);
-  return text;
 }
 
 // Keep the frame on the canvas (the camera's own pixels, full size) in the collection.
@@ -501,11 +506,7 @@ async function exportCollection() {
   }
   const frames = await allRecords(state.log, FRAMES);
   const classes = [...new Set(frames.flatMap((f) => Object.keys(f.probabilities)))];
-  const link = document.createElement("a");
-  link.href = URL.createObjectURL(new Blob([collectionZip(frames, classes)], { type: "application/zip" }));
-  link.download = `hh-collection-${new Date().toISOString().slice(0, 10)}.zip`;
-  link.click();
-  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  download(new Blob([collectionZip(frames, classes)], { type: "application/zip" }), `hh-collection-${new Date().toISOString().slice(0, 10)}.zip`);
   return frames.length;
 }
 
