@@ -264,32 +264,36 @@ function stopCamera() {
 // The frame's own time, from taking the camera's pixels to the answer on screen: frameMs.
 async function loop(id) {
   if (!state.running || id !== state.loopId) return;
-  const video = $("video");
-  if (state.model && state.trusted && video.videoWidth) {
-    const started = performance.now();
-    const canvas = $("frame");
-    if (canvas.width !== video.videoWidth || canvas.height !== video.videoHeight) {
-      canvas.width = video.videoWidth;
-      canvas.height = video.videoHeight;
-    }
-    const context = canvas.getContext("2d", { willReadFrequently: true });
-    context.drawImage(video, 0, 0); // at the video's own size: the pixels as they come
-    const loaded = state.current;
-    const result = await classifyWith(loaded, context.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
-    if (loaded !== state.current || !state.trusted) {
-      nextFrame(id); // the model changed while this frame ran: its answer is not shown
-      return;
-    }
-    result.frameMs = performance.now() - started;
-    state.classified += 1;
-    const answer = decide(result.probabilities, state.labels,
-      { retake: result.retake, threshold: Number($("threshold").value), smoother: state.smoother });
-    render(result, answer);
-    state.lastAnswer = answer;
-    window.hhLast = { ...result, answer };
-    if ($("collect").checked && state.collector.wants(answer, performance.now())) await keepFrame(UNSURE, answer.top, answer);
+  try {
+    await classifyFrame();
+  } catch (error) {
+    showError(`A camera frame could not be classified (${error.message || error}).`); // the next one may
   }
   nextFrame(id);
+}
+
+async function classifyFrame() {
+  const video = $("video");
+  if (!state.model || !state.trusted || !video.videoWidth) return;
+  const started = performance.now();
+  const canvas = $("frame");
+  if (canvas.width !== video.videoWidth || canvas.height !== video.videoHeight) {
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+  }
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.drawImage(video, 0, 0); // at the video's own size: the pixels as they come
+  const loaded = state.current;
+  const result = await classifyWith(loaded, context.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
+  if (loaded !== state.current || !state.trusted) return; // the model changed while this frame ran: not shown
+  result.frameMs = performance.now() - started;
+  state.classified += 1;
+  const answer = decide(result.probabilities, state.labels,
+    { retake: result.retake, threshold: Number($("threshold").value), smoother: state.smoother });
+  render(result, answer);
+  state.lastAnswer = answer;
+  window.hhLast = { ...result, answer };
+  if ($("collect").checked && state.collector.wants(answer, performance.now())) await keepFrame(UNSURE, answer.top, answer);
 }
 
 // Photo mode, as field apps are used: one photo at the camera's full resolution (ImageCapture
