@@ -442,10 +442,10 @@ function download(blob, name) {
   setTimeout(() => URL.revokeObjectURL(link.href), 10000);
 }
 
-// Keep the frame on the canvas (the camera's own pixels, full size) in the collection.
-async function keepFrame(kind, label, answer) {
+// Keep a frame (a canvas of the camera's own pixels, full size) and its answer in the collection.
+async function keepFrame(kind, label, answer, canvas = $("frame")) {
   if (!state.log || !plainLabel(label)) return false;
-  const blob = await new Promise((resolve) => $("frame").toBlob(resolve, "image/jpeg", 0.92));
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
   if (!blob) return false;
   const data = new Uint8Array(await blob.arrayBuffer());
   if (!state.collector.admit(data.length)) {
@@ -470,16 +470,26 @@ async function keepFrame(kind, label, answer) {
 }
 
 // One tap: "this frame is <label>", filed with the current frame.
+// The frame on screen now, answered on its own: its journal row is about these very pixels.
 async function fileFrameAs(label) {
   if (!state.log) {
     showError(state.logProblem);
     return false;
   }
-  if (!state.lastAnswer) {
+  const video = $("video");
+  if (!state.lastAnswer || !video.videoWidth || !state.trusted) {
     showError("No camera frame yet: point the camera at the leaf, then tap its class.");
     return false;
   }
-  return keepFrame(LABELLED, label, state.lastAnswer);
+  const canvas = document.createElement("canvas");
+  [canvas.width, canvas.height] = [video.videoWidth, video.videoHeight];
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.drawImage(video, 0, 0);
+  const loaded = state.current;
+  const result = await classifyWith(loaded, context.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
+  if (loaded !== state.current) return false; // another model meanwhile: tap again
+  const answer = decide(result.probabilities, loaded.labels, { retake: result.retake, threshold: Number($("threshold").value) });
+  return keepFrame(LABELLED, label, answer, canvas);
 }
 
 async function showCollection(note = "") {
