@@ -442,8 +442,9 @@ function download(blob, name) {
   setTimeout(() => URL.revokeObjectURL(link.href), 10000);
 }
 
-// Keep a frame (a canvas of the camera's own pixels, full size) and its answer in the collection.
-async function keepFrame(kind, label, answer, canvas = $("frame")) {
+// Keep a frame (a canvas of the camera's own pixels, full size) and its answer, by the model
+// `loaded`, in the collection.
+async function keepFrame(kind, label, answer, canvas = $("frame"), loaded = state.current) {
   if (!state.log || !plainLabel(label)) return false;
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
   if (!blob) return false;
@@ -455,8 +456,8 @@ async function keepFrame(kind, label, answer, canvas = $("frame")) {
   const time = new Date();
   const record = {
     time: time.getTime(), kind, file: framePath(kind, label, time, answer.probability), predicted: answer.top,
-    label: kind === LABELLED ? label : "", probability: answer.probability, model: state.identity ?? "",
-    probabilities: Object.fromEntries(state.labels.map((name, i) => [name, answer.probabilities[i]])), data, bytes: data.length,
+    label: kind === LABELLED ? label : "", probability: answer.probability, model: loaded.identity ?? "",
+    probabilities: Object.fromEntries(loaded.labels.map((name, i) => [name, answer.probabilities[i]])), data, bytes: data.length,
   };
   try {
     await addRecord(state.log, record, FRAMES);
@@ -469,8 +470,8 @@ async function keepFrame(kind, label, answer, canvas = $("frame")) {
   return true;
 }
 
-// One tap: "this frame is <label>", filed with the current frame.
-// The frame on screen now, answered on its own: its journal row is about these very pixels.
+// One tap: "this frame is <label>". The frame on screen now is filed, answered on its own: its
+// journal row is about these very pixels.
 async function fileFrameAs(label) {
   if (!state.log) {
     showError(state.logProblem);
@@ -489,7 +490,7 @@ async function fileFrameAs(label) {
   const result = await classifyWith(loaded, context.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
   if (loaded !== state.current) return false; // another model meanwhile: tap again
   const answer = decide(result.probabilities, loaded.labels, { retake: result.retake, threshold: Number($("threshold").value) });
-  return keepFrame(LABELLED, label, answer, canvas);
+  return keepFrame(LABELLED, label, answer, canvas, loaded);
 }
 
 async function showCollection(note = "") {
@@ -508,7 +509,7 @@ function showLabelButtons() {
     button.type = "button";
     button.textContent = displayName(label);
     button.dataset.label = label;
-    button.addEventListener("click", () => fileFrameAs(label));
+    button.addEventListener("click", () => fileFrameAs(label).catch((error) => showError(`Not filed: ${error.message || error}`)));
     return button;
   }));
 }
