@@ -1,6 +1,7 @@
 // The survey log and the field collection on the phone: IndexedDB, which survives reloads,
-// closing the browser and having no network. The browser is asked to keep it (persistent storage) so it is not evicted when
-// the phone runs short of space; a full store refuses the new record and keeps every other.
+// closing the browser and having no network. The browser is asked to keep it (persistent
+// storage), so it is not evicted when the phone runs short of space; a full store refuses the
+// new record and keeps every other.
 
 const DB = "hh";
 export const DIAGNOSES = "diagnoses";
@@ -22,7 +23,13 @@ export async function openLog() {
       if (!opening.result.objectStoreNames.contains(name)) opening.result.createObjectStore(name, { keyPath: "id", autoIncrement: true });
     }
   };
-  const db = await request(opening);
+  const db = await new Promise((resolve, reject) => {
+    opening.onsuccess = () => resolve(opening.result);
+    opening.onerror = () => reject(opening.error);
+    // Another tab holding an older version open would hold this one up for ever: said instead.
+    opening.onblocked = () => reject(new Error("another tab of this page holds the log open: close it, then reload"));
+  });
+  db.onversionchange = () => db.close(); // a newer page in another tab may upgrade it
   // Ask once; the browser may say no (then the log still works, but may be evicted under pressure).
   const persisted = navigator.storage?.persist ? await navigator.storage.persist().catch(() => false) : false;
   return { db, persisted };
