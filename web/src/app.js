@@ -33,7 +33,7 @@ const TRUSTED_KEY = typeof HH_TRUSTED_KEY === "string" ? HH_TRUSTED_KEY : null;
 const state = { model: null, spec: null, io: null, facing: "environment", stream: null, frames: [], running: false,
   classified: 0, presented: 0, loopId: 0, shown: new Map(), selfTest: null, trusted: false, refused: false,
   current: null, loads: 0, diagnosing: false, logProblem: "",
-  smoother: new Smoother(1), collector: new Collector(), lastAnswer: null, plant: { number: 1, leaves: [] },
+  smoother: new Smoother(1), collector: new Collector(), kept: { [LABELLED]: 0, [UNSURE]: 0 }, lastAnswer: null, plant: { number: 1, leaves: [] },
   trustKey: TRUSTED_KEY ? publicKeyFromPem(TRUSTED_KEY) : null };
 let runtime = null;
 
@@ -466,7 +466,8 @@ async function keepFrame(kind, label, answer, canvas = $("frame"), loaded = stat
     return false;
   }
   state.collector.saved(data.length, kind, performance.now());
-  await showCollection();
+  state.kept[kind] += 1;
+  showCollection();
   return true;
 }
 
@@ -493,13 +494,11 @@ async function fileFrameAs(label) {
   return keepFrame(LABELLED, label, answer, canvas, loaded);
 }
 
-async function showCollection(note = "") {
-  const frames = state.log ? await allRecords(state.log, FRAMES) : [];
-  const labelled = frames.filter((f) => f.kind === LABELLED).length;
-  const megabytes = frames.reduce((n, f) => n + f.bytes, 0) / 1e6;
-  $("collect-status").textContent = `${labelled} labelled, ${frames.length - labelled} unsure, ${megabytes.toFixed(1)} MB`
-    + (note ? `; ${note}` : "");
-  return frames;
+// The collection's size from what this page counted (state.kept, state.collector): reading the
+// stored frames back, JPEGs and all, at every kept frame would read up to the whole bound.
+function showCollection(note = "") {
+  $("collect-status").textContent = `${state.kept[LABELLED]} labelled, ${state.kept[UNSURE]} unsure, `
+    + `${(state.collector.usedBytes / 1e6).toFixed(1)} MB` + (note ? `; ${note}` : "");
 }
 
 // The label buttons, one per class the model names (not "unknown": it is no training folder's class).
@@ -530,7 +529,8 @@ async function clearCollection() {
   if (!confirm("Delete every collected frame from this phone? Export the collection first.")) return;
   await clearRecords(state.log, FRAMES);
   state.collector = new Collector();
-  await showCollection();
+  state.kept = { [LABELLED]: 0, [UNSURE]: 0 };
+  showCollection();
 }
 
 async function loadFromFile(file) {
@@ -562,8 +562,10 @@ async function main() {
   try {
     state.log = await openLog();
     resumePlant(await showLog());
-    const frames = await showCollection();
+    const frames = await allRecords(state.log, FRAMES); // once, at start: what earlier visits kept
     state.collector = new Collector({ usedBytes: frames.reduce((n, f) => n + f.bytes, 0) });
+    state.kept = { [LABELLED]: frames.filter((f) => f.kind === LABELLED).length, [UNSURE]: frames.filter((f) => f.kind === UNSURE).length };
+    showCollection();
   } catch (error) {
     state.logProblem = `The survey log cannot be opened on this browser (${error.message || error}): `
       + "diagnoses and collected frames are not kept.";
