@@ -11,6 +11,9 @@ export const UNCERTAIN = "uncertain";
 export const UNKNOWN = "unknown";
 export const UNCERTAIN_BELOW = 0.6; // hh.edge.camera.UNCERTAIN_BELOW
 
+// The index of the largest value, the first of equals (numpy's argmax).
+export const argmax = (values) => values.reduce((best, v, i) => (v > values[best] ? i : best), 0);
+
 // Mean of the last K probability vectors: steadier labels from a shaky hand-held phone.
 export class Smoother {
   constructor(k) {
@@ -33,8 +36,7 @@ export class Smoother {
 // retake: the quality gate's reason or null; smoother: a Smoother (or null).
 export function decide(probabilities, labels, { retake = null, threshold = UNCERTAIN_BELOW, smoother = null } = {}) {
   const used = smoother && !retake ? smoother.add(probabilities) : probabilities;
-  let best = 0;
-  used.forEach((p, i) => { if (p > used[best]) best = i; });
+  const best = argmax(used);
   const top = labels[best];
   let label = top;
   if (retake) label = RETAKE;

@@ -7,14 +7,14 @@
 
 import { loadAndCompile, loadLiteRt, Tensor } from "@litertjs/core";
 
-import { decide, Smoother, UNCERTAIN } from "./answers.js";
+import { argmax, decide, Smoother, UNCERTAIN, UNKNOWN } from "./answers.js";
 import { ModelFileError, readAssociatedFiles, readModelFile } from "./modelfile.js";
 import { namesFor } from "./names.js";
 import { MAX_LEAVES, plantVerdict, verdictLine } from "./plant.js";
 import { fitToSpec } from "./preprocess.js";
 import { check, measure, RETAKE } from "./quality.js";
 import { judgeSelfTest, parseSelfTest, refusalMessage, selfTestLine } from "./selftest.js";
-import { checkSignature, publicKeyFromPem } from "./signature.js";
+import { checkSignature, publicKeyFromPem, shortDigest } from "./signature.js";
 import { Collector, collectionZip, framePath, LABELLED, plainLabel, UNSURE } from "./collect.js";
 import { addRecord, allRecords, clearRecords, FRAMES, openLog, StoreFull } from "./store.js";
 import { diagnosisRecord, toCsv, toGeoJson } from "./survey.js";
@@ -181,8 +181,7 @@ async function classifyWith(loaded, rgba, width, height) {
   const raw = outputs[0].toTypedArray();
   const probabilities = probabilitiesOf(raw, io);
   for (const tensor of outputs) tensor.delete();
-  let best = 0;
-  probabilities.forEach((p, i) => { if (p > probabilities[best]) best = i; });
+  const best = argmax(probabilities);
   return { label: loaded.labels[best], probability: probabilities[best], probabilities, raw: Array.from(raw), retake,
     ms: performance.now() - started };
 }
@@ -196,9 +195,7 @@ export async function classifyImageUrl(url) {
 // The model's identity as hh names it everywhere (hh.edge.runtime.Classifier.identity): the
 // start of the SHA-256 of the file. null where the browser has no WebCrypto (not a secure origin).
 async function modelIdentity(buffer) {
-  if (!globalThis.crypto?.subtle) return null;
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", buffer));
-  return Array.from(digest.subarray(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
+  return globalThis.crypto?.subtle ? shortDigest(buffer) : null;
 }
 
 function displayName(label) {
@@ -272,24 +269,33 @@ async function loop(id) {
   nextFrame(id);
 }
 
-async function classifyFrame() {
+// The camera's current frame drawn on `canvas` at the video's own size (the pixels as they
+// come), classified by the model in use: {loaded, result}.
+async function classifyVideo(canvas) {
   const video = $("video");
-  if (!state.model || !state.trusted || !video.videoWidth) return;
-  const started = performance.now();
-  const canvas = $("frame");
   if (canvas.width !== video.videoWidth || canvas.height !== video.videoHeight) {
-    canvas.width = video.videoWidth;
-    canvas.height = video.videoHeight;
+    [canvas.width, canvas.height] = [video.videoWidth, video.videoHeight];
   }
   const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.drawImage(video, 0, 0); // at the video's own size: the pixels as they come
+  context.drawImage(video, 0, 0);
   const loaded = state.current;
   const result = await classifyWith(loaded, context.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
+  return { loaded, result };
+}
+
+// A classification -> what the page says (src/answers.js), at the threshold the user set.
+function answerOf(result, loaded, smoother = null) {
+  return decide(result.probabilities, loaded.labels, { retake: result.retake, threshold: Number($("threshold").value), smoother });
+}
+
+async function classifyFrame() {
+  if (!state.model || !state.trusted || !$("video").videoWidth) return;
+  const started = performance.now();
+  const { loaded, result } = await classifyVideo($("frame"));
   if (loaded !== state.current || !state.trusted) return; // the model changed while this frame ran: not shown
   result.frameMs = performance.now() - started;
   state.classified += 1;
-  const answer = decide(result.probabilities, state.labels,
-    { retake: result.retake, threshold: Number($("threshold").value), smoother: state.smoother });
+  const answer = answerOf(result, loaded, state.smoother);
   render(result, answer);
   state.lastAnswer = answer;
   window.hhLast = { ...result, answer };
@@ -330,7 +336,7 @@ async function diagnoseOnce(loaded) {
   const taken = new Date(); // the photo's time, not the position's
   const located = position(); // asked while the model runs
   const result = await classifyWith(loaded, pixelsOf(bitmap), bitmap.width, bitmap.height);
-  const answer = decide(result.probabilities, loaded.labels, { retake: result.retake, threshold: Number($("threshold").value) });
+  const answer = answerOf(result, loaded);
   const place = await located;
   if (loaded !== state.current || !state.trusted) { // another model was loaded meanwhile: its answer is not kept
     $("verdict").textContent = "";
@@ -484,14 +490,9 @@ async function fileFrameAs(label) {
     return false;
   }
   const canvas = document.createElement("canvas");
-  [canvas.width, canvas.height] = [video.videoWidth, video.videoHeight];
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.drawImage(video, 0, 0);
-  const loaded = state.current;
-  const result = await classifyWith(loaded, context.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
+  const { loaded, result } = await classifyVideo(canvas);
   if (loaded !== state.current) return false; // another model meanwhile: tap again
-  const answer = decide(result.probabilities, loaded.labels, { retake: result.retake, threshold: Number($("threshold").value) });
-  return keepFrame(LABELLED, label, answer, canvas, loaded);
+  return keepFrame(LABELLED, label, answerOf(result, loaded), canvas, loaded);
 }
 
 // The collection's size from what this page counted (state.kept, state.collector): reading the
@@ -503,7 +504,7 @@ function showCollection(note = "") {
 
 // The label buttons, one per class the model names (not "unknown": it is no training folder's class).
 function showLabelButtons() {
-  $("label-buttons").replaceChildren(...state.labels.filter((l) => l !== "unknown" && plainLabel(l)).map((label) => {
+  $("label-buttons").replaceChildren(...state.labels.filter((l) => l !== UNKNOWN && plainLabel(l)).map((label) => {
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = displayName(label);

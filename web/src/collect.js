@@ -9,6 +9,7 @@
 // that layout, which `hh-data merge collection.zip data/train` takes as it is.
 // This module is the pure part: what to keep, names, the journal, the zip's entries.
 
+import { csvField } from "./survey.js";
 import { makeZip } from "./zip.js";
 
 export const UNSURE = "unsure";
@@ -66,11 +67,6 @@ export function framePath(kind, label, time, probability) {
   return kind === UNSURE ? `${UNSURE}/${label}/${stamp}_${probability.toFixed(2)}.jpg` : `${LABELLED}/${label}/${stamp}.jpg`;
 }
 
-function csvCell(value) {
-  const text = String(value ?? "");
-  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-}
-
 // collected.csv: hh.edge.collect's columns (time, kind, file, predicted, label, probability, a
 // column per class, source, model). frames: the stored records, each with its `file` path.
 export function journal(frames, classNames) {
@@ -79,7 +75,8 @@ export function journal(frames, classNames) {
     (f.time / 1000).toFixed(3), f.kind, f.file, f.predicted, f.label, f.probability.toFixed(5),
     ...classNames.map((c) => (f.probabilities[c] ?? 0).toFixed(5)), "phone camera", f.model ?? "",
   ]);
-  return [header, ...rows].map((row) => row.map(csvCell).join(",")).join("\n") + "\n";
+  // For hh-data merge and Python's csv, not a spreadsheet: values as they are.
+  return [header, ...rows].map((row) => row.map((value) => csvField(String(value ?? ""))).join(",")).join("\n") + "\n";
 }
 
 // The collection as a zip: every frame at its path, a name taken twice made unique (two taps in

@@ -4,7 +4,8 @@
 // taken among the classes alone (a soft vote); leaves answered retake or unknown say nothing
 // about the disease and are left out, with why.
 
-const UNKNOWN = "unknown";
+import { argmax, UNKNOWN } from "./answers.js";
+
 export const MAX_LEAVES = 50; // hh.edge.plant.MAX_LEAVES
 
 // leaves: [{name, label, probabilities (the model's order), retake}] -> the verdict.
@@ -25,9 +26,9 @@ export function plantVerdict(leaves, labels) {
   }
   if (!rows.length) return { label: UNKNOWN, probability: 0, probabilities: {}, votes: {}, used, leftOut };
   const mean = classes.map((_, c) => rows.reduce((sum, row) => sum + row[c], 0) / rows.length);
-  const best = mean.reduce((b, v, c) => (v > mean[b] ? c : b), 0);
+  const best = argmax(mean);
   const votes = Object.fromEntries(classes.map(([name]) => [name, 0]));
-  for (const row of rows) votes[classes[row.reduce((b, v, c) => (v > row[b] ? c : b), 0)][0]] += 1;
+  for (const row of rows) votes[classes[argmax(row)][0]] += 1;
   return {
     label: classes[best][0], probability: mean[best],
     probabilities: Object.fromEntries(classes.map(([name], c) => [name, mean[c]])), votes, used, leftOut,

@@ -5,6 +5,7 @@
 // must get those answers within the model's rule, or it refuses to diagnose.
 // This module is the pure part: reading the manifest and judging the outcomes.
 
+import { argmax } from "./answers.js";
 import { ModelFileError } from "./modelfile.js";
 
 export const MANIFEST = "selftest.json";
@@ -62,8 +63,6 @@ function readManifest(manifest, files, width) {
   });
   return { cases, tolerance, maxSteps };
 }
-
-const argmax = (values) => values.reduce((best, v, i) => (v > values[best] ? i : best), 0);
 
 // The verdict (hh.edge.selftest.run_selftest) from this browser's outcome on every case:
 // outcomes[i] = {raw: its raw output values, probabilities}. The device must give the

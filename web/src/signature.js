@@ -22,24 +22,28 @@ function endOfArchive(bytes) {
   return null;
 }
 
+// Base64 text -> bytes; no bytes when it is not base64.
+function fromBase64(text) {
+  try {
+    return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  } catch {
+    return new Uint8Array();
+  }
+}
+
 // The raw 32 bytes of an Ed25519 public key in PEM (hh-data keygen's .pub).
 export function publicKeyFromPem(text) {
-  const body = String(text).replace(/-----(BEGIN|END) PUBLIC KEY-----/g, "").replace(/\s+/g, "");
-  let der;
-  try {
-    der = Uint8Array.from(atob(body), (c) => c.charCodeAt(0));
-  } catch {
-    der = new Uint8Array();
-  }
+  const der = fromBase64(String(text).replace(/-----(BEGIN|END) PUBLIC KEY-----/g, "").replace(/\s+/g, ""));
   if (der.length !== 44 || SPKI_PREFIX.some((b, i) => der[i] !== b)) {
     throw new ModelFileError("the trusted key is not an Ed25519 public key (make one with hh-data keygen)");
   }
   return der.subarray(12);
 }
 
-// The key's short name, as hh.edge.trust.key_id: the start of the SHA-256 of its 32 bytes.
-export async function keyId(raw) {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", raw));
+// The short name hh gives bytes (a key: hh.edge.trust.key_id; a model file: its identity,
+// hh.edge.runtime.Classifier.identity): the first 12 hex digits of their SHA-256.
+export async function shortDigest(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   return Array.from(digest.subarray(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
@@ -54,16 +58,11 @@ export async function checkSignature(buffer, trustedRaw) {
     if (tail.includes(TAG)) throw new ModelFileError("altered after signing (bytes added or removed at its end); not run");
     throw new ModelFileError("not signed, and this page runs signed models only (hh-convert --sign)");
   }
-  const expected = await keyId(trustedRaw);
+  const expected = await shortDigest(trustedRaw);
   const parts = comment.slice(TAG.length).split(" ");
   if (parts.length !== 2) throw new ModelFileError("its signature is damaged (altered after signing); not run");
   if (parts[0] !== expected) throw new ModelFileError(`signed with another key (${parts[0]}), not the trusted one (${expected})`);
-  let signature;
-  try {
-    signature = Uint8Array.from(atob(parts[1]), (c) => c.charCodeAt(0));
-  } catch {
-    signature = new Uint8Array();
-  }
+  const signature = fromBase64(parts[1]);
   const signed = new Uint8Array(end + END_SIZE);
   signed.set(bytes.subarray(0, end + 20)); // the comment's length: zero, as it was when signed
   const key = await crypto.subtle.importKey("raw", trustedRaw, { name: "Ed25519" }, false, ["verify"]);

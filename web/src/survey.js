@@ -25,13 +25,17 @@ export function diagnosisRecord(answer, model, position, time = new Date(), leaf
 
 const FIXED = ["time", "plant", "leaf", "model", "run", "label", "top", "probability", "retake", "latitude", "longitude", "accuracy_m"];
 
+// A CSV field: quoted when it holds a separator, a quote or a line break (RFC 4180).
+export function csvField(text) {
+  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
 function csvCell(value) {
   if (value === null || value === undefined) return "";
   if (typeof value === "number") return String(Number(value.toFixed(6)));
   // Text a spreadsheet would run as a formula gets a leading apostrophe (OWASP's advice for
-  // CSV export); text with a separator, quote or line break is quoted.
-  const text = /^[=+\-@\t\r]/.test(String(value)) ? `'${value}` : String(value);
-  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  // CSV export: this file is for spreadsheets).
+  return csvField(/^[=+\-@\t\r]/.test(String(value)) ? `'${value}` : String(value));
 }
 
 // Every record, one row each; a column per class of every model in the log (first seen first).
