@@ -5,6 +5,10 @@ end the same way, saving what there is. `sigterm_as_interrupt` makes SIGTERM a
 KeyboardInterrupt for a block; `held_interrupts` holds both back to the code's safe points
 (between two training batches), `deferred_interrupt` while files are being committed, so an
 interrupt lands on a consistent folder.
+
+A signal the process started with ignored stays ignored: a shell starts a background job (`cmd &`
+from a script, nohup) with SIGINT ignored, and a Ctrl-C meant for the foreground must not stop it.
+Every block puts back exactly the handler it found.
 """
 
 from __future__ import annotations
@@ -13,6 +17,21 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
+
+
+def _replace_handler(sig: int, handler: Callable[[int, Any], None]) -> Any:
+    """Install `handler` for `sig` unless `sig` is ignored; the handler found, to put back with
+    `_restore_handler` (None where Python did not install it: SIG_DFL is then put back)."""
+    found = signal.getsignal(sig)
+    if found is signal.SIG_IGN:
+        return found
+    signal.signal(sig, handler)
+    return found
+
+
+def _restore_handler(sig: int, found: Any) -> None:
+    signal.signal(sig, signal.SIG_DFL if found is None else found)
 
 
 @contextlib.contextmanager
@@ -26,11 +45,11 @@ def sigterm_as_interrupt() -> Iterator[None]:
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = _replace_handler(signal.SIGTERM, interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _restore_handler(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -40,11 +59,12 @@ def sighup_calls(callback: Callable[[], None]) -> Iterator[None]:
     if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
         yield
         return
+    # Installed even where SIGHUP was ignored (nohup): a reload never ends the process.
     previous = signal.signal(signal.SIGHUP, lambda signum, frame: callback())
     try:
         yield
     finally:
-        signal.signal(signal.SIGHUP, previous)
+        _restore_handler(signal.SIGHUP, previous)
 
 
 class HeldInterrupt:
@@ -78,12 +98,12 @@ def held_interrupts(second_raises: bool = False) -> Iterator[HeldInterrupt]:
         if second_raises and len(held.received) > 1:
             raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: _replace_handler(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield held
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            _restore_handler(sig, handler)
     held.raise_if_received()
 
 

@@ -161,8 +161,9 @@ def test_synth_refuses_a_used_folder_and_overwrite_replaces_only_its_own(cli, on
 
 
 def test_the_chief_starts_in_a_folder_an_extra_worker_already_entered(tmp_path):
-    """Workers of one run start together: worker 1's lock and checkpoint/worker-1/ may be there
-    before the chief looks. They are the run's own, not a user's files."""
+    """Workers of one run start together: worker 1's folder checkpoint/worker-1/ (its lock, split,
+    inputs file) may be there before the chief looks. It is the run's own, not a user's files;
+    anything else is not."""
     from hh.edge.errors import ParameterError
     from hh.trainer.config import TrainConfig
     from hh.trainer.run_folder import RunFolder
@@ -170,10 +171,12 @@ def test_the_chief_starts_in_a_folder_an_extra_worker_already_entered(tmp_path):
     data = tmp_path / "data"
     (data / "a").mkdir(parents=True)
     out = tmp_path / "run"
-    (out / "checkpoint" / "worker-1").mkdir(parents=True)
-    (out / ".train-worker-1.lock").touch()
+    (out / "checkpoint" / "worker-1" / "inputs").mkdir(parents=True)
+    (out / "checkpoint" / "worker-1" / ".train.lock").touch()
     config = TrainConfig(data_dir=str(data), out=str(out))
     RunFolder(out).check_new(config)
-    (out / "notes.txt").write_text("mine")
-    with pytest.raises(ParameterError, match="other files in it"):
-        RunFolder(out).check_new(config)
+    for other in (out / "inputs", out / "checkpoint" / "state.json", out / "notes.txt"):
+        other.write_text("not a worker's")
+        with pytest.raises(ParameterError, match="other files in it"):
+            RunFolder(out).check_new(config)
+        other.unlink()

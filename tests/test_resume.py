@@ -16,7 +16,13 @@ from hh.trainer.cli_train import app
 EPOCHS = 20
 
 
-def start_training(synth_data, out):
+def default_sigint():
+    """For a child: SIGINT as a terminal's foreground job has it, whatever this test run was started
+    with (a background job starts with SIGINT ignored, and a child inherits that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_training(synth_data, out, sigint=default_sigint, epochs=EPOCHS):
     args = [
         sys.executable,
         "-m",
@@ -29,12 +35,12 @@ def start_training(synth_data, out):
         "--batch-size",
         "32",
         "--epochs",
-        str(EPOCHS),
+        str(epochs),
         "--out",
         str(out),
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=sigint)
 
 
 def wait_for_epochs(process, out, at_least, timeout=120):
@@ -96,7 +102,23 @@ def test_resume_without_a_checkpoint_is_a_user_error(tmp_path):
     assert result.exit_code == 2 and "not a run folder" in result.output
 
 
-def test_ctrl_c_during_epoch_writes_waits_for_them():
+@pytest.fixture
+def sigint_handler():
+    """SIGINT as Python sets it up in a foreground terminal, for the test, then what the test run
+    had (ignored, in a background job): these tests must not depend on how pytest was started."""
+    found = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield signal.default_int_handler
+    signal.signal(signal.SIGINT, found)
+
+
+@pytest.fixture
+def sigint_ignored():
+    found = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield signal.SIG_IGN
+    signal.signal(signal.SIGINT, found)
+
+
+def test_ctrl_c_during_epoch_writes_waits_for_them(sigint_handler):
     """SIGINT inside the block is held until the block's writes are done, then raised."""
     from hh.edge.signals import deferred_interrupt
 
@@ -107,10 +129,10 @@ def test_ctrl_c_during_epoch_writes_waits_for_them():
             time.sleep(0.05)
             written.append("history")  # still runs: the interrupt waited
     assert written == ["history"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is sigint_handler  # the handler it found is back
 
 
-def test_held_interrupt_waits_for_a_safe_point_and_a_second_one_raises_at_once():
+def test_held_interrupt_waits_for_a_safe_point_and_a_second_one_raises_at_once(sigint_handler):
     from hh.edge.signals import held_interrupts
 
     reached = []
@@ -126,4 +148,53 @@ def test_held_interrupt_waits_for_a_safe_point_and_a_second_one_raises_at_once()
             held.raise_if_received()
             reached.append("never")
     assert reached == ["after the signal", "safe point"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is sigint_handler
+
+
+def test_an_ignored_sigint_stays_ignored_and_is_put_back(sigint_ignored):
+    """A background job starts with SIGINT ignored: a Ctrl-C meant for the foreground is not for it."""
+    from hh.edge.signals import held_interrupts, sigterm_as_interrupt
+
+    with sigterm_as_interrupt(), held_interrupts(second_raises=True) as held:
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        held.raise_if_received()  # nothing was received
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # SIGTERM still saves and stops
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_handler_of_the_callers_is_put_back_after_each_block(sigint_handler):
+    from hh.edge.signals import deferred_interrupt, held_interrupts, sigterm_as_interrupt
+
+    def callers(signum, frame):
+        raise AssertionError("the caller's handler ran inside the block")
+
+    found_term = signal.signal(signal.SIGTERM, callers)
+    signal.signal(signal.SIGINT, callers)
+    try:
+        for block in (sigterm_as_interrupt(), held_interrupts(), deferred_interrupt()):
+            with block:
+                pass
+            assert signal.getsignal(signal.SIGINT) is callers and signal.getsignal(signal.SIGTERM) is callers
+    finally:
+        signal.signal(signal.SIGTERM, found_term)
+
+
+@pytest.mark.slow
+def test_hh_train_started_with_sigint_ignored_trains_on_through_it(synth_data, tmp_path):
+    """`hh-train ... &` from a script: SIGINT is ignored from the start and stays so; SIGTERM
+    still saves and stops."""
+    out = tmp_path / "run"
+    process = start_training(synth_data, out, sigint=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN), epochs=10)
+    wait_for_epochs(process, out, at_least=1)
+    process.send_signal(signal.SIGINT)
+    assert process.poll() is None  # it came while training ran
+    sent_after = json.loads((out / "checkpoint" / "state.json").read_text())["epochs_done"]
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert sent_after < 10
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "complete" and record["epochs_done"] == 10

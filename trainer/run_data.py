@@ -276,7 +276,7 @@ def recorded_data(config: TrainConfig, run: RunFolder, split: RecordedSplit) -> 
         if entry.normalized and not (run.normalized_dir / entry.normalized).exists():
             normalized_copy(entry.file, run.normalized_dir)
     spec = build_spec(config, split.class_names)
-    train, val = split.folder("train", run.path), split.folder("validation", run.path)
+    train, val = split.folder("train", run.own_dir()), split.folder("validation", run.own_dir())
     plan = plan_keep(config, run, spec, len(train) + len(val))
     decoded = {}
     for name, folder, entries in (("train", train, split.train), ("validation", val, split.validation)):

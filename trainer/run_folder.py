@@ -10,7 +10,11 @@ the converter, the benchmarks and a Python caller can read a run without the tra
     curves.png           the same, plotted
     bad_files.txt        files the pre-training scan skipped, with the reason
     normalized/          upright RGB copies of pictures OpenCV cannot read (PCX, ...)
-    checkpoint/          the committed training state, for --resume (worker-N/ per extra worker)
+    checkpoint/          the committed training state, for --resume
+    checkpoint/worker-N/ everything an extra worker of a multi-worker run writes: its lock, split,
+                         checkpoint, model inputs and normalized copies. The chief (worker 0)
+                         alone checks and fills the folder; the others write only here, so
+                         which worker starts first changes nothing.
 
 Crash safety rests on one rule: `checkpoint/state.json` is the commit. An epoch first writes
 its model file under a new name, then commits state.json (atomically), which names the last
@@ -123,11 +127,18 @@ class RunFolder:
     CHECKPOINT = "checkpoint"
     STATE = "state.json"
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, worker: int = 0):
         self.path = Path(path).expanduser().absolute()
+        self.worker = worker  # whose model inputs and normalized copies (own_dir) this is
 
     def __repr__(self) -> str:
-        return f"RunFolder({str(self.path)!r})"
+        return f"RunFolder({str(self.path)!r})" if not self.worker else f"RunFolder({str(self.path)!r}, worker={self.worker})"
+
+    def own_dir(self, worker: int | None = None) -> Path:
+        """Where a worker keeps what is its own: the run folder for the chief, checkpoint/worker-N/
+        for any other (nothing of an extra worker's lies anywhere else in the run folder)."""
+        worker = self.worker if worker is None else worker
+        return self.path if worker == 0 else self.checkpoint_dir(worker)
 
     # -- layout --------------------------------------------------------------------------
     @property
@@ -160,11 +171,11 @@ class RunFolder:
 
     @property
     def normalized_dir(self) -> Path:
-        return self.path / self.NORMALIZED
+        return self.own_dir() / self.NORMALIZED
 
     @property
     def inputs_dir(self) -> Path:
-        return self.path / self.INPUTS
+        return self.own_dir() / self.INPUTS
 
     def checkpoint_dir(self, worker: int = 0) -> Path:
         """Worker 0 (the chief) uses checkpoint/; every other worker checkpoint/worker-N/."""
@@ -195,16 +206,14 @@ class RunFolder:
             return
         if self.is_run():
             raise UserError(f"{self.path} already holds a run; use {{param:resume}} {self.path} or choose another {{param:out}}")
-        if self.path.is_dir() and any(not self._another_workers(entry) for entry in self.path.iterdir()):
+        if self.path.is_dir() and any(not self.holds_only_workers(entry) for entry in self.path.iterdir()):
             raise ParameterError("out", f"{self.path} is a folder with other files in it; choose a new or empty folder")
 
-    def _another_workers(self, entry: Path) -> bool:
-        """Whether `entry` is what an extra worker of this run, started at the same moment as
-        the chief, may have made already: its lock, or its own checkpoint folder."""
-        if entry.name.startswith(".train-worker-") and entry.name.endswith(".lock"):
-            return True
-        if entry.name == self.CHECKPOINT and entry.is_dir():
-            return all(child.name.startswith("worker-") for child in entry.iterdir())
+    def holds_only_workers(self, entry: Path) -> bool:
+        """Whether `entry` is what the extra workers of this run, started at the same moment as
+        the chief, may have made already: checkpoint/ holding only worker-N/ folders."""
+        if entry.name == self.CHECKPOINT and entry.is_dir() and not entry.is_symlink():
+            return all(child.name.startswith("worker-") and child.is_dir() for child in entry.iterdir())
         return False
 
     def check_resumable(self, worker: int = 0) -> None:
@@ -221,7 +230,9 @@ class RunFolder:
         """Hold the run (this worker's part of it) for this process: a second hh-train on it,
         a resume while it still trains, is refused. The kernel's lock (flock): a process that
         dies, however it dies, holds it no more."""
-        path = self.path / (".train.lock" if worker == 0 else f".train-worker-{worker}.lock")
+        if worker:
+            self.own_dir(worker).mkdir(parents=True, exist_ok=True)
+        path = self.own_dir(worker) / ".train.lock"
         handle = open(path, "a")  # held open for the block: it is the lock
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -86,6 +86,7 @@ class TrainingRun:
         config, folder = self.config, self.folder
         cluster = resolve_cluster(config.strategy)  # first: it configures TensorFlow's collectives
         worker = cluster.worker_index
+        folder.worker = worker  # an extra worker writes only in its own folder (RunFolder.own_dir)
         self._check_outputs(worker)
         with contextlib.ExitStack() as held:
             if self.resume:
@@ -140,7 +141,7 @@ class TrainingRun:
             # Refused before the first epoch (unusable data, --strict): a fresh run folder that
             # holds nothing of value is removed again rather than left as a half-made run.
             if not self.resume and cluster.is_chief and folder.read_state() is None:
-                remove_contents(folder.path, keep_folder=existed)
+                remove_contents(folder, keep_folder=existed)
             raise
         except KeyboardInterrupt:
             self._close_record(
@@ -354,9 +355,13 @@ def resume(run_dir: str | Path, **changes) -> TrainResult:
     return TrainingRun(recorded.with_resume_changes(changes), resume=True).run()
 
 
-def remove_contents(folder: Path, keep_folder: bool) -> None:
-    """Empty a run folder this run filled (it was new or empty), and remove it if it was new."""
+def remove_contents(run: RunFolder, keep_folder: bool) -> None:
+    """Empty a run folder this run filled (it was new or empty), and remove it if it was new.
+    Extra workers' own folders (checkpoint/worker-N/) are theirs to keep."""
+    folder = run.path
     for path in folder.iterdir():
+        if run.holds_only_workers(path):
+            continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         else:
