@@ -79,13 +79,14 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
 
 # The benchmark scripts, full size: they print tables and write bench/results/*.json (see
-# BENCHMARKS.md). Each makes what it measures when it is missing; cores, serve and web reuse
+# BENCHMARKS.md). The real-photo benchmark needs its photos: make bench PHOTOS=path/to/ibean. Each makes what it measures when it is missing; cores, serve and web reuse
 # latency's edge int8 model and video when latency has run, and make them otherwise.
 bench: $(STAMP) $(WEB_STAMP) chromium
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/field.py
+	$(if $(PHOTOS),$(BIN)/python bench/real_photos.py $(PHOTOS),@echo "bench/real_photos.py skipped: give PHOTOS=<a folder of real photos, e.g. iBean>")
 	$(BIN)/python bench/cores.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/web.py
@@ -100,6 +101,7 @@ bench-smoke: $(STAMP) $(WEB_STAMP) chromium
 	$(BIN)/python bench/latency.py --smoke
 	$(BIN)/python bench/train_speed.py --smoke
 	$(BIN)/python bench/field.py --smoke
+	$(BIN)/python bench/real_photos.py --smoke
 	$(BIN)/python bench/cores.py --smoke
 	$(BIN)/python bench/serve.py --smoke
 	$(BIN)/python bench/web.py --smoke
@@ -111,7 +113,7 @@ bench-smoke: $(STAMP) $(WEB_STAMP) chromium
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/hh-data synth $(DEMO)/data --per-class 500
-	$(BIN)/hh-train $(DEMO)/data/train --val-dir $(DEMO)/data/validation --arch edge --image-size 128 --out $(DEMO)/run
+	$(BIN)/hh-train $(DEMO)/data/train --val-dir $(DEMO)/data/validation --arch edge --image-size 128 --epochs 30 --out $(DEMO)/run
 	$(BIN)/hh-convert $(DEMO)/run --int8
 	$(BIN)/hh-predict $(DEMO)/run/model_int8.tflite $(DEMO)/data/validation | tail -4
 	$(BIN)/hh-data video $(DEMO)/data/validation $(DEMO)/field.avi --repeat 3

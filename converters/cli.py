@@ -118,6 +118,9 @@ def convert(
         from ..edge.evaluate import NOT_LEARNED_ADVICE
 
         print(f"next: {NOT_LEARNED_ADVICE}, then convert again; this model is not worth deploying")
+    elif report.below_field_grade:
+        print(f"next: {report.below_field_grade}; then convert again")
+        print(f"      (or try it as it is: hh-camera {shlex.quote(report.model)} --source 0)")
     else:
         print(f"next: hh-camera {shlex.quote(report.model)} --source 0")
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..edge.errors import ParameterError, UserError, VerificationFailed
-from ..edge.evaluate import not_learned
+from ..edge.evaluate import below_field_grade, not_learned
 from ..edge.files import (
     atomic_write_bytes,
     atomic_write_text,
@@ -84,6 +84,7 @@ class ConversionReport:
     model_mb: float = 0.0  # the model itself, without its packed labels, spec and self-test images
     unknown_dir: dict | None = None  # {"folder", "images", "unknown", "unreadable"}: --unknown-dir's images
     not_learned: str | None = None  # why the model is not worth deploying (at chance on the evaluation images)
+    below_field_grade: str | None = None  # why a model that learned is not yet field-grade, and what to do
     calibration: dict | None = None  # {"temperature", "images", "ece_before", "ece_after"} (hh.edge.calibration)
     recall_drop: float | None = None  # the most any class's recall is below Keras's
     recall_drop_class: str | None = None
@@ -629,6 +630,12 @@ def convert(
             report.recall_drop, report.recall_drop_class = verification.recall_drop, verification.recall_drop_class
             report.kept, report.kept_of = verification.kept, verification.kept_of
             report.not_learned = not_learned(verification.keras_balanced_accuracy, verification.classes)
+            report.below_field_grade = below_field_grade(
+                verification.keras_balanced_accuracy,
+                verification.classes,
+                verification.keras_weakest_class,
+                verification.keras_weakest_recall,
+            )
         if unknown_dir is not None:
             from ..edge.runtime import Classifier
 
@@ -642,6 +649,9 @@ def convert(
         assert verification is not None
         # A model at chance has near-equal scores that rounding reorders: the cause is its training.
         cause = f"; besides, {report.not_learned}" if report.not_learned else ""
+        if report.below_field_grade and not cause:
+            # An under-trained model has many photos near a class boundary, which int8's rounding flips.
+            cause = f"; the model itself is not field-grade: {report.below_field_grade}"
         raise VerificationFailed(
             f"{mode} model {verification.why_refused()}; kept as {paths['rejected']} for inspection, not as {out.name}{cause}"
         )

@@ -53,6 +53,8 @@ class Verification:
     recall_drop: float = 0.0  # the most any class's recall is below Keras's
     recall_drop_class: str = ""
     max_recall_drop: float = 1.0
+    keras_weakest_class: str = ""  # the class the Keras model finds least often, and its recall
+    keras_weakest_recall: float = 1.0
 
     @property
     def passed(self) -> bool:
@@ -62,20 +64,26 @@ class Verification:
             and self.recall_drop <= self.max_recall_drop + 1e-9
         )
 
+    @property
+    def accuracies(self) -> str:
+        return f"keras accuracy {self.keras_accuracy:.3f}, converted {self.tflite_accuracy:.3f}"
+
     def why_refused(self) -> str:
         if self.agreement < self.min_agreement:
             return (
                 f"agrees with Keras on {self.agreement:.3f} of {self.images} images, "
-                f"below {{param:min_agreement}} {self.min_agreement:.2f}"
+                f"below {{param:min_agreement}} {self.min_agreement:.2f} ({self.accuracies})"
             )
         if self.recall_drop > self.max_recall_drop + 1e-9:
             return (
                 f"finds {self.recall_drop_class!r} in {self.recall_drop:.3f} fewer of its images than Keras does "
-                f"(more than {{param:max_recall_drop}} {self.max_recall_drop:.2f}; top-1 agreement {self.agreement:.3f})"
+                f"(more than {{param:max_recall_drop}} {self.max_recall_drop:.2f}; top-1 agreement {self.agreement:.3f}, "
+                f"{self.accuracies})"
             )
         return (
             f"gives probabilities up to {self.max_abs_prob_diff:.3f} from Keras's on {self.images} images, "
-            f"more than {{param:max_prob_diff}} {self.max_prob_diff:.2f} (the top-1 answers agree on {self.agreement:.3f})"
+            f"more than {{param:max_prob_diff}} {self.max_prob_diff:.2f} (the top-1 answers agree on {self.agreement:.3f}, "
+            f"{self.accuracies})"
         )
 
 
@@ -116,6 +124,7 @@ def verify(given: VerificationInput) -> Verification:
     keras_recalls = {c: float(np.mean(keras_top[labels == c] == c)) for c in range(len(names)) if np.any(labels == c)}
     drops = {names[c]: recall - float(np.mean(tflite_top[labels == c] == c)) for c, recall in keras_recalls.items()}
     worst = max(drops, key=lambda name: drops[name]) if drops else ""
+    weakest = min(keras_recalls, key=lambda c: keras_recalls[c]) if keras_recalls else None
     diff = np.abs(keras_probs - tflite_probs)
     return Verification(
         images=len(labels),
@@ -133,4 +142,6 @@ def verify(given: VerificationInput) -> Verification:
         recall_drop=max(0.0, drops.get(worst, 0.0)),
         recall_drop_class=worst,
         max_recall_drop=given.max_recall_drop,
+        keras_weakest_class=names[weakest] if weakest is not None else "",
+        keras_weakest_recall=keras_recalls[weakest] if weakest is not None else 1.0,
     )

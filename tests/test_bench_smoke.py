@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ("cores", "field", "latency", "loader", "negatives", "resize", "scale", "serve", "train_speed", "web")
+SCRIPTS = ("cores", "field", "latency", "loader", "negatives", "real_photos", "resize", "scale", "serve", "train_speed", "web")
 CHROMIUM = Path("/usr/bin/chromium")
 
 

@@ -248,7 +248,7 @@ def test_resume_refuses_changed_settings_and_cleans_dead_temp_files(cli, one_lin
     stale.write_bytes(b"left by a SIGKILL")
     orphan = run.checkpoint_dir() / "epoch-0009.keras"  # written, never committed
     orphan.write_bytes(b"x")
-    result = cli(train_app, "--resume", run.path, "--epochs", 5, "--lr", "0.001")  # the same lr is no change
+    result = cli(train_app, "--resume", run.path, "--epochs", 5, "--lr", "0.002")  # the same lr is no change
     assert result.exit_code == 0, result.output
     assert not stale.exists() and not orphan.exists()
     assert run.read_state().epochs_done == 5 and len(run.read_history()["loss"]) == 5

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from makers import COURSE_RECIPE
 from PIL import Image
 
 from hh.edge.folders import list_image_folder
@@ -51,6 +52,39 @@ def test_augmentation_is_seeded_new_every_epoch_and_keeps_labels(synth_data):
     (strong, _), _ = epochs("strong", 1)
     # Strong changes images more than light (mean absolute pixel change from the originals).
     assert np.abs(strong.astype(int) - plain[0]).mean() > np.abs(first.astype(int) - plain[0]).mean()
+
+
+def test_augmentation_with_nothing_to_draw_keeps_each_image_or_its_mirror():
+    """The affine warp is built from parts (rotation, zoom, shift, mirrors): with every range at
+    nothing, each image must come out exactly as it was, or mirrored left-right (always drawn)."""
+    from hh.trainer.augment import Augmentation, augment_batch
+
+    still = Augmentation(False, 0.0, (1.0, 1.0), 0.0, 0.0, 0.0, 0.0)
+    images = np.random.default_rng(0).integers(0, 256, (24, 20, 20, 3), dtype=np.uint8)
+    out = augment_batch(images, 5, still)
+    kept = [np.array_equal(a, b) for a, b in zip(out, images)]
+    mirrored = [np.array_equal(a, b[:, ::-1]) for a, b in zip(out, images)]
+    assert all(k or m for k, m in zip(kept, mirrored))
+    assert 4 < sum(mirrored) < 20  # about half
+    flips = augment_batch(images, 5, Augmentation(True, 0.0, (1.0, 1.0), 0.0, 0.0, 0.0, 0.0))
+    upside_down = [np.array_equal(a, b[::-1]) or np.array_equal(a, b[::-1, ::-1]) for a, b in zip(flips, images)]
+    assert 4 < sum(upside_down) < 20
+
+
+def test_augmentation_light_blur_and_jpeg_keep_shape_colour_order_and_seed():
+    from hh.trainer.augment import LEVELS, Augmentation, augment_batch
+
+    red = np.zeros((8, 32, 32, 3), np.uint8)
+    red[..., 0] = 200  # RGB: red
+    changed = augment_batch(red, 1, Augmentation(False, 0.0, (1.0, 1.0), 0.0, 0.5, 0.0, 0.0, blur=1.0, jpeg=1.0))
+    assert changed.dtype == np.uint8 and changed.shape == red.shape
+    means = changed.reshape(8, -1, 3).mean(1)
+    assert (means[:, 0] > 3 * means[:, 2]).all()  # still red: no BGR swap through the JPEG
+    assert len({round(float(m), 1) for m in means[:, 0]}) > 1  # brightness drawn per image
+    images = np.random.default_rng(1).integers(0, 256, (4, 40, 40, 3), dtype=np.uint8)
+    for level in LEVELS:
+        np.testing.assert_array_equal(augment_batch(images, 7, level), augment_batch(images, 7, level))
+        assert not np.array_equal(augment_batch(images, 7, level), augment_batch(images, 8, level))
 
 
 @pytest.mark.slow
@@ -159,10 +193,14 @@ def test_imagenet_weights_offline_fail_in_one_line(tmp_path, cli, one_line_error
         (["--arch", "edge", "--weights", "imagenet"], "--weights applies to the pretrained backbones"),
         (["--arch", "mobilenetv3small", "--weights", "missing.h5"], "no such weights file"),
         (["--arch", "mobilenetv3small", "--weights", "none", "--fine-tune-epochs", "2"], "needs a pretrained backbone"),
-        (["--augment", "heavy"], "--augment must be one of none, light, strong"),
+        (["--augment", "heavy"], "--augment must be one of none, light, field, strong"),
         (["--class-weight", "inverse"], "--class-weight must be one of none, balanced"),
         (["--optimizer", "sgd"], "--optimizer must be one of rmsprop, adam"),
         (["--patience", "0"], "--patience must be at least 1"),
+        (["--schedule", "step"], "--schedule must be one of cosine, constant"),
+        (["--warmup-epochs", "-1"], "--warmup-epochs must be 0 or more"),
+        (["--label-smoothing", "1"], "--label-smoothing must be at least 0 and below 1"),
+        (["--label-smoothing", "nan"], "--label-smoothing must be at least 0 and below 1"),
     ],
 )
 def test_bad_field_options(tmp_path, cli, one_line_error, args, fragment):
@@ -279,7 +317,59 @@ def test_balanced_class_weights_raise_balanced_accuracy_on_imbalanced_data(tmp_p
     shutil.copytree(tmp_path / "source" / "validation", data / "validation")
     balanced = {}
     for weight in ("none", "balanced"):
-        options = dict(arch="edge", image_size=48, batch_size=32, epochs=12, class_weight=weight, verbose=False)
+        options = dict(arch="edge", image_size=48, batch_size=32, epochs=12, class_weight=weight, verbose=False, **COURSE_RECIPE)
         train(data / "train", tmp_path / weight, val_dir=data / "validation", **options)
         balanced[weight] = json.loads((tmp_path / weight / "evaluation.json").read_text())["balanced_accuracy"]
     assert balanced["balanced"] >= balanced["none"] + 0.1, balanced
+
+
+# -- the schedule ---------------------------------------------------------------------------
+def test_the_learning_rate_warms_up_then_follows_a_cosine_to_zero():
+    from hh.trainer.callbacks import LearningRate, scheduled_rate
+
+    rates = [scheduled_rate("cosine", 0.002, step, 100, 10) for step in range(100)]
+    assert rates[0] == pytest.approx(0.0002) and rates[9] == pytest.approx(0.002)  # warm-up: 1/10 ... 10/10
+    assert all(a < b for a, b in zip(rates[:10], rates[1:10]))
+    assert rates[10] == pytest.approx(0.002) and rates[55] == pytest.approx(0.001, rel=0.02)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:])) and rates[-1] < 0.002 * 0.001
+    constant = [scheduled_rate("constant", 0.002, step, 100, 10) for step in range(10, 100)]
+    assert constant == [0.002] * 90
+    # From the epoch and batch alone: a resumed run is where it would have been.
+    schedule = LearningRate("cosine", 0.002, 0, 10, steps_per_epoch=10, warmup_epochs=1)
+    assert schedule.rate(5, 5) == pytest.approx(scheduled_rate("cosine", 0.002, 55, 100, 10))
+    # A phase that starts later (fine-tuning) has its own warm-up and decay.
+    later = LearningRate("cosine", 0.0002, 10, 20, steps_per_epoch=10, warmup_epochs=1)
+    assert later.rate(10, 0) == pytest.approx(0.00002) and later.rate(19, 9) < 0.0002 * 0.001
+
+
+def test_a_run_recorded_before_the_schedule_existed_resumes_as_it_trained():
+    """run.json of an older hh has no schedule, warm-up or smoothing: it trained with none."""
+    from hh.trainer.config import TrainConfig
+
+    older = {"data_dir": "/d", "out": "/o", "optimizer": "rmsprop"}
+    config = TrainConfig.from_dict(older)
+    assert (config.schedule, config.warmup_epochs, config.label_smoothing) == ("constant", 0, 0.0)
+    assert TrainConfig.from_dict({"data_dir": "/d", "out": "/o"}).optimizer == "rmsprop"
+    today = TrainConfig(data_dir="/d", out="/o")
+    assert TrainConfig.from_dict(today.as_dict()) == today
+    assert (today.schedule, today.optimizer, today.arch, today.augment) == ("cosine", "adam", "sepnet", "field")
+
+
+@pytest.mark.slow
+def test_training_steps_at_the_scheduled_rate(tmp_path):
+    """The optimizer in the checkpoint of each epoch holds the rate of that epoch's last step."""
+    import keras
+
+    from hh.trainer.api import train
+    from hh.trainer.callbacks import scheduled_rate
+    from hh.trainer.run_folder import RunFolder
+
+    data = small_dataset(tmp_path / "data", {"spots": 16, "streaks": 16})
+    options = dict(arch="edge", image_size=32, batch_size=8, epochs=3, warmup_epochs=1, learning_rate=0.004)
+    train(data, tmp_path / "run", val_split=0.25, verbose=False, **options)
+    run = RunFolder(tmp_path / "run")
+    steps = 3  # 24 training images in batches of 8
+    last = keras.models.load_model(run.checkpoint_dir() / run.read_state().last_file, compile=True)
+    want = scheduled_rate("cosine", 0.004, 3 * steps - 1, 3 * steps, steps)
+    assert float(last.optimizer.learning_rate) == pytest.approx(want, rel=1e-5)
+    assert want < 0.001  # far from --lr: the schedule, not the constant

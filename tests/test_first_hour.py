@@ -43,7 +43,7 @@ def test_a_model_at_chance_is_said_so_by_hh_train_its_record_and_hh_convert(tmp_
     assert (
         "warning: this model has not learned: its balanced accuracy 0.500 on 2 classes is no better than chance" in trained.stderr
     )
-    assert trained.stdout.splitlines()[-1].startswith("next: train longer (--epochs 40)")
+    assert trained.stdout.splitlines()[-1].startswith("next: train longer (more --epochs")
     assert "hh-convert" not in trained.stdout.splitlines()[-1]
     record = json.loads((run / "run.json").read_text())
     assert record["warnings"] and "has not learned" in record["warnings"][0]

@@ -162,7 +162,7 @@ def test_probabilities_far_from_keras_refuse_the_model_even_when_top1_agrees(run
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert result.exit_code == 1 and len(errors) == 1 and "Traceback" not in result.output, result.output
     assert "gives probabilities up to" in errors[0] and "more than --max-prob-diff" in errors[0]
-    assert "(the top-1 answers agree on 1.000)" in errors[0]
+    assert "(the top-1 answers agree on 1.000, keras accuracy " in errors[0] and ", converted " in errors[0]
     assert not (run_copy / "model_int8.tflite").exists() and (run_copy / "model_int8.rejected.tflite").exists()
 
 

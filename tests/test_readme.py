@@ -103,7 +103,8 @@ def choices_of(flag: str) -> tuple[str, ...] | None:
 
     return {
         "--arch": config.ARCH_NAMES, "--augment": config.AUGMENTS, "--class-weight": config.CLASS_WEIGHTS,
-        "--optimizer": config.OPTIMIZERS, "--strategy": config.STRATEGIES, "--class-mode": config.CLASS_MODES,
+        "--optimizer": config.OPTIMIZERS, "--schedule": config.SCHEDULES, "--strategy": config.STRATEGIES,
+        "--class-mode": config.CLASS_MODES,
         "--aspect": spec.ASPECTS, "--interpolation": spec.INTERPOLATIONS,
     }.get(flag)  # fmt: skip
 

@@ -4,6 +4,7 @@
                     run.json are published from it: a kill loses at most the running epoch
     EpochProgress   one line per epoch on hh's log
     EarlyStopping   --patience, counted within the last phase
+    LearningRate    --schedule and --warmup-epochs: the rate for each step, set before it
     StopAtInterrupt Ctrl-C or SIGTERM, held by the training loop, ends it before the next batch
 
 The multi-worker loop (hh.trainer.distribute) calls the same callbacks.
@@ -12,6 +13,7 @@ The multi-worker loop (hh.trainer.distribute) calls the same callbacks.
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import keras
@@ -99,3 +101,40 @@ class StopAtInterrupt(keras.callbacks.Callback):
 
     def on_test_batch_begin(self, batch: int, logs=None) -> None:
         self.held.raise_if_received()
+
+
+def scheduled_rate(schedule: str, base: float, step: int, total_steps: int, warmup_steps: int) -> float:
+    """The learning rate at `step` (0-based) of a phase of `total_steps`: a linear rise from 0 over
+    the warm-up (its first step already above 0), then `base` (constant) or a cosine from `base`
+    towards 0, which the step after the last would reach (cosine)."""
+    if warmup_steps and step < warmup_steps:
+        return base * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return base
+    remaining = max(total_steps - warmup_steps, 1)
+    progress = min(max(step - warmup_steps, 0) / remaining, 1.0)
+    return base * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class LearningRate(keras.callbacks.Callback):
+    """Set the optimizer's learning rate before every training step, from the step's place in its
+    phase (epochs `start`..`end`). Computed from the epoch and batch, not kept: a resumed run
+    (or one resumed to train longer) takes up the schedule where its epochs say it is."""
+
+    def __init__(self, schedule: str, base: float, start: int, end: int, steps_per_epoch: int, warmup_epochs: int):
+        super().__init__()
+        self.schedule, self.base, self.start, self.end = schedule, base, start, end
+        self.steps_per_epoch, self.warmup_epochs = max(steps_per_epoch, 1), warmup_epochs
+        self._epoch = start
+
+    def rate(self, epoch: int, batch: int) -> float:
+        step = (epoch - self.start) * self.steps_per_epoch + batch
+        total = (self.end - self.start) * self.steps_per_epoch
+        warmup = min(self.warmup_epochs, self.end - self.start) * self.steps_per_epoch
+        return scheduled_rate(self.schedule, self.base, step, total, warmup)
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch: int, logs=None) -> None:
+        self.model.optimizer.learning_rate = self.rate(self._epoch, batch)

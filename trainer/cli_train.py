@@ -80,15 +80,19 @@ def train(
 
 def report(result) -> None:
     """The end of a run on stdout: the best epoch, its evaluation, the files, what to do next."""
-    from ..edge.evaluate import NOT_LEARNED_ADVICE, report_not_learned
+    from ..edge.evaluate import NOT_LEARNED_ADVICE, report_below_field_grade, report_not_learned
 
     run = result.run_dir
     for line in result.lines():
         print(line)
     print(f"wrote {run}/model.keras, labels.txt, preprocessing.json, split.json, history.csv, curves.png,")
     print("      evaluation.json, confusion.png, mistakes.png, reliability.png")
+    improve = report_below_field_grade(result.evaluation)
     if report_not_learned(result.evaluation):
         print(f"next: {NOT_LEARNED_ADVICE}; this model is not worth converting")
+    elif improve:
+        print(f"next: {improve}")
+        print(f"      (or try it as it is: hh-convert {shlex.quote(str(run))} --int8)")
     else:
         print(f"next: hh-convert {shlex.quote(str(run))} --int8")
 

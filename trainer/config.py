@@ -14,16 +14,17 @@ from ..edge.spec import ASPECTS, INTERPOLATIONS
 from ..edge.spec import CLASS_MODES as SPEC_CLASS_MODES
 
 # Trained from scratch: the classic course's convnet and a 17k-weight net for devices.
-SCRATCH_ARCHS = ("seed", "edge")
+SCRATCH_ARCHS = ("sepnet", "edge", "seed")
 # Pretrained backbones from Keras applications (transfer learning), each taking raw 0-255 RGB.
 BACKBONES = ("mobilenetv3small", "mobilenetv3large", "efficientnetb0")
 ARCH_NAMES = SCRATCH_ARCHS + BACKBONES  # hh.trainer.models registers a builder for each
 # The smallest input each network's downsampling leaves a feature map for: seed's three
 # valid 3x3 convs with 2x2 pools need 22 px; the others downsample 32 times.
-MIN_IMAGE_SIZE = {"seed": 22, "edge": 32, **{name: 32 for name in BACKBONES}}
-AUGMENTS = ("none", "light", "strong")
+MIN_IMAGE_SIZE = {"seed": 22, "edge": 32, "sepnet": 32, **{name: 32 for name in BACKBONES}}
+AUGMENTS = ("none", "light", "field", "strong")
 CLASS_WEIGHTS = ("none", "balanced")
 OPTIMIZERS = ("rmsprop", "adam")
+SCHEDULES = ("cosine", "constant")
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 CLASS_MODES = ("auto", *SPEC_CLASS_MODES)  # auto: binary for two classes, else categorical
 # The batch size hh chooses: the largest power of two that gives an epoch at least MIN_STEPS
@@ -48,6 +49,10 @@ def auto_batch_size(training_images: int, replicas: int = 1) -> int:
 RESUMABLE_CHANGES = ("epochs", "fine_tune_epochs", "ram_budget")
 
 
+# What a run.json written before these fields existed trained with (a resume goes on so).
+RECORDED_BEFORE = {"optimizer": "rmsprop", "schedule": "constant", "warmup_epochs": 0, "label_smoothing": 0.0}
+
+
 @dataclass
 class TrainConfig:
     """Everything that determines a run. hh-train's flags are these fields (one declaration:
@@ -69,20 +74,21 @@ class TrainConfig:
         "Folder of photos that are none of the classes (soil, hands, other plants), at any depth: trained as "
         "the class 'unknown' (a fifth held out for validation with --val-dir).",
     )
-    image_size: int = option(300, "Images are resized to SIZE x SIZE pixels.")
+    image_size: int = option(160, "Images are resized to SIZE x SIZE pixels.")
     batch_size: int | None = option(
         None,
         "Images per training step (over all replicas); default: from the number of training images, "
         "8 to 64, so that an epoch has at least 16 steps.",
     )
-    epochs: int = option(15, "Passes over the training data; with --resume, the new total.")
+    epochs: int = option(100, "Passes over the training data; with --resume, the new total.")
     learning_rate: float = option(
-        0.001, "Learning rate of the optimizer (--optimizer); fine-tuning a backbone uses a tenth.", ("--lr",)
+        0.002, "Learning rate of the optimizer (--optimizer); fine-tuning a backbone uses a tenth.", ("--lr",)
     )
     arch: str = option(
-        "edge",
-        f"{', '.join(ARCH_NAMES)}: 'edge' is a 17k-weight net for devices, 'seed' the classic Keras course's "
-        "3-block convnet (40M weights), the others pretrained backbones (transfer learning).",
+        "sepnet",
+        f"{', '.join(ARCH_NAMES)}: 'sepnet' is a 0.3M-weight separable residual net chosen on real field photos, "
+        "'edge' a 17k-weight net for the smallest devices, 'seed' the classic Keras course's 3-block convnet "
+        "(40M weights at 300 px), the others pretrained backbones (transfer learning).",
     )
     seed: int = option(0, "Random seed for weights, shuffling and --val-split.")
     class_mode: str = option("auto", "auto: binary (1 sigmoid) for 2 classes, else categorical (softmax).")
@@ -106,7 +112,7 @@ class TrainConfig:
     # "light" by default: field photos differ in angle, distance and light from any training
     # set, and light changes never make a leaf look like another class.
     augment: str = option(
-        "light",
+        "field",
         f"{', '.join(AUGMENTS)}: random flips, rotations, zoom, shifts and light changes of training images "
         "(never of validation images; none in the exported model).",
     )
@@ -123,7 +129,16 @@ class TrainConfig:
     patience: int | None = option(
         None, "Stop after this many epochs without a better validation loss (a backbone: in fine-tuning)."
     )
-    optimizer: str = option("rmsprop", f"{' or '.join(OPTIMIZERS)}.")
+    optimizer: str = option("adam", f"{' or '.join(OPTIMIZERS)}.")
+    schedule: str = option(
+        "cosine",
+        f"{' or '.join(SCHEDULES)}: the learning rate over the run; cosine decays it to 0 by the last epoch "
+        "(a resumed run that trains longer stretches it over the new total).",
+    )
+    warmup_epochs: int = option(2, "Epochs at the start over which the learning rate rises from 0 to --lr.")
+    label_smoothing: float = option(
+        0.1, "Train towards 1 - F for the right class and F shared by all, instead of 1 and 0: less overconfident."
+    )
 
     def resolved(self) -> TrainConfig:
         """The same configuration with every path absolute, so run.json works from any folder."""
@@ -223,7 +238,12 @@ class TrainConfig:
             raise ParameterError("aspect", f"must be one of {', '.join(ASPECTS)}, got {self.aspect!r}")
         if self.interpolation not in INTERPOLATIONS:
             raise ParameterError("interpolation", f"must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
-        for name, allowed in (("augment", AUGMENTS), ("class_weight", CLASS_WEIGHTS), ("optimizer", OPTIMIZERS)):
+        for name, allowed in (
+            ("augment", AUGMENTS),
+            ("class_weight", CLASS_WEIGHTS),
+            ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
+        ):
             if getattr(self, name) not in allowed:
                 raise ParameterError(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         weights = self.resolved_weights
@@ -235,6 +255,10 @@ class TrainConfig:
             raise ParameterError(
                 "fine_tune_epochs", "needs a pretrained backbone (a network trained from scratch trains whole from the start)"
             )
+        if not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0:
+            raise ParameterError("warmup_epochs", f"must be 0 or more, got {self.warmup_epochs}")
+        if not (isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1):
+            raise ParameterError("label_smoothing", f"must be at least 0 and below 1, got {self.label_smoothing}")
         if self.patience is not None and self.patience < 1:
             raise ParameterError("patience", f"must be at least 1, got {self.patience}")
         if self.ram_budget is not None and not (
@@ -251,7 +275,8 @@ class TrainConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
-        return cls(**data)
+        # A run recorded before a field existed trained as hh did then, not as today's default.
+        return cls(**{**RECORDED_BEFORE, **data})
 
     def with_resume_changes(self, changes: dict[str, object]) -> TrainConfig:
         """This recorded configuration with what a resume may change (RESUMABLE_CHANGES); any

@@ -24,7 +24,6 @@ import json
 import os
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -33,6 +32,7 @@ from ..edge.folders import ImageFolder
 from ..edge.spec import PreprocessingSpec
 from .config import STRATEGIES
 from .data import make_dataset
+from .models import loss_function
 
 TF_CONFIG_EXAMPLE = (
     'TF_CONFIG must be JSON like {"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
@@ -112,6 +112,7 @@ def fit_multiworker(
     initial_epoch: int,
     callback,
     class_weight: dict[int, float] | None = None,
+    label_smoothing: float = 0.0,
 ) -> None:
     """A training loop on tf.distribute's public API, for MultiWorkerMirroredStrategy.
 
@@ -125,7 +126,7 @@ def fit_multiworker(
     assert strategy is not None, "the multi-worker loop runs under a strategy"
     binary = spec.class_mode == "binary"
     with strategy.scope():
-        loss_fn = (keras.losses.BinaryCrossentropy if binary else keras.losses.CategoricalCrossentropy)(reduction="none")
+        loss_fn = loss_function(spec, label_smoothing, reduction="none")
         optimizer = model.optimizer
         optimizer.build(model.trainable_variables)
 

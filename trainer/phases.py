@@ -45,5 +45,5 @@ def enter_phase(model, phase: Phase, config: TrainConfig, spec, cluster) -> None
         return
     with cluster.scope():
         layers = unfreeze_top(model, phase.unfreeze_top)
-        compile_model(model, spec, phase.learning_rate, config.optimizer)
+        compile_model(model, spec, phase.learning_rate, config.optimizer, config.label_smoothing)
     log.info(f"fine-tuning the backbone's last {phase.unfreeze_top} layers ({layers} with weights) at lr {phase.learning_rate:g}")

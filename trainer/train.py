@@ -26,7 +26,7 @@ from ..edge.errors import OutOfSpace, ParameterError, UserError
 from ..edge.evaluate import report_not_learned
 from ..edge.files import check_not_inside, check_output_dir
 from ..edge.signals import HeldInterrupt, held_interrupts
-from .callbacks import CommitEpochs, EarlyStopping, EpochProgress, StopAtInterrupt
+from .callbacks import CommitEpochs, EarlyStopping, EpochProgress, LearningRate, StopAtInterrupt
 from .config import TrainConfig
 from .models import build_model, compile_model, load_model_file
 from .phases import enter_phase, plan_phases
@@ -232,7 +232,7 @@ class TrainingRun:
             keras.utils.set_random_seed(config.seed)
             with cluster.scope():
                 model = build_model(config.arch, data.spec, config.resolved_weights)
-                return compile_model(model, data.spec, config.learning_rate, config.optimizer)
+                return compile_model(model, data.spec, config.learning_rate, config.optimizer, config.label_smoothing)
         assert state.last_file is not None  # set with the first committed epoch
         with cluster.scope():
             return load_model_file(
@@ -259,12 +259,19 @@ class TrainingRun:
         config = self.config
         train_ds, val_ds = datasets
         weights = class_weights(config, data)
+        steps_per_epoch = -(-len(data.train) // config.batch)
+        phase_start = 0
         for phase in plan_phases(config):
             start = commit.state.epochs_done
+            phase_start, phase_begins = phase.end_epoch, phase_start
             if start >= phase.end_epoch:
                 continue
             enter_phase(model, phase, config, data.spec, cluster)
+            rate = LearningRate(
+                config.schedule, phase.learning_rate, phase_begins, phase.end_epoch, steps_per_epoch, config.warmup_epochs
+            )
             callbacks: list[keras.callbacks.Callback] = [
+                rate,  # first: the rate is set before anything else sees the step
                 commit,
                 EpochProgress(commit, config.total_epochs),
                 StopAtInterrupt(held),
@@ -275,7 +282,17 @@ class TrainingRun:
             if isinstance(cluster.strategy, tf.distribute.MultiWorkerMirroredStrategy):
                 listed = keras.callbacks.CallbackList(callbacks, model=model)
                 fit_multiworker(
-                    model, cluster, data.spec, train_ds, val_ds, config.batch, phase.end_epoch, start, listed, weights
+                    model,
+                    cluster,
+                    data.spec,
+                    train_ds,
+                    val_ds,
+                    config.batch,
+                    phase.end_epoch,
+                    start,
+                    listed,
+                    weights,
+                    config.label_smoothing,
                 )
             else:
                 model.fit(
