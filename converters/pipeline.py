@@ -586,7 +586,8 @@ def convert(
         changed = unknown is not None or temperature != 1.0
         reference = export_graph(model, spec, unknown=unknown, temperature=temperature, batch_size=None) if changed else model
     seconds = time.monotonic() - started
-    tflite = signed(with_contract(flatbuffer, model_spec, mode, version, names=display), signing_key)
+    # Unsigned until it passes: a model the gates refuse must not carry a signature devices trust.
+    tflite = with_contract(flatbuffer, model_spec, mode, version, names=display)
     model_size = model_part_size(tflite)
     float32_size = model_size if mode == "float32" else float32_reference_size(model, spec, out.parent, unknown)
 
@@ -596,7 +597,7 @@ def convert(
         selftest = None
         if evaluation is not None and selftest_per_class:
             selftest = pack_selftest(reference, model_spec, evaluation, selftest_per_class, paths["pending"])
-            tflite = signed(with_contract(flatbuffer, model_spec, mode, version, selftest, display), signing_key)
+            tflite = with_contract(flatbuffer, model_spec, mode, version, selftest, display)
             atomic_write_bytes(paths["pending"], tflite)
         verification = None
         if evaluation is not None:
@@ -622,7 +623,10 @@ def convert(
         report.unknown = model_spec.unknown.as_dict() if model_spec.unknown else None
         report.calibration = calibrated
         report.names = display.counts() if display else None
-        report.signed_with = key_id(signing_key.public_key()) if signing_key else None
+        if signing_key is not None and report.passed is not False:
+            tflite = signed(tflite, signing_key)
+            atomic_write_bytes(paths["pending"], tflite)
+            report.signed_with = key_id(signing_key.public_key())
         report.identity = model_identity(tflite)
         report.run = model_spec.run.as_dict() if model_spec.run else None
         report.max_recall_drop = max_recall_drop

@@ -235,6 +235,23 @@ def test_a_signed_model_runs_where_its_key_is_trusted_and_nothing_else_does(
     assert not out.exists()
 
 
+def test_a_model_the_gates_refuse_is_never_signed(trained_run, keys, synth_data, tmp_path, cli, one_line_error):
+    """--sign signs what passes: a refused model, kept for inspection, carries no signature a
+    device would trust (it was signed, and ran under --trust without a word)."""
+    from hh.converters.cli import app as convert_app
+    from hh.edge.cli_camera import app as camera_app
+
+    out = tmp_path / "m.tflite"
+    refused = cli(convert_app, trained_run, "--int8", "--max-prob-diff", "0.0001", "--sign", keys / "field.key", "--out", out)
+    assert refused.exit_code == 1, refused.output
+    rejected = tmp_path / "m.rejected.tflite"
+    assert rejected.exists() and not out.exists() and "signed with key" not in refused.output
+    assert json.loads((tmp_path / "m.rejected.report.json").read_text())["signed_with"] is None
+    video, _ = class_video(synth_data, tmp_path / "field.avi", per_image=1)
+    camera = cli(camera_app, rejected, "--source", video, "--headless", "--max-frames", 2, "--trust", keys / "field.pub")
+    one_line_error(camera, "not signed, and this device runs signed models only")
+
+
 def test_a_running_camera_that_trusts_a_key_refuses_an_unsigned_replacement(converted_run, keys, synth_data, tmp_path):
     from hh.edge.runtime import Classifier
     from hh.edge.trust import load_private_key, sign_model
