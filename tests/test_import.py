@@ -63,6 +63,21 @@ def test_a_cassava_shaped_layout_becomes_class_folders_of_hard_links(tmp_path, c
     assert f"next: hh-train {out} --val-split 0.2" in text
 
 
+def test_a_name_no_file_system_takes_is_a_row_not_read(tmp_path, cli):
+    """A labels file naming a file of over 255 bytes (or a path of over 4096): stat() fails with
+    'File name too long', which was a traceback; it is a row not read, the rest imported."""
+    labels, images, _ = cassava_layout(tmp_path / "c", per_label=2)
+    with open(labels, "a") as handle:
+        handle.write("x" * 300 + ".jpg,1\n")
+        handle.write("/".join(["d" * 200] * 20) + "/a.jpg,2\n")  # 4,026 bytes: over 4,096 below the folder
+    result = cli(data_app, "import", labels, images, tmp_path / "out")
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert "2 rows not read" in result.stdout and "has a name longer than 255 bytes" in result.stdout
+    assert "makes a path longer than 4096 bytes" in result.stdout
+    assert "x" * 61 not in result.stdout  # the name is cut, not printed whole
+    assert sum(list_image_folder(tmp_path / "out").counts().values()) == 10
+
+
 def test_without_a_header_or_names_the_first_two_columns_are_image_and_label(tmp_path, cli):
     labels, images, _ = cassava_layout(tmp_path / "c", per_label=2)
     lines = labels.read_text().splitlines()[1:]

@@ -117,7 +117,7 @@ def read_rows(labels_file: Path, images: Path, report: ImportReport) -> list[tup
     image_col, label_col = 0, 1
 
     def names_a_photo(row: list[str]) -> bool:
-        return bool(row) and (images / row[0].strip()).is_file()
+        return bool(row) and unusable_name(images / row[0].strip()) is None and (images / row[0].strip()).is_file()
 
     looks_like_header = len(rows) > 1 and not names_a_photo(rows[0][1]) and names_a_photo(rows[1][1])
     if looks_like_header or any(name in header for name in IMAGE_COLUMNS + LABEL_COLUMNS):
@@ -145,6 +145,25 @@ def read_rows(labels_file: Path, images: Path, report: ImportReport) -> list[tup
     return out
 
 
+# What the file system takes (Linux, and most others): a name of at most 255 bytes, a path of at
+# most 4096. A longer one in a labels file names no file, and stat() says ENAMETOOLONG.
+MAX_NAME_BYTES, MAX_PATH_BYTES = 255, 4096
+
+
+def unusable_name(path: Path) -> str | None:
+    """Why no file can have this path (a name or the whole path too long), or None."""
+    if any(len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for part in path.parts):
+        return f"has a name longer than {MAX_NAME_BYTES} bytes: no file can have it"
+    if len(str(path).encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+        return f"makes a path longer than {MAX_PATH_BYTES} bytes: no file can have it"
+    return None
+
+
+def short(name: str, keep: int = 60) -> str:
+    """A name as a line shows it: quoted, and cut in the middle when long."""
+    return repr(name if len(name) <= keep else f"{name[: keep // 2]}...{name[-keep // 2 :]}")
+
+
 def plan_import(labels_file: Path, images: Path, names: dict[str, str] | None, report: ImportReport) -> dict[str, list[Path]]:
     """class -> the photos to put in its folder, after checking every row."""
     wanted: dict[Path, tuple[str, int]] = {}
@@ -159,6 +178,10 @@ def plan_import(labels_file: Path, images: Path, names: dict[str, str] | None, r
         problem = label_problem(label)
         if problem:
             report.bad_rows.append(f"line {number}: label {label!r} {problem}")
+            continue
+        too_long = unusable_name(images / image)
+        if too_long:
+            report.bad_rows.append(f"line {number}: {short(image)} {too_long}")
             continue
         path = (images / image).resolve()
         if not path.is_relative_to(root):  # "../../etc/passwd" in a downloaded CSV
