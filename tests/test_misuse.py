@@ -466,3 +466,58 @@ def test_merge_into_a_read_only_folder_is_one_line(synth_data, tmp_path, cli, on
         one_line_error(cli(data_app, "merge", tmp_path / "labelled", data), "cannot write", "merged 0 new images")
     finally:
         (data / name).chmod(0o755)
+
+
+def _patch(data: bytearray, at: int, new: bytes) -> None:
+    data[at : at + len(new)] = new
+
+
+def test_damaged_members_and_a_bomb_of_shared_members_are_skipped_in_one_pass(synth_data, tmp_path, cli):
+    """Bad deflate data (zlib.error), an encryption flag (RuntimeError) and bad LZMA data were
+    tracebacks; 2,000 entries pointing at one member were each decompressed again. Each is a
+    skipped member now, named, and the good ones merge."""
+    import copy
+    import struct
+    import time
+
+    data = tmp_path / "train"
+    shutil.copytree(synth_data / "train", data)
+    names = list_image_folder(data).class_names
+    photos = [Path(p).read_bytes() for p in list_image_folder(synth_data / "validation").paths[:5]]
+    path = tmp_path / "damaged.zip"
+    members = {
+        "good": (f"labelled/{names[0]}/good.jpg", zipfile.ZIP_DEFLATED, photos[0]),
+        "deflate": (f"labelled/{names[0]}/deflate.jpg", zipfile.ZIP_DEFLATED, photos[1]),
+        "encrypted": (f"labelled/{names[1]}/encrypted.jpg", zipfile.ZIP_STORED, photos[2]),
+        "lzma": (f"labelled/{names[1]}/lzma.jpg", zipfile.ZIP_LZMA, photos[3]),
+        "bomb": (f"labelled/{names[1]}/bomb.jpg", zipfile.ZIP_DEFLATED, photos[4]),
+    }
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, kind, payload in members.values():
+            archive.writestr(name, payload, compress_type=kind)
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = {key: archive.getinfo(members[key][0]) for key in members}
+    for key in ("deflate", "lzma"):
+        start = info[key].header_offset + 30 + len(info[key].filename) + 40  # inside the compressed data
+        _patch(raw, start, b"\xff" * 24)
+    _patch(raw, info["encrypted"].header_offset + 6, struct.pack("<H", 1))  # local header's flags
+    central = raw.find(b"PK\x01\x02")
+    while central >= 0:  # the central directory's entry for it: its flags at +8
+        entry_name = raw[central + 46 : central + 46 + struct.unpack_from("<H", raw, central + 28)[0]].decode()
+        if entry_name == members["encrypted"][0]:
+            _patch(raw, central + 8, struct.pack("<H", 1))
+        central = raw.find(b"PK\x01\x02", central + 4)
+    path.write_bytes(bytes(raw))
+    # 2,000 more central directory entries, all pointing at the bomb's bytes.
+    with zipfile.ZipFile(path, "a") as archive:
+        for _ in range(2000):
+            archive.filelist.append(copy.copy(info["bomb"]))
+        archive._didModify = True
+    started = time.monotonic()
+    result = cli(data_app, "merge", path, data)
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert time.monotonic() - started < 60
+    assert f"merged 2 new images into {data} ({names[0]} 1, {names[1]} 1)" in result.output, result.output
+    # The 3 damaged members and the 2,000 that share the bomb's bytes (its own entry merges).
+    assert "; 2003 not images or links, skipped" in result.output

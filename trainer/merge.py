@@ -26,8 +26,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import lzma
 import stat
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -45,6 +47,22 @@ UNSURE_FOLDER = "unsure"
 LABELLED_FOLDER = "labelled"
 # A phone photo is a few MB; anything far larger in a collection zip is not one (or a zip bomb).
 MAX_MEMBER_BYTES = 64 * 2**20
+# What all of a zip's images may expand to: photos do not compress, so a collection expands to
+# about its own size; a zip that says it holds far more than it weighs is a zip bomb.
+MIN_EXPANSION_BUDGET = 256 * 2**20
+EXPANSION_RATIO = 20
+# Everything reading a damaged member can raise: bad deflate data (zlib.error), an encrypted
+# member (RuntimeError), bad LZMA data, a truncated or lying archive.
+ZIP_READ_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    EOFError,
+    RuntimeError,
+    zlib.error,
+    lzma.LZMAError,
+)
 
 
 def content_hash(data: bytes) -> str:
@@ -147,8 +165,12 @@ def _open_zip(source: Path) -> zipfile.ZipFile:
 
 
 def _zip_images(archive: zipfile.ZipFile, source: Path, report: MergeReport) -> Iterator[IncomingImage]:
-    """The labelled images of a collection zip; everything else counted or named as skipped."""
+    """The labelled images of a collection zip; everything else counted or named as skipped.
+    Members that share their bytes with another (a zip bomb's trick: many entries, one member)
+    and members beyond the zip's expansion budget are skipped before anything is decompressed."""
     found = 0
+    overlapping = _overlapping_members(archive.infolist())
+    budget = max(MIN_EXPANSION_BUDGET, EXPANSION_RATIO * source.stat().st_size)
     for info in archive.infolist():
         path = PurePosixPath(info.filename)
         where = f"{source}:{info.filename}"
@@ -158,9 +180,14 @@ def _zip_images(archive: zipfile.ZipFile, source: Path, report: MergeReport) -> 
             report.unlabelled += 1
             continue
         why = _zip_member_problem(info, path)
+        if not why and id(info) in overlapping:
+            why = "shares its bytes with another member (a zip bomb's trick); not read"
+        if not why and info.file_size > budget:
+            why = f"past what the whole zip may expand to ({budget / 2**20:g} MB for a zip of its size); not read"
         if why:
             report.skipped.append(f"{where}: {why}")
             continue
+        budget -= info.file_size
         found += 1
         yield IncomingImage(path.parts[1], path.name, where, functools.partial(_zip_member_bytes, archive, info))
     if not found:
@@ -168,6 +195,19 @@ def _zip_images(archive: zipfile.ZipFile, source: Path, report: MergeReport) -> 
             f"{source} holds no labelled images ({LABELLED_FOLDER}/<class>/<image>): "
             "label frames on the phone (one tap on a class) before exporting the collection"
         )
+
+
+def _overlapping_members(members: list[zipfile.ZipInfo]) -> set[int]:
+    """The ids of members whose stored bytes start inside another member's (or at the same place):
+    in a zip that was written, not crafted, every member has bytes of its own."""
+    found: set[int] = set()
+    previous_end = -1
+    for info in sorted(members, key=lambda m: m.header_offset):
+        if info.header_offset < previous_end:
+            found.add(id(info))
+        else:
+            previous_end = info.header_offset + 30 + len(info.orig_filename.encode()) + info.compress_size
+    return found
 
 
 def _zip_member_problem(info: zipfile.ZipInfo, path: PurePosixPath) -> str:
@@ -191,8 +231,8 @@ def _zip_member_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[
     try:
         with archive.open(info) as handle:
             data = handle.read(MAX_MEMBER_BYTES + 1)  # the header's size may lie: read no more than the bound
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
-        return None, f"cannot be read ({exc})"
+    except ZIP_READ_ERRORS as exc:
+        return None, f"cannot be read ({str(exc)[:120] or type(exc).__name__})"
     if len(data) > MAX_MEMBER_BYTES:
         return None, f"larger than {MAX_MEMBER_BYTES / 2**20:g} MB"
     if decode_image(np.frombuffer(data, np.uint8)) is None:
