@@ -97,6 +97,12 @@ def test_without_a_header_or_names_the_first_two_columns_are_image_and_label(tmp
         ("nothing-found", "none of its rows names a photo found"),
         ("binary", "not UTF-8 text; save it as CSV UTF-8"),
         ("bad-names", "--names {root}/train.csv: not JSON"),
+        ("labels-a-folder", "LABELS_FILE {root}/train_images: is a folder, not a file"),
+        ("labels-a-fifo", "LABELS_FILE {root}/pipe: not a file (a device or a pipe)"),
+        ("names-a-fifo", "--names {root}/pipe: not a file (a device or a pipe)"),
+        ("names-dev-zero", "--names /dev/zero: not a file (a device or a pipe)"),
+        ("names-too-large", "--names {root}/big.json: 2.0 MB, more than a file may be (1 MB at most)"),
+        ("names-nested", "--names {root}/nested.json: not JSON"),
     ],
 )
 def test_what_cannot_be_imported_is_one_line_and_writes_nothing(tmp_path, cli, one_line_error, case, message):
@@ -115,7 +121,21 @@ def test_what_cannot_be_imported_is_one_line_and_writes_nothing(tmp_path, cli, o
         labels.write_text("image_id,label\nnope.jpg,0\n")
     elif case == "binary":
         labels.write_bytes(b"\xff\xfe\x00\x00" * 20)
-    extra = ["--names", labels] if case == "bad-names" else []
+    elif case == "labels-a-folder":
+        args[0] = images
+    elif case.endswith("fifo"):  # opened, it would wait for a writer for ever
+        os.mkfifo(root / "pipe")
+        args[0] = root / "pipe" if case.startswith("labels") else labels
+    (root / "big.json").write_text('{"0": "' + "x" * 2_000_000 + '"}')
+    (root / "nested.json").write_text("[" * 100_000 + "]" * 100_000)
+    names_given = {
+        "bad-names": labels,
+        "names-a-fifo": root / "pipe",
+        "names-dev-zero": "/dev/zero",
+        "names-too-large": root / "big.json",
+        "names-nested": root / "nested.json",
+    }
+    extra = ["--names", names_given[case]] if case in names_given else []
     one_line_error(cli(data_app, "import", *args, *extra), message.format(root=root))
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.importing")]
@@ -161,3 +181,16 @@ def test_hh_train_takes_the_imported_folders(tmp_path, cli):
     assert result.exit_code == 0, result.output
     assert (run / "labels.txt").read_text().splitlines() == sorted(DISEASES.values())
     assert json.loads((run / "evaluation.json").read_text())["per_class"]["mosaic"]["support"] == 1
+
+
+def test_what_a_killed_import_left_is_cleared_whatever_the_folders_name(tmp_path, cli):
+    """The staging folder of an import killed with -9 is removed by the next import into the same
+    folder; a name with [ in it was read as a glob pattern and the leftover stayed."""
+    labels, images, _ = cassava_layout(tmp_path / "c", per_label=1)
+    out = tmp_path / "data[1]"
+    stale = tmp_path / ".data[1].importing-999999999"  # no process has that id
+    stale.mkdir()
+    (stale / "half.jpg").write_bytes(b"x")
+    result = cli(data_app, "import", labels, images, out)
+    assert result.exit_code == 0, result.output
+    assert not stale.exists() and sum(list_image_folder(out).counts().values()) == 5

@@ -28,13 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..edge.errors import OutOfSpace, ParameterError, UserError
-from ..edge.files import is_out_of_space, pid_alive
+from ..edge.files import is_out_of_space, pid_alive, read_regular_file
 from ..edge.folders import IMAGE_EXTENSIONS, files_below, is_image_file
 from ..edge.spec import label_problem
 
 IMAGE_COLUMNS = ("image", "image_id", "file", "filename", "file_name", "path", "image_path")
 LABEL_COLUMNS = ("label", "class", "category", "disease", "class_name")
 MAX_FIELD = 4096  # a cell longer than any file name or label: not a labels file
+# Far beyond any real one (the public cassava set's: 0.5 MB for 21,000 photos; its names: 200 bytes).
+MAX_LABELS_BYTES = 256 * 10**6
+MAX_NAMES_BYTES = 10**6
 
 
 @dataclass
@@ -82,14 +85,25 @@ def read_label_names(path: Path) -> dict[str, str]:
     """A JSON object from the label as written in the CSV to a class name (the cassava set's
     label_num_to_disease_map.json: {"0": "Cassava Bacterial Blight (CBB)", ...})."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
-    except OSError as exc:
-        raise ParameterError("names", f"{path}: cannot be read ({exc.strerror or exc})") from None
-    except ValueError:  # UnicodeDecodeError too
+        raw = read_regular_file(path, "file", MAX_NAMES_BYTES)
+    except UserError as exc:  # a folder, a pipe, a device, too large: refused before it is read
+        raise ParameterError("names", str(exc)) from None
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError too; RecursionError: nested beyond reason
         raise ParameterError("names", f'{path}: not JSON in UTF-8 (expected {{"0": "class name", ...}})') from None
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise ParameterError("names", f"{path}: expected a JSON object of label -> class name")
     return {str(k).strip(): v.strip() for k, v in data.items()}
+
+
+def read_labels_file(labels_file: Path) -> bytes:
+    """The labels file's bytes: a regular file of a sane size (a folder, a pipe or /dev/zero is
+    refused before it is read)."""
+    try:
+        return read_regular_file(labels_file, "file", MAX_LABELS_BYTES)
+    except UserError as exc:
+        raise ParameterError("labels_file", str(exc)) from None
 
 
 def read_rows(labels_file: Path, images: Path, report: ImportReport) -> list[tuple[int, str, str]]:
@@ -97,10 +111,7 @@ def read_rows(labels_file: Path, images: Path, report: ImportReport) -> list[tup
     names known columns, or when it names no photo while the next row does."""
     csv.field_size_limit(MAX_FIELD)
     try:
-        with open(labels_file, newline="", encoding="utf-8-sig") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise UserError(f"{labels_file}: cannot be read ({exc.strerror or exc})") from None
+        text = read_labels_file(labels_file).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UserError(f"{labels_file}: not UTF-8 text; save it as CSV UTF-8 (spreadsheets offer it) and import again") from None
     first = text.split("\n", 1)[0]
@@ -227,8 +238,7 @@ def link_or_copy(source: Path, target: Path) -> bool:
 def import_labels(labels_file: Path, images: Path, out: Path, names_file: Path | None = None) -> ImportReport:
     """Make OUT/<class>/<photo> from a labels file (see the module's doc). OUT must be new or empty."""
     labels_file, images, out = Path(labels_file), Path(images), Path(out)
-    if not labels_file.is_file():
-        raise ParameterError("labels_file", f"{labels_file}: no such file")
+    read_labels_file(labels_file)  # refused here, before anything else is looked at
     if not images.is_dir():
         raise ParameterError("images", f"{images}: not a folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -238,7 +248,8 @@ def import_labels(labels_file: Path, images: Path, out: Path, names_file: Path |
     names = read_label_names(names_file) if names_file is not None else None
     report = ImportReport()
     plan = plan_import(labels_file, images, names, report)
-    for left in out.parent.glob(f".{out.name}.importing-*"):  # what a killed import left (kill -9)
+    prefix = f".{out.name}.importing-"  # not a glob: a name may hold [ or *
+    for left in [p for p in out.parent.iterdir() if p.name.startswith(prefix)] if out.parent.is_dir() else []:
         pid = left.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(left, ignore_errors=True)
