@@ -27,8 +27,8 @@ REDACTED = "***"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,15}")
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:\d{1,5})?")
 # Names and path segments shown as they are: words of at most 12 characters joined by . _ -
-# (live, videostream.cgi, h264Preview_01_main, X-Amz-Credential). A longer run of letters or
-# digits is a key's or a token's hiding place. (Matched whole: fullmatch, never $, which would
+# (live, videostream.cgi, h264Preview_01_main, X-Amz-Credential), unless the whole looks random
+# (_looks_random). A longer run of letters or digits is a key's or a token's hiding place. (Matched whole: fullmatch, never $, which would
 # let a trailing newline through.)
 _WORDS = re.compile(r"(?:[A-Za-z0-9]{1,12}(?:[._~-][A-Za-z0-9]{1,12}){0,5})?")
 
@@ -87,7 +87,22 @@ def _safe_tail(rest: str) -> str:
 
 
 def _plain_words(text: str) -> bool:
-    return _WORDS.fullmatch(text) is not None
+    return _WORDS.fullmatch(text) is not None and not _looks_random(text)
+
+
+# A secret split into short pieces (a UUID, sk-Zx81Qp02Lm77-Ab3dEf9hIj0K) passes the word rule
+# piece by piece; as a whole it is long and changes between lower case, upper case and digits
+# every few characters, where names (h264Preview_01_main, X-Amz-Credential) change a few times.
+_CLASS_RUNS = re.compile(r"[a-z]+|[A-Z]+|[0-9]+")
+RANDOM_MIN_LENGTH = 12
+RANDOM_MIN_RUNS = 8
+
+
+def _looks_random(text: str) -> bool:
+    """Whether a name or segment, its separators left out, is long and switches character
+    class as often as a key or a token does."""
+    runs = _CLASS_RUNS.findall(text)
+    return sum(map(len, runs)) >= RANDOM_MIN_LENGTH and len(runs) >= RANDOM_MIN_RUNS
 
 
 def _safe_segment(segment: str) -> str:
@@ -134,6 +149,8 @@ def secrets_of(source: str) -> list[str]:
     for pair in re.findall(r"[^&;#?/=]*=[^&;#?/]+", tail):
         pieces.add(pair)  # name=value: long enough to scrub safely even when the value is short
         pieces.add(pair.partition("=")[2])
+    # Path segments and names shown as *** (a token in the path, a random-looking name).
+    pieces.update(piece for piece in re.split(r"[/?#&;=]", tail) if piece and not _plain_words(piece))
     pieces.add(source)
     # Pieces that the description shows anyway (a host name, "1") are not secrets.
     return sorted((p for p in pieces if len(p) >= 3 and p not in description), key=len, reverse=True)

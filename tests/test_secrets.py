@@ -56,6 +56,14 @@ from hh.edge.redact import describe_source
         ("rtsp://cám/x", "rtsp://***/x"),
         ("ht tp://h/x", "***://h/x"),
         ("http://cam.local/stream", "http://cam.local/stream"),
+        # Secrets in pieces of 12 or fewer: judged as a whole, by how often the characters change class.
+        ("http://h/stream/550e8400-e29b-41d4-a716-446655440000/video.mjpg", "http://h/stream/***/video.mjpg"),
+        ("http://h/sk-Zx81Qp02Lm77-Ab3dEf9hIj0K/live", "http://h/***/live"),
+        ("http://h/v/9f86d081884c7d65/x", "http://h/v/***/x"),
+        ("http://h/s?key.Ab3dEf9hIj0K=1", "http://h/s?***=***"),
+        ("rtsp://h:554/h264Preview_01_main", "rtsp://h:554/h264Preview_01_main"),
+        ("rtsp://h/Streaming/Channels/101", "rtsp://h/Streaming/Channels/101"),
+        ("rtsp://h/cam-2/MediaInput/h264/stream_1", "rtsp://h/cam-2/MediaInput/h264/stream_1"),
         ("http://cam/s?channel=2&fps=10", "http://cam/s?channel=***&fps=***"),
         ("admin:PW@host/live", "***@host/live"),
         ("admin:p@ss@host", "***@host"),
@@ -170,3 +178,12 @@ def test_no_output_channel_shows_the_secret(int8_model, synth_data, tmp_path):
     for channel in (stdout, stderr, record.read_text(), journal, status, page, history):
         for secret in SECRETS:
             assert secret not in channel
+
+
+def test_a_token_in_the_path_is_scrubbed_from_text_hh_did_not_write():
+    from hh.edge.redact import scrub, secrets_of
+
+    source = "http://127.0.0.1:9/stream/550e8400-e29b-41d4-a716-446655440000/video.mjpg"
+    native = f"[tcp @ 0x55] Connection to {source.split('/stream')[0]} failed; opening 550e8400-e29b-41d4-a716-446655440000"
+    assert "550e8400" not in scrub(native, secrets_of(source))
+    assert "127.0.0.1:9" in scrub(native, secrets_of(source))  # what is shown anyway stays
