@@ -27,9 +27,9 @@ REDACTED = "***"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,15}")
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:\d{1,5})?")
 # Names and path segments shown as they are: words of at most 12 characters joined by . _ -
-# (live, videostream.cgi, h264Preview_01_main, X-Amz-Credential), unless the whole looks random
-# (_looks_random). A longer run of letters or digits is a key's or a token's hiding place. (Matched whole: fullmatch, never $, which would
-# let a trailing newline through.)
+# (live, videostream.cgi, h264Preview_01_main, X-Amz-Credential), unless the whole looks
+# random (_looks_random). A longer run of letters or digits is a key's or a token's hiding
+# place. (Matched whole: fullmatch, never $, which would let a trailing newline through.)
 _WORDS = re.compile(r"(?:[A-Za-z0-9]{1,12}(?:[._~-][A-Za-z0-9]{1,12}){0,5})?")
 
 
