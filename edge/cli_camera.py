@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -57,7 +58,7 @@ def camera(
         if json_out:
             session.subscribe(JsonLines())
         elif not session.options.show_window:
-            session.subscribe(FrameLines(session.shown_names))
+            session.subscribe(FrameLines(lambda: session.shown_names))  # the running model's, after a swap too
         # SIGTERM ends the session as Ctrl-C does (summary, record flushed); SIGHUP looks for a new model.
         with sigterm_as_interrupt(), sighup_calls(session.reload_model):
             summary = session.run()
@@ -88,13 +89,13 @@ class JsonLines:
 class FrameLines:
     """Without a window: one line per classified frame on stdout, a label by its --lang name."""
 
-    def __init__(self, names: dict[str, str]) -> None:
+    def __init__(self, names: Callable[[], dict[str, str]]) -> None:
         self.names = names
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, FrameEvent):
             result = event.result
-            label = self.names.get(result.label, result.label)
+            label = self.names().get(result.label, result.label)
             shown = f"{label} ({result.retake})" if result.retake else label
             probability = result.classification.probability
             print(f"frame {result.frame_index:6d}  {shown:<16} {probability:.3f}  {result.inference_ms:.1f} ms", flush=True)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import HHError, ModelFileError, first_line
+from .errors import HHError, ModelFileError, UserError, first_line
 from .metadata import model_identity, read_model_bytes
 from .runtime import Classifier
 from .selftest import SelfTestResult, model_selftest, run_selftest
@@ -59,6 +59,7 @@ class ModelWatch:
         trusted=None,
         seen: Signature = None,
         interval: float = WATCH_SECONDS,
+        language: str | None = None,
     ):
         self.path = Path(path)
         self.running = running
@@ -66,6 +67,7 @@ class ModelWatch:
         self.on_event = on_event
         self.interval = interval
         self.trusted = trusted  # with a public key (hh-camera --trust): only files signed with it
+        self.language = language  # hh-camera --lang: a replacement must have names in it, as the first model had to
         # The file the running model was loaded from (as it was looked at before it was read).
         self._seen = seen if seen is not None else file_signature(self.path)
         self._ready: tuple[Classifier, SelfTestResult] | None = None
@@ -151,6 +153,12 @@ class ModelWatch:
                 identity,
             )
             return
+        if self.language is not None:
+            try:
+                candidate.display_names.check_language(self.language)
+            except UserError as exc:
+                self._refuse(str(exc).removeprefix(f"--lang {self.language}: "), identity)
+                return
         try:
             selftest = model_selftest(candidate)
             result = run_selftest(candidate, selftest) if selftest is not None else None

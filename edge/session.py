@@ -215,7 +215,9 @@ class CameraSession:
         self._resources.callback(self._grabber.stop)
         self.selftest = self._check_on_this_device(classifier)
         if options.watch_model:
-            self.models = ModelWatch(self.model_path, classifier, threads, self._model_file_event, trusted, seen)
+            self.models = ModelWatch(
+                self.model_path, classifier, threads, self._model_file_event, trusted, seen, language=options.lang
+            )
             self._resources.callback(self.models.stop)
             self.subscribe(self._model_switched)
         names = classifier.class_names
@@ -330,6 +332,8 @@ class CameraSession:
     def _model_switched(self, event: Event) -> None:
         if isinstance(event, ModelEvent) and event.classifier is not None:
             self.classifier = event.classifier
+            if self.options.lang:  # the watch took it only with names in that language
+                self.language = event.classifier.display_names.check_language(self.options.lang)
             log.info(f"switched to {event.classifier.identity_line()} at frame {event.data['frame']}")
 
     def _source_event(self, data: dict) -> None:

@@ -349,3 +349,54 @@ def test_keygen_takes_a_name_not_a_folder_and_writes_through_no_link(tmp_path, c
     with caplog.at_level("WARNING", logger="hh"):
         load_private_key(tmp_path / "ka.key")
     assert "can be read by others than you" in caplog.text
+
+
+def test_a_swapped_model_prints_its_own_names_and_one_without_the_language_is_refused(trained_run, synth_data, tmp_path, cli):
+    """hh-camera --lang sw: the printed lines name classes as the running model does, after a
+    swap too (they kept the first model's names); a replacement with no Swahili names is refused,
+    as it would be at start."""
+    from hh.converters.cli import app as convert_app
+
+    models = {}
+    for key, table in (
+        ("first", "label,language,name\nhealthy,sw,Mzima\nbrown_spot,sw,Madoa\n"),
+        ("second", "label,language,name\nhealthy,sw,Afya njema\nbrown_spot,sw,Madoa ya kahawia\n"),
+        ("french", "label,language,name\nhealthy,fr,Saine\nbrown_spot,fr,Tache\n"),
+    ):
+        (tmp_path / f"{key}.csv").write_text(table, encoding="utf-8")
+        models[key] = tmp_path / f"{key}.tflite"
+        done = cli(convert_app, trained_run, "--float16", "--names", tmp_path / f"{key}.csv", "--out", models[key])
+        assert done.exit_code == 0, done.output
+    model = tmp_path / "model.tflite"
+    shutil.copyfile(models["first"], model)
+    video, _ = class_video(synth_data, tmp_path / "field.avi", per_image=3)
+    command = [sys.executable, "-m", "hh.edge.cli_camera", str(model), "--source", str(video), "--loop", "--realtime"]
+    process = subprocess.Popen(
+        [*command, "--headless", "--lang", "sw"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+
+    def wait_for(found, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if found():
+                return
+            assert process.poll() is None, process.stderr.read()
+            time.sleep(0.1)
+        raise AssertionError(f"not seen in time; last lines {lines[-3:]}")
+
+    try:
+        wait_for(lambda: any("Mzima" in line or "Madoa" in line for line in lines))
+        replace_file(models["french"], model)
+        time.sleep(3)  # the watch looks every second
+        replace_file(models["second"], model)
+        wait_for(lambda: any("Afya njema" in line or "Madoa ya kahawia" in line for line in lines))
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert "model update refused: the model has no names in that language" in stderr, stderr
+    switched = len([line for line in lines if "Afya njema" in line or "Madoa ya kahawia" in line])
+    assert switched and not any("Saine" in line or "Tache" in line for line in lines)
