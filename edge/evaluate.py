@@ -259,12 +259,44 @@ def mistakes_image(class_names, truth, probabilities: np.ndarray, images_bgr, mo
 REPORT_FILES = ("evaluation.json", "confusion.png", "mistakes.png", "reliability.png")
 
 
+# The pictures hh writes into a run or report folder: not a data set's images.
+HH_PICTURES = frozenset({"confusion.png", "mistakes.png", "reliability.png", "curves.png"})
+
+
+def holds_images(folder: Path) -> bool:
+    """Whether a folder has image files directly in it (as a class folder does), hh's own
+    report pictures aside."""
+    try:
+        return any(is_image_file(entry) and entry.name not in HH_PICTURES for entry in folder.iterdir())
+    except OSError:  # not there (yet), not a folder, not readable
+        return False
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return [entry for entry in folder.iterdir() if entry.is_dir()][:1000]  # a data folder's classes, not a disk
+    except OSError:
+        return []
+
+
 def check_report_folder(folder: str | Path, images: str | Path, overwrite: bool) -> Path:
     """Refuse, before any image is classified, a report that would land where it must not:
     among the images it scores (a class folder would gain two pictures), over files that
     exist (a training run's own report) unless overwrite, or where nothing can be written."""
     folder = check_output_dir(folder, "report")
     check_not_inside(folder, (("image folder", images),), "report")
+    # Its PNGs in a class folder of another data set would be trained on as that class; a new
+    # folder beside class folders would be read as a class of its own.
+    if holds_images(folder):
+        raise UserError(
+            f"{{param:report}} {folder} holds images (a class folder?): the report's pictures would be trained on; "
+            "give a folder of its own"
+        )
+    if folder.parent != folder and any(holds_images(sibling) for sibling in _subfolders(folder.parent) if sibling != folder):
+        raise UserError(
+            f"{{param:report}} {folder} would sit beside class folders of images in {folder.parent}, where training "
+            "reads it as a class; give a folder of its own"
+        )
     for name in REPORT_FILES:
         check_output_file(folder / name, "report", overwrite=overwrite)
     return folder

@@ -211,6 +211,14 @@ def test_report_refuses_to_replace_or_land_among_the_images(int8_model, trained_
     assert not (class_folder / "confusion.png").exists()
     assert cli(predict_app, int8_model, validation, "--report", run, "--overwrite").exit_code == 0
     assert (run / "evaluation.json").read_bytes() != before
+    # Another data set's class folder, or a new folder beside its class folders: the report's
+    # PNGs would be trained on there (they were: 3 PNGs in the class).
+    other = tmp_path / "other"
+    shutil.copytree(synth_data / "train", other)
+    other_class = other / list_image_folder(other).class_names[0]
+    one_line_error(cli(predict_app, int8_model, validation, "--report", other_class), "holds images (a class folder?)")
+    one_line_error(cli(predict_app, int8_model, validation, "--report", other / "report"), "beside class folders of images")
+    assert not (other / "report").exists() and not (other_class / "confusion.png").exists()
 
 
 # -- model files -----------------------------------------------------------------------------------
