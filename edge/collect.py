@@ -33,7 +33,7 @@ import numpy as np
 from .errors import OutOfSpace, ParameterError
 from .events import Event, FrameEvent, FrameResult
 from .files import check_output_dir, create_new, is_within
-from .folders import is_image_file
+from .folders import holds_images
 from .record import FrameJournal
 from .spec import label_problem
 
@@ -59,7 +59,7 @@ def check_not_a_training_folder(folder: Path, class_names) -> None:
         except OSError:  # not there yet, or not ours to list
             continue
         classes = sorted(p.name for p in folders if p.name in names)
-        with_images = [] if height > 1 or classes else [p.name for p in folders if _holds_images(p)]
+        with_images = [] if height > 1 or classes else [p.name for p in folders if holds_images(p)]
         if len(classes) >= 2 or len(with_images) >= 2:
             shown = ", ".join(classes or sorted(with_images)[:4])
             raise ParameterError(
@@ -67,13 +67,6 @@ def check_not_a_training_folder(folder: Path, class_names) -> None:
                 f"{folder} is a training folder or inside one ({place} has class folders {shown}); "
                 "collect into a folder of its own, then hh-data merge",
             )
-
-
-def _holds_images(folder: Path) -> bool:
-    try:
-        return any(is_image_file(p) for p in folder.iterdir())
-    except OSError:
-        return False
 
 
 class FieldCollector:

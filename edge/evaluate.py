@@ -22,7 +22,7 @@ import numpy as np
 from .calibration import calibration_summary, reliability_image
 from .errors import UserError
 from .files import atomic_write_bytes, atomic_write_text, check_not_inside, check_output_dir, check_output_file
-from .folders import is_image_file, list_image_folder
+from .folders import holds_images, is_image_file, list_image_folder
 from .preprocess import UnreadableImage, fit_to_spec, read_image_bgr
 from .runtime import Classification, Classifier
 
@@ -257,19 +257,6 @@ def mistakes_image(class_names, truth, probabilities: np.ndarray, images_bgr, mo
 
 
 REPORT_FILES = ("evaluation.json", "confusion.png", "mistakes.png", "reliability.png")
-
-
-# The pictures hh writes into a run or report folder: not a data set's images.
-HH_PICTURES = frozenset({"confusion.png", "mistakes.png", "reliability.png", "curves.png"})
-
-
-def holds_images(folder: Path) -> bool:
-    """Whether a folder has image files directly in it (as a class folder does), hh's own
-    report pictures aside."""
-    try:
-        return any(is_image_file(entry) and entry.name not in HH_PICTURES for entry in folder.iterdir())
-    except OSError:  # not there (yet), not a folder, not readable
-        return False
 
 
 def _subfolders(folder: Path) -> list[Path]:

@@ -64,6 +64,19 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+# The pictures hh writes into a run or report folder (plots, the evaluation's): not a data set's images.
+HH_PICTURES = frozenset({"confusion.png", "mistakes.png", "reliability.png", "curves.png"})
+
+
+def holds_images(folder: Path) -> bool:
+    """Whether a folder has image files directly in it (as a class folder does), hh's own
+    report pictures aside (a run folder is not a class)."""
+    try:
+        return any(is_image_file(entry) and entry.name not in HH_PICTURES for entry in folder.iterdir())
+    except OSError:  # not there (yet), not a folder, not readable
+        return False
+
+
 def files_below(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     """(images, [(other file, why it is not used)]) below a folder, at any depth, sorted."""
     images, others = [], []

@@ -180,6 +180,14 @@ def test_collecting_into_a_training_folder_is_refused(int8_model, field_video, s
         shutil.copytree(data / "healthy", other / name)
     one_line_error(cli(app, int8_model, "--source", field_video, "--collect", other), "training folder")
     assert not (data / "unsure").exists() and not (data / "collected.csv").exists()
+    # models/ beside run folders (whose plots are PNGs) is no training folder: it was refused.
+    models = tmp_path / "models"
+    for run in ("run1", "run2"):
+        (models / run).mkdir(parents=True)
+        for picture in ("curves.png", "confusion.png", "mistakes.png", "reliability.png"):
+            shutil.copyfile(next((data / "healthy").iterdir()), models / run / picture)
+    done = cli(app, int8_model, "--source", field_video, "--collect", models / "field", "--max-frames", 2, "--headless")
+    assert done.exit_code == 0, done.output
 
 
 def test_black_frames_are_not_collected(int8_model, tmp_path):
