@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import itertools
 import os
 import re
@@ -60,9 +61,26 @@ def read_regular_file(
     return data
 
 
+# What a file system takes (Linux's, and most others): a name of at most 255 bytes, a path of
+# at most 4,096. Every name hh makes keeps within them.
+MAX_NAME_BYTES, MAX_PATH_BYTES = 255, 4096
+
+
+def _name_bytes(name: str) -> int:
+    return len(name.encode("utf-8", "surrogateescape"))
+
+
 def temp_name_for(path: Path) -> Path:
     # Keep the suffix: Keras wants ".keras", matplotlib infers the format from it.
-    return path.with_name(f".{path.stem}.tmp-{os.getpid()}-{next(_TEMP_SERIAL)}{path.suffix}")
+    tail = f".tmp-{os.getpid()}-{next(_TEMP_SERIAL)}{path.suffix}"
+    stem = path.stem
+    if _name_bytes(f".{stem}{tail}") > MAX_NAME_BYTES:
+        # A name near the limit (a 245-character photo name) has no room for the temporary
+        # marks: a shortened stem and a digest of the whole keep it unique and within it.
+        digest = hashlib.sha256(stem.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        room = max(MAX_NAME_BYTES - _name_bytes(tail) - len(digest) - 2, 0)
+        stem = stem.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore") + "-" + digest
+    return path.with_name(f".{stem}{tail}")
 
 
 @contextlib.contextmanager
@@ -101,6 +119,14 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def numbered(path: Path, n: int) -> Path:
+    """`stem-n.ext`, the stem cut short where the name would pass MAX_NAME_BYTES."""
+    tail = f"-{n}{path.suffix}"
+    room = max(MAX_NAME_BYTES - _name_bytes(tail), 1)
+    stem = path.stem.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")
+    return path.with_name(f"{stem}{tail}")
+
+
 def create_new(path: str | Path, data: bytes, sync: bool = True) -> Path:
     """Write `data` as a new file at `path`, or, when that name is taken (by anything, a
     dangling link included), at `stem-1.ext`, `stem-2.ext`, ...: never replacing a file,
@@ -116,7 +142,7 @@ def create_new(path: str | Path, data: bytes, sync: bool = True) -> Path:
                 handle.flush()
                 os.fsync(handle.fileno())
         for n in range(100_000):
-            candidate = path if n == 0 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+            candidate = path if n == 0 else numbered(path, n)
             if _claim(staged, candidate):
                 if sync:
                     _sync_folder(candidate.parent)

@@ -281,3 +281,21 @@ def test_a_full_disk_stops_the_record_not_the_session(int8_model, loop_video, tm
     assert "3000 frames classified" in done.stderr  # the session went on
     _, rows = read_journal(record)
     assert 100 < len(rows) < 3000
+
+
+def test_names_near_the_file_systems_limit_are_written_and_kept_apart(tmp_path):
+    """A 250-byte photo name: the temporary name beside it (.name.tmp-PID-N.jpg) passed 255
+    bytes and the whole merge stopped; a second copy's name-1.jpg did too."""
+    from hh.edge.files import MAX_NAME_BYTES, atomic_write_bytes, create_new
+
+    name = "é" * 60 + "x" * (250 - 120 - 4) + ".jpg"  # 250 bytes, two-byte characters among them
+    assert len(name.encode()) == 250
+    target = tmp_path / name
+    atomic_write_bytes(target, b"one")
+    assert target.read_bytes() == b"one"
+    second = create_new(target, b"two")
+    third = create_new(target, b"three")
+    assert second != target != third and second != third
+    assert second.read_bytes() == b"two" and third.read_bytes() == b"three"
+    assert all(len(p.name.encode()) <= MAX_NAME_BYTES for p in tmp_path.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left

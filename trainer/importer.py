@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..edge.errors import OutOfSpace, ParameterError, UserError
-from ..edge.files import is_out_of_space, pid_alive, read_regular_file
+from ..edge.files import MAX_NAME_BYTES, MAX_PATH_BYTES, is_out_of_space, pid_alive, read_regular_file
 from ..edge.folders import IMAGE_EXTENSIONS, files_below, is_image_file
 from ..edge.spec import label_problem
 
@@ -154,11 +154,6 @@ def read_rows(labels_file: Path, images: Path, report: ImportReport) -> list[tup
     if not out:
         raise UserError(f"{labels_file}: no row names an image and its label")
     return out
-
-
-# What the file system takes (Linux, and most others): a name of at most 255 bytes, a path of at
-# most 4096. A longer one in a labels file names no file, and stat() says ENAMETOOLONG.
-MAX_NAME_BYTES, MAX_PATH_BYTES = 255, 4096
 
 
 def unusable_name(path: Path) -> str | None:
