@@ -50,7 +50,7 @@ def new_key_pair(stem: str | Path) -> tuple[Path, Path, str]:
     Existing files are never replaced."""
     ed25519, serialization, _ = _crypto()
     given = str(stem)
-    stem = Path(stem)
+    stem = Path(stem).expanduser()
     if stem.suffix in (".key", ".pub"):  # `keygen field.key` means the pair named field
         stem = stem.with_suffix("")
     if not stem.name or stem.name in (".", "..") or given.endswith(("/", "\\")) or stem.is_dir():
@@ -60,7 +60,11 @@ def new_key_pair(stem: str | Path) -> tuple[Path, Path, str]:
         if os.path.lexists(path):
             raise UserError(f"{path} exists: a key is never replaced (choose another name)")
     if not stem.parent.is_dir():
-        raise UserError(f"{stem.parent}: no such folder")
+        # A keys folder of its own (~/.hh on a new machine): made, readable by its owner only.
+        try:
+            stem.parent.mkdir(parents=True, mode=0o700)
+        except OSError as exc:
+            raise UserError(f"{stem.parent}: cannot make the folder for the keys ({exc.strerror})") from None
     key = ed25519.Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     public_pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -400,3 +400,17 @@ def test_a_swapped_model_prints_its_own_names_and_one_without_the_language_is_re
     assert "model update refused: the model has no names in that language" in stderr, stderr
     switched = len([line for line in lines if "Afya njema" in line or "Madoa ya kahawia" in line])
     assert switched and not any("Saine" in line or "Tache" in line for line in lines)
+
+
+def test_keygen_makes_a_keys_folder_of_its_own_on_a_new_machine(tmp_path, cli, one_line_error):
+    """hh-data keygen ~/.hh/field, as the README says, where ~/.hh does not exist yet."""
+    from hh.trainer.cli_data import app
+
+    home = tmp_path / "home"
+    home.mkdir()
+    done = cli(app, "keygen", home / ".hh" / "keys" / "field")
+    assert done.exit_code == 0, done.output
+    assert (home / ".hh" / "keys" / "field.key").exists() and (home / ".hh" / "keys" / "field.pub").exists()
+    assert (home / ".hh" / "keys").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "a_file").write_text("x")
+    one_line_error(cli(app, "keygen", tmp_path / "a_file" / "field"), "cannot make the folder for the keys")
