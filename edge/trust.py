@@ -94,6 +94,10 @@ def _read_pem(path: str | Path, what: str) -> bytes:
     data = read_regular_file(path, f"{what} file", MAX_KEY_BYTES)
     if b"-----BEGIN" not in data:
         raise UserError(f"{path}: not a {what} (a PEM file made by hh-data keygen)")
+    if data.count(b"-----BEGIN") > 1:
+        # PEM readers take the first block and ignore the rest: a device would trust one key of
+        # two without a word. One key a file; a device that trusts two keys is not a thing hh does.
+        raise UserError(f"{path}: holds {data.count(b'-----BEGIN')} keys; give a file with one {what}")
     return data
 
 

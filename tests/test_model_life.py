@@ -414,3 +414,20 @@ def test_keygen_makes_a_keys_folder_of_its_own_on_a_new_machine(tmp_path, cli, o
     assert (home / ".hh" / "keys").stat().st_mode & 0o777 == 0o700
     (tmp_path / "a_file").write_text("x")
     one_line_error(cli(app, "keygen", tmp_path / "a_file" / "field"), "cannot make the folder for the keys")
+
+
+def test_a_key_file_with_two_keys_is_refused(keys, tmp_path):
+    """PEM readers take the first block: a --trust file of two keys trusted one of them silently."""
+    from hh.edge.errors import UserError
+    from hh.edge.trust import load_private_key, load_public_key
+
+    both = tmp_path / "both.pub"
+    both.write_bytes((keys / "stranger.pub").read_bytes() + (keys / "field.pub").read_bytes())
+    with pytest.raises(UserError, match="holds 2 keys; give a file with one public key"):
+        load_public_key(both)
+    two_private = tmp_path / "two.key"
+    two_private.write_bytes((keys / "field.key").read_bytes() * 2)
+    two_private.chmod(0o600)
+    with pytest.raises(UserError, match="holds 2 keys; give a file with one private key"):
+        load_private_key(two_private)
+    load_public_key(keys / "field.pub")  # one key: taken
