@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .files import read_regular_file
+from .spec import BIDI_CONTROLS
 
 NAMES_FILE = re.compile(r"labels_(.+)\.txt")
 # A BCP 47 tag as people write them: a language (sw, fr, tw, hi, fil), then a script or region
@@ -31,7 +32,6 @@ MAX_LANGUAGES = 100  # Nuru, the field's reference app, runs in five
 HEADER = ("label", "language", "name")
 # Characters that reorder the text around them (bidi embeddings, overrides, isolates): a name
 # with one can turn "Mzima 97%" into "%79 amizM" on the page.
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def language_problem(tag: object) -> str | None:

@@ -46,6 +46,11 @@ UNKNOWN_LABEL = "unknown"
 MAX_LABEL_BYTES = 255  # a folder name's limit on every common file system
 
 
+# Characters that reorder the text around them (bidirectional embeddings, overrides, isolates):
+# never in a label, a display name or a key's name.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def label_problem(name: object) -> str | None:
     """Why `name` cannot be a class label, or None. The one rule for labels: a label is one
     line of labels.txt, text on a screen, and the name of a folder (a class folder, and the
@@ -54,8 +59,11 @@ def label_problem(name: object) -> str | None:
         return "is empty"
     if name != name.strip():
         return "starts or ends with a space"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
         return "holds a control character (such as a newline)"
+    if BIDI_CONTROLS & set(name):
+        # U+202E shown in a label turns the rest of a line around: "healthy" can read as any word.
+        return "holds a character that reorders the text around it (a bidi override or isolate)"
     if "/" in name or "\\" in name or name.startswith("."):
         return "is not a plain folder name (a slash, or a leading dot)"
     if len(name.encode("utf-8")) > MAX_LABEL_BYTES:

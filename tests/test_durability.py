@@ -266,6 +266,17 @@ def test_class_folder_names_with_control_characters_are_refused(cli, one_line_er
     data = grey_classes(tmp_path / "data", n=2)
     os.rename(data / "dark", data / "da\nrk")
     one_line_error(cli(train_app, data, "--out", tmp_path / "r"), "control character")
+    # U+202E turns the rest of a shown line around: "healthy" could read as anything.
+    os.rename(data / "da\nrk", data / "dark\u202eyhtlaeh")
+    one_line_error(cli(train_app, data, "--out", tmp_path / "r"), "reorders the text around it")
+
+
+def test_a_key_name_with_a_control_character_is_refused(cli, one_line_error, tmp_path):
+    from hh.trainer.cli_data import app as data_app
+
+    for name in ("fie\nld", "fie\u202eld"):
+        one_line_error(cli(data_app, "keygen", tmp_path / name), "a key's name holds a control character")
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.slow
