@@ -95,6 +95,7 @@ class FrameJournal:
         self.header = header or journal_header(class_names)
         self.appended_to = 0  # rows already in the file when this session started
         existing = self.path.exists() and self.path.stat().st_size > 0
+        self.created = not self.path.exists()  # made by this session: removed again if it never starts
         if existing:
             self._check_existing()
             _cut_torn_tail(self.path)
@@ -216,6 +217,14 @@ class FrameJournal:
                     self._fail(exc)
                     return
                 self._handle.close()
+
+    def discard_if_unused(self) -> None:
+        """Close, and remove the file when this session made it and wrote no row into it: a
+        refused start leaves no journal behind to block the corrected command (its header names
+        this model's labels)."""
+        self.close()
+        if self.created and self.rows == 0:
+            self.path.unlink(missing_ok=True)
 
 
 def read_journal(path: str | Path) -> tuple[list[str], list[list[str]]]:

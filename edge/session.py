@@ -187,6 +187,8 @@ class CameraSession:
         try:
             self._open()
         except BaseException:
+            if self.journal is not None:
+                self.journal.discard_if_unused()
             self.close()
             raise
         return self

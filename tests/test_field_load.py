@@ -207,3 +207,23 @@ def test_black_frames_are_not_collected(int8_model, tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "retake" in done.stdout and not list(Path(field).rglob("*.jpg"))
+
+
+def test_a_refused_start_leaves_no_new_record_and_keeps_an_old_one(int8_model, field_video, tmp_path, cli, one_line_error):
+    """--serve on a port in use is refused after the record was opened: a record this start made
+    is removed again (its header, this model's labels, blocked a later command with another
+    model); a record from before stays as it was."""
+    from hh.edge.cli_camera import app
+
+    record = tmp_path / "field.csv"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = ("--source", field_video, "--headless", "--record", record, "--serve", port)
+        one_line_error(cli(app, int8_model, *busy), "cannot listen")
+        assert not record.exists()
+        assert cli(app, int8_model, "--source", field_video, "--headless", "--max-frames", 3, "--record", record).exit_code == 0
+        before = record.read_bytes()
+        one_line_error(cli(app, int8_model, *busy), "cannot listen")
+        assert record.read_bytes() == before
