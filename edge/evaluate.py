@@ -170,11 +170,10 @@ def below_field_grade(balanced_accuracy: float, classes: int, weakest: str = "",
     (or when it has not learned at all: not_learned says that)."""
     if balanced_accuracy >= FIELD_GRADE or not_learned(balanced_accuracy, classes):
         return None
-    weakest_part = f", more photos of {weakest!r} (its recall is the lowest, {weakest_recall:.3f})" if weakest else ""
+    weakest_part = f", or add photos of {weakest!r} (its recall is the lowest, {weakest_recall:.3f})" if weakest else ""
     return (
         f"balanced accuracy {balanced_accuracy:.3f} on the validation photos is below {FIELD_GRADE:.2f}, field grade; "
-        f"to improve it: train longer (--resume with more --epochs){weakest_part}, "
-        "or the field recipe (README: Models for real field photos)"
+        f"to improve it: train longer (--resume with more --epochs){weakest_part}"
     )
 
 
