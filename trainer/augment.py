@@ -78,8 +78,9 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, aug: Augmentation
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.5))
     if aug.jpeg and rng.random() < aug.jpeg:
         ok, encoded = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 91))])
-        if ok:
-            out = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)  # channel order kept: no conversion either way
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if ok else None  # channel order kept both ways
+        if decoded is not None:
+            out = decoded
     return out
 
 
