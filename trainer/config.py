@@ -137,7 +137,7 @@ class TrainConfig:
     )
     warmup_epochs: int = option(2, "Epochs at the start over which the learning rate rises from 0 to --lr.")
     label_smoothing: float = option(
-        0.1, "Train towards 1 - F for the right class and F shared by all, instead of 1 and 0: less overconfident."
+        0.1, "Smooth the training labels by F: the right class aims at 1 - F + F/classes instead of 1 (less overconfident)."
     )
 
     def resolved(self) -> TrainConfig:

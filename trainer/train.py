@@ -260,10 +260,10 @@ class TrainingRun:
         train_ds, val_ds = datasets
         weights = class_weights(config, data)
         steps_per_epoch = -(-len(data.train) // config.batch)
-        phase_start = 0
+        next_begins = 0  # the epoch the next phase starts at: the schedule runs within each phase
         for phase in plan_phases(config):
             start = commit.state.epochs_done
-            phase_start, phase_begins = phase.end_epoch, phase_start
+            phase_begins, next_begins = next_begins, phase.end_epoch
             if start >= phase.end_epoch:
                 continue
             enter_phase(model, phase, config, data.spec, cluster)
