@@ -36,9 +36,10 @@ def make(work: Path) -> None:
     bin_dir = Path(sys.executable).parent
     run = [str(bin_dir / "hh-data"), "synth", str(work / "data"), "--classes", "3", "--per-class", "120", "--seed", "3"]
     subprocess.run(run, check=True)
+    # 30 epochs: with the default schedule, 12 left a model whose int8 agreement was 0.986, at the gate.
     subprocess.run(
         [str(bin_dir / "hh-train"), str(work / "data/train"), "--val-dir", str(work / "data/validation"),
-         "--arch", "edge", "--image-size", "96", "--batch-size", "16", "--epochs", "12", "--out", str(work / "run")],
+         "--arch", "edge", "--image-size", "96", "--batch-size", "16", "--epochs", "30", "--out", str(work / "run")],
         check=True,
     )  # fmt: skip
     subprocess.run([str(bin_dir / "hh-convert"), str(work / "run"), "--int8"], check=True)
