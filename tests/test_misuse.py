@@ -529,3 +529,21 @@ def test_damaged_members_and_a_bomb_of_shared_members_are_skipped_in_one_pass(sy
     assert f"merged 2 new images into {data} ({names[0]} 1, {names[1]} 1)" in result.output, result.output
     # The 3 damaged members and the 2,000 that share the bomb's bytes (its own entry merges).
     assert "; 2003 not images or links, skipped" in result.output
+
+
+def test_a_merge_into_a_full_disk_is_exit_1_and_says_how_far_it_got(synth_data, tmp_path):
+    """A full disk is exit 1 for every command (a mistake of the user's is 2): merge said 2."""
+    data = tmp_path / "train"
+    shutil.copytree(synth_data / "train", data)
+    incoming = tmp_path / "incoming"
+    names = list_image_folder(data).class_names
+    (incoming / names[0]).mkdir(parents=True)
+    for i in range(3):  # noise: each PNG ~480 KB, over the limit below
+        Image.frombytes("RGB", (400, 400), os.urandom(400 * 400 * 3)).save(incoming / names[0] / f"new{i}.png")
+    done = subprocess.run(
+        [sys.executable, "-m", "hh.trainer.cli_data", "merge", str(incoming), str(data)],
+        capture_output=True, text=True, timeout=120, preexec_fn=fsize_limit(100_000),
+    )  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "no space left" in done.stderr and "stopped after" in done.stderr, done.stderr
+    assert not [p for p in data.rglob("*") if ".tmp-" in p.name]  # nothing half-written left

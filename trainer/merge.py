@@ -147,8 +147,10 @@ def _merge_images(images: list[IncomingImage], source: Path, target: Path, repor
             continue
         try:
             create_new(target / image.label / image.name, data)
-        except (OutOfSpace, OSError) as exc:
-            why = str(exc) if isinstance(exc, OutOfSpace) else f"cannot write in {target / image.label} ({exc.strerror or exc})"
+        except OutOfSpace as exc:  # a full disk is exit 1, as every command says it
+            raise OutOfSpace(f"{exc}; stopped after {report.line(target)}") from None
+        except OSError as exc:
+            why = f"cannot write in {target / image.label} ({exc.strerror or exc})"
             raise UserError(f"{why}; stopped after {report.line(target)}") from None
         seen.add(digest)
         report.added[image.label] += 1
