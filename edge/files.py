@@ -70,6 +70,16 @@ def _name_bytes(name: str) -> int:
     return len(name.encode("utf-8", "surrogateescape"))
 
 
+def unusable_path(path: Path) -> str | None:
+    """Why no file can have this path (a name or the whole path longer than a file system
+    takes: stat() would say 'File name too long'), or None."""
+    if any(_name_bytes(part) > MAX_NAME_BYTES for part in path.parts):
+        return f"has a name longer than {MAX_NAME_BYTES} bytes: no file can have it"
+    if _name_bytes(str(path)) > MAX_PATH_BYTES:
+        return f"makes a path longer than {MAX_PATH_BYTES} bytes: no file can have it"
+    return None
+
+
 def temp_name_for(path: Path) -> Path:
     # Keep the suffix: Keras wants ".keras", matplotlib infers the format from it.
     tail = f".tmp-{os.getpid()}-{next(_TEMP_SERIAL)}{path.suffix}"

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..edge.errors import OutOfSpace, ParameterError, UserError
-from ..edge.files import MAX_NAME_BYTES, MAX_PATH_BYTES, is_out_of_space, pid_alive, read_regular_file
+from ..edge.files import is_out_of_space, pid_alive, read_regular_file, unusable_path
 from ..edge.folders import IMAGE_EXTENSIONS, files_below, is_image_file
 from ..edge.spec import label_problem
 
@@ -106,12 +106,13 @@ def read_labels_file(labels_file: Path) -> bytes:
         raise ParameterError("labels_file", str(exc)) from None
 
 
-def read_rows(labels_file: Path, images: Path, report: ImportReport) -> list[tuple[int, str, str]]:
-    """(line number, image, label) for every row of the CSV. Its first row is a header when it
-    names known columns, or when it names no photo while the next row does."""
+def read_rows(labels_file: Path, data: bytes, images: Path, report: ImportReport) -> list[tuple[int, str, str]]:
+    """(line number, image, label) for every row of the CSV (`data`, the bytes of `labels_file`).
+    Its first row is a header when it names known columns, or when it names no photo while the
+    next row does."""
     csv.field_size_limit(MAX_FIELD)
     try:
-        text = read_labels_file(labels_file).decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UserError(f"{labels_file}: not UTF-8 text; save it as CSV UTF-8 (spreadsheets offer it) and import again") from None
     first = text.split("\n", 1)[0]
@@ -128,7 +129,8 @@ def read_rows(labels_file: Path, images: Path, report: ImportReport) -> list[tup
     image_col, label_col = 0, 1
 
     def names_a_photo(row: list[str]) -> bool:
-        return bool(row) and unusable_name(images / row[0].strip()) is None and (images / row[0].strip()).is_file()
+        path = images / row[0].strip() if row else None
+        return path is not None and unusable_path(path) is None and path.is_file()
 
     looks_like_header = len(rows) > 1 and not names_a_photo(rows[0][1]) and names_a_photo(rows[1][1])
     if looks_like_header or any(name in header for name in IMAGE_COLUMNS + LABEL_COLUMNS):
@@ -156,26 +158,19 @@ def read_rows(labels_file: Path, images: Path, report: ImportReport) -> list[tup
     return out
 
 
-def unusable_name(path: Path) -> str | None:
-    """Why no file can have this path (a name or the whole path too long), or None."""
-    if any(len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for part in path.parts):
-        return f"has a name longer than {MAX_NAME_BYTES} bytes: no file can have it"
-    if len(str(path).encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
-        return f"makes a path longer than {MAX_PATH_BYTES} bytes: no file can have it"
-    return None
-
-
 def short(name: str, keep: int = 60) -> str:
     """A name as a line shows it: quoted, and cut in the middle when long."""
     return repr(name if len(name) <= keep else f"{name[: keep // 2]}...{name[-keep // 2 :]}")
 
 
-def plan_import(labels_file: Path, images: Path, names: dict[str, str] | None, report: ImportReport) -> dict[str, list[Path]]:
-    """class -> the photos to put in its folder, after checking every row."""
+def plan_import(
+    labels_file: Path, data: bytes, images: Path, names: dict[str, str] | None, report: ImportReport
+) -> dict[str, list[Path]]:
+    """class -> the photos to put in its folder, after checking every row of `labels_file` (`data`)."""
     wanted: dict[Path, tuple[str, int]] = {}
     labels_of: dict[Path, set[str]] = {}
     root = images.resolve()
-    for number, image, label in read_rows(labels_file, images, report):
+    for number, image, label in read_rows(labels_file, data, images, report):
         if names is not None:
             if label not in names:
                 report.bad_rows.append(f"line {number}: label {label!r} is not in the names file")
@@ -185,7 +180,7 @@ def plan_import(labels_file: Path, images: Path, names: dict[str, str] | None, r
         if problem:
             report.bad_rows.append(f"line {number}: label {label!r} {problem}")
             continue
-        too_long = unusable_name(images / image)
+        too_long = unusable_path(images / image)
         if too_long:
             report.bad_rows.append(f"line {number}: {short(image)} {too_long}")
             continue
@@ -233,7 +228,7 @@ def link_or_copy(source: Path, target: Path) -> bool:
 def import_labels(labels_file: Path, images: Path, out: Path, names_file: Path | None = None) -> ImportReport:
     """Make OUT/<class>/<photo> from a labels file (see the module's doc). OUT must be new or empty."""
     labels_file, images, out = Path(labels_file), Path(images), Path(out)
-    read_labels_file(labels_file)  # refused here, before anything else is looked at
+    data = read_labels_file(labels_file)  # refused here, before anything else is looked at
     if not images.is_dir():
         raise ParameterError("images", f"{images}: not a folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -242,7 +237,7 @@ def import_labels(labels_file: Path, images: Path, out: Path, names_file: Path |
         raise ParameterError("out", f"{out} is inside the photos' folder {images}; write it somewhere else")
     names = read_label_names(names_file) if names_file is not None else None
     report = ImportReport()
-    plan = plan_import(labels_file, images, names, report)
+    plan = plan_import(labels_file, data, images, names, report)
     prefix = f".{out.name}.importing-"  # not a glob: a name may hold [ or *
     for left in [p for p in out.parent.iterdir() if p.name.startswith(prefix)] if out.parent.is_dir() else []:
         pid = left.name.rsplit("-", 1)[-1]
