@@ -30,8 +30,6 @@ MAX_NAME_CHARS = 80  # a name is read at arm's length: a phrase, not a paragraph
 MAX_TABLE_BYTES = 2_000_000  # 1,000 labels in 20 languages fit many times over
 MAX_LANGUAGES = 100  # Nuru, the field's reference app, runs in five
 HEADER = ("label", "language", "name")
-# Characters that reorder the text around them (bidi embeddings, overrides, isolates): a name
-# with one can turn "Mzima 97%" into "%79 amizM" on the page.
 
 
 def language_problem(tag: object) -> str | None:

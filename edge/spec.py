@@ -47,8 +47,19 @@ MAX_LABEL_BYTES = 255  # a folder name's limit on every common file system
 
 
 # Characters that reorder the text around them (bidirectional embeddings, overrides, isolates):
-# never in a label, a display name or a key's name.
+# never in a label, a display name or a key's name. One of them turns "Mzima 97%" into "%79 amizM"
+# on a page, and makes "healthy" read as any word.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def control_problem(text: str) -> str | None:
+    """Why `text` cannot be shown as one plain line (a label, a key's name), or None: a C0 or C1
+    control character (a newline), or a character that reorders the text around it."""
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+        return "holds a control character (such as a newline)"
+    if BIDI_CONTROLS & set(text):
+        return "holds a character that reorders the text around it (a bidi override or isolate)"
+    return None
 
 
 def label_problem(name: object) -> str | None:
@@ -59,11 +70,8 @@ def label_problem(name: object) -> str | None:
         return "is empty"
     if name != name.strip():
         return "starts or ends with a space"
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
-        return "holds a control character (such as a newline)"
-    if BIDI_CONTROLS & set(name):
-        # U+202E shown in a label turns the rest of a line around: "healthy" can read as any word.
-        return "holds a character that reorders the text around it (a bidi override or isolate)"
+    if control_problem(name):
+        return control_problem(name)
     if "/" in name or "\\" in name or name.startswith("."):
         return "is not a plain folder name (a slash, or a leading dot)"
     if len(name.encode("utf-8")) > MAX_LABEL_BYTES:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import ModelFileError, UserError
 from .files import read_regular_file
-from .spec import BIDI_CONTROLS
+from .spec import control_problem
 
 log = logging.getLogger("hh")
 
@@ -54,7 +54,7 @@ def new_key_pair(stem: str | Path) -> tuple[Path, Path, str]:
     stem = Path(stem).expanduser()
     if stem.suffix in (".key", ".pub"):  # `keygen field.key` means the pair named field
         stem = stem.with_suffix("")
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 or c in BIDI_CONTROLS for c in given):
+    if control_problem(given):
         raise UserError(f"{given!r}: a key's name holds a control character; give a plain file name")
     if not stem.name or stem.name in (".", "..") or given.endswith(("/", "\\")) or stem.is_dir():
         raise UserError(f"{given!r}: give the key pair a file name (in that folder: {given.rstrip('/')}/field), not a folder")
