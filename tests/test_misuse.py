@@ -485,8 +485,6 @@ def test_damaged_members_and_a_bomb_of_shared_members_are_skipped_in_one_pass(sy
     tracebacks; 2,000 entries pointing at one member were each decompressed again. Each is a
     skipped member now, named, and the good ones merge."""
     import copy
-    import struct
-    import time
 
     data = tmp_path / "train"
     shutil.copytree(synth_data / "train", data)

@@ -13,7 +13,8 @@ from ..edge.options import option
 from ..edge.spec import ASPECTS, INTERPOLATIONS
 from ..edge.spec import CLASS_MODES as SPEC_CLASS_MODES
 
-# Trained from scratch: the classic course's convnet and a 17k-weight net for devices.
+# Trained from scratch: the default for field photos, a 17k-weight net for the smallest devices,
+# and the classic course's convnet.
 SCRATCH_ARCHS = ("sepnet", "edge", "seed")
 # Pretrained backbones from Keras applications (transfer learning), each taking raw 0-255 RGB.
 BACKBONES = ("mobilenetv3small", "mobilenetv3large", "efficientnetb0")
@@ -109,8 +110,8 @@ class TrainConfig:
         "GB of model inputs to keep in RAM (default: half the memory this machine or container allows); "
         "beyond it they are written once to a file in the run folder and read from there every epoch.",
     )
-    # "light" by default: field photos differ in angle, distance and light from any training
-    # set, and light changes never make a leaf look like another class.
+    # "field" by default: field photos differ in angle, distance and light from any training set;
+    # measured one transform at a time on real field photos (BENCHMARKS.md 18).
     augment: str = option(
         "field",
         f"{', '.join(AUGMENTS)}: random flips, rotations, zoom, shifts and light changes of training images "
